@@ -1,0 +1,35 @@
+"""RFC 9457 problem details: the one place errors become HTTP responses."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from indelible.audit import NotFoundError
+from indelible.store.errors import StoreUnavailableError, UnknownLogError
+from indelible.store.logs import InvalidTenantError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(UnknownLogError)
+    async def unknown_log(_: Request, e: UnknownLogError):
+        return problem(404, "Unknown tenant", str(e), tenant=e.tenant)
+
+    @app.exception_handler(InvalidTenantError)
+    async def invalid_tenant(_: Request, e: InvalidTenantError):
+        return problem(422, "Invalid tenant", str(e))
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, e: NotFoundError):
+        return problem(404, "Not found", str(e))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def unavailable(_: Request, e: StoreUnavailableError):
+        return problem(503, "Storage unavailable", str(e))

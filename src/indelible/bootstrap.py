@@ -1,0 +1,74 @@
+"""The single composition root: settings → database → key → appender → checkpointer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from indelible.config import Settings
+from indelible.keys import load_or_create_signer
+from indelible.proofs import NoteSigner
+from indelible.runtime import EmbeddedPostgres
+from indelible.store.appender import GroupCommitAppender
+from indelible.store.checkpointer import Checkpointer
+from indelible.store.db import app_conninfo
+from indelible.store.schema import migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Database:
+    owner_url: str  # migrations, operator tasks
+    app_url: str  # everything else: the INSERT/SELECT-only role
+
+
+@contextmanager
+def open_database(settings: Settings) -> Iterator[Database]:
+    """The configured PostgreSQL, or the embedded one (reused if `indelible up` runs it)."""
+    if settings.database_url:
+        migrate(settings.database_url)
+        yield Database(settings.database_url, app_conninfo(settings.database_url))
+        return
+    server = EmbeddedPostgres(settings.data_dir / "postgres")
+    port = server.running_port()
+    if port is not None:
+        server.port = port
+    else:
+        log.info("starting embedded PostgreSQL in %s", server.pgdata)
+        server.start()
+    try:
+        migrate(server.url)
+        yield Database(server.url, app_conninfo(server.url))
+    finally:
+        if port is None:
+            server.stop()
+
+
+@dataclass(frozen=True)
+class Service:
+    settings: Settings
+    db: Database
+    signer: NoteSigner
+    appender: GroupCommitAppender
+
+
+@contextmanager
+def running_service(settings: Settings, *, checkpointer: bool = True) -> Iterator[Service]:
+    with open_database(settings) as db:
+        signer = load_or_create_signer(settings.key_file, settings.key_name)
+        appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
+                                       batch_wait=settings.batch_wait)
+        signing = Checkpointer(conninfo=db.app_url, signer=signer,
+                               interval=settings.checkpoint_interval,
+                               entries=settings.checkpoint_entries)
+        if checkpointer:
+            signing.start()
+        try:
+            yield Service(settings, db, signer, appender)
+        finally:
+            if checkpointer:
+                signing.stop()
+            appender.close()

@@ -1,0 +1,149 @@
+"""Auditor commands: checkpoint, proof, verify-proof, verify."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from indelible.cli.root import EXIT_INVALID, main, settings_from_env
+
+
+def _app_connection():
+    """(context manager stack) the database, connected as the application role."""
+    import contextlib
+
+    import psycopg
+
+    from indelible.bootstrap import open_database
+
+    stack = contextlib.ExitStack()
+    db = stack.enter_context(open_database(settings_from_env()))
+    conn = stack.enter_context(psycopg.connect(db.app_url, autocommit=True))
+    return stack, db, conn
+
+
+def _read_text(path: str) -> str:
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise click.BadParameter(f"cannot read {path}: {e}") from e
+
+
+def _verifier(vkey: str | None):
+    """--vkey as key text or a file holding it; default: this service's own key."""
+    from indelible.keys import load_signer
+    from indelible.proofs import NoteVerifier, ProofError
+
+    if vkey is None:
+        settings = settings_from_env()
+        if not settings.key_file.exists():
+            raise click.UsageError(f"no signing key at {settings.key_file}; pass --vkey")
+        vkey = load_signer(settings.key_file).verifier_key_text()
+    elif Path(vkey).is_file():
+        vkey = Path(vkey).read_text().strip()
+    try:
+        return NoteVerifier.from_key_text(vkey)
+    except ProofError as e:
+        raise click.BadParameter(str(e), param_hint="--vkey") from e
+
+
+@main.command()
+@click.option("--tenant", required=True)
+def checkpoint(tenant: str) -> None:
+    """Sign the tenant's log now if it grew, and print the latest checkpoint."""
+    from indelible.audit import current_checkpoint
+    from indelible.keys import load_or_create_signer
+    from indelible.store.checkpoints import sign_checkpoint
+
+    settings = settings_from_env()
+    signer = load_or_create_signer(settings.key_file, settings.key_name)
+    stack, _, conn = _app_connection()
+    with stack:
+        sign_checkpoint(conn, tenant, signer)
+        click.echo(current_checkpoint(conn, tenant).note, nl=False)
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--seq", required=True, type=click.IntRange(min=0))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE, not stdout.")
+def proof(tenant: str, seq: int, output: str | None) -> None:
+    """Print a C2SP tlog-proof of entry SEQ against the latest checkpoint.
+
+    The entry's canonical bytes ride in the `extra` line, so the file verifies on its own.
+    """
+    from indelible.audit import entry_proof
+
+    stack, _, conn = _app_connection()
+    with stack:
+        text = entry_proof(conn, tenant, seq).tlog_proof()
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command("verify-proof")
+@click.option("--vkey", required=True, help="Verifier key text, or a file holding it.")
+@click.argument("file")
+def verify_proof(vkey: str, file: str) -> None:
+    """Check a tlog-proof FILE offline ('-' for stdin); print the entry it proves."""
+    from indelible.proofs import ProofError, verify_tlog_proof
+
+    verifier = _verifier(vkey)
+    text = _read_text(file)
+    try:
+        checkpoint, entry = verify_tlog_proof(text, verifier)
+    except ProofError as e:
+        click.echo(f"INVALID: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    try:
+        shown = json.dumps(json.loads(entry), indent=2, ensure_ascii=False)
+    except ValueError:
+        shown = entry.decode("utf-8", "replace")
+    click.echo(shown)
+    click.echo(f"OK: this entry is included in {checkpoint.origin} at size {checkpoint.size}, "
+               f"signed by {verifier.name}", err=True)
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--trusted-checkpoint", "trusted", multiple=True, type=click.Path(dir_okay=False),
+              help="A signed checkpoint kept outside this database (repeatable).")
+@click.option("--vkey", help="Verifier key text or file (default: this service's key).")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes (default: all cores).")
+def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkey: str | None,
+           workers: int | None) -> None:
+    """Recompute the tenant's whole log and check it. Exit 0 intact, 1 tampered, 2 error."""
+    from indelible.verifier import verify_log
+
+    verifier = _verifier(vkey)
+    notes = [_read_text(path) for path in trusted]
+    stack, db, _ = _app_connection()
+    with stack:
+        report = verify_log(db.app_url, tenant, verifier, trusted_notes=notes,
+                            workers=workers, progress=_progress())
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.to_text())
+    sys.exit(0 if report.ok else EXIT_INVALID)
+
+
+def _progress():
+    started, last = time.monotonic(), [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.5 and done < total:
+            return
+        last[0] = now
+        rate = done / max(now - started, 1e-9)
+        click.echo(f"\rverified {done:,}/{total:,} entries ({rate:,.0f}/s)", err=True,
+                   nl=done >= total)
+
+    return show
+
+

@@ -1,0 +1,49 @@
+"""The `indelible` command.
+
+Exit codes: 0 success; 1 a verification found the log or a proof invalid; 2 the command
+could not run (bad input, no database, missing key).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from indelible.config import ConfigError, Settings
+
+EXIT_INVALID, EXIT_ERROR = 1, 2
+
+
+def settings_from_env() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+
+
+class _Group(click.Group):
+    """Turns the errors an operator can act on into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        import psycopg
+
+        from indelible.keys import SigningKeyError
+        from indelible.runtime import EmbeddedServerError
+        from indelible.store.errors import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except (StoreError, SigningKeyError, EmbeddedServerError, psycopg.OperationalError) as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress of the service itself.")
+def main(verbose: bool) -> None:
+    """Indelible: a compliance ledger nobody can edit."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+

@@ -1,0 +1,71 @@
+"""Settings: the only place environment variables are read.
+
+Every knob has a default that works on a fresh machine; `Settings.from_env()` is called by
+the composition root (`bootstrap.py`) and the CLI, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "indelible"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str | None = None  # None: start the embedded PostgreSQL in data_dir
+    base_origin: str = "indelible.local/log"  # checkpoint origin is "<base_origin>/<tenant>"
+    signing_key_file: Path | None = None  # None: <data_dir>/signing.key, generated on first start
+    checkpoint_interval: float = 5.0  # seconds between checkpointer passes
+    checkpoint_entries: int = 10_000  # sign early once this many entries are unsigned
+    batch_max: int = 2_000  # commands per group commit
+    batch_wait: float = 0.002  # seconds the appender waits to fill a batch
+
+    @property
+    def key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "signing.key"
+
+    @property
+    def key_name(self) -> str:
+        return self.base_origin
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        key_file = env.get("INDELIBLE_SIGNING_KEY_FILE")
+        return cls(
+            data_dir=Path(env.get("INDELIBLE_DATA_DIR") or _default_data_dir()).expanduser(),
+            database_url=env.get("INDELIBLE_DATABASE_URL") or None,
+            base_origin=env.get("INDELIBLE_ORIGIN", cls.base_origin),
+            signing_key_file=Path(key_file).expanduser() if key_file else None,
+            checkpoint_interval=_number(env, "INDELIBLE_CHECKPOINT_INTERVAL", cls.checkpoint_interval, float),
+            checkpoint_entries=_number(env, "INDELIBLE_CHECKPOINT_ENTRIES", cls.checkpoint_entries, int),
+            batch_max=_number(env, "INDELIBLE_BATCH_MAX", cls.batch_max, int),
+            batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float) / 1000,
+        )
+
+
+def _number(env, name: str, default, kind):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError as e:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from e
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be greater than zero")
+    return value

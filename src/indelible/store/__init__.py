@@ -1,0 +1,1 @@
+"""PostgreSQL storage: schema, appender, stored Merkle hashes, checkpoints."""

@@ -1,0 +1,71 @@
+"""The checkpointer: signs each tenant's log every `interval` seconds or `entries` entries."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg
+
+from indelible.proofs import NoteSigner
+from indelible.store.checkpoints import sign_checkpoint
+from indelible.store.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+POLL = 0.25  # seconds between looks at how many entries are unsigned
+
+_DUE = """
+SELECT h.tenant_id, h.size - coalesce(c.size, 0) AS unsigned, c.signed_at
+FROM log_heads h
+LEFT JOIN LATERAL (SELECT size, signed_at FROM checkpoints
+                   WHERE tenant_id = h.tenant_id ORDER BY size DESC LIMIT 1) c ON true
+WHERE h.size > coalesce(c.size, 0)
+"""
+
+
+class Checkpointer:
+    def __init__(self, *, conninfo: str, signer: NoteSigner, interval: float, entries: int):
+        self._conninfo = conninfo
+        self._signer = signer
+        self._interval = interval
+        self._entries = entries
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+
+    def start(self) -> Checkpointer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run_once(self, conn: psycopg.Connection) -> int:
+        """Sign every tenant that is due; returns how many checkpoints were signed."""
+        signed = 0
+        now = time.time()
+        for tenant, unsigned, last_at in conn.execute(_DUE).fetchall():
+            age = now - last_at.timestamp() if last_at else float("inf")
+            if unsigned >= self._entries or age >= self._interval:
+                try:
+                    signed += sign_checkpoint(conn, tenant, self._signer) is not None
+                except StoreError:
+                    # Refusing to sign is the safe outcome; it must be loud, never silent.
+                    log.exception("checkpoint of tenant %r refused", tenant)
+        return signed
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.wait(POLL):
+            try:
+                conn = conn if conn and not conn.closed else psycopg.connect(self._conninfo, autocommit=True)
+                self.run_once(conn)
+            except psycopg.Error:
+                log.warning("checkpointer lost its database connection; retrying", exc_info=True)
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()

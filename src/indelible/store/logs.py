@@ -1,0 +1,62 @@
+"""Tenant logs: creating one and reading its head."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import psycopg
+
+from indelible.proofs import CompactRange
+from indelible.store.errors import UnknownLogError
+
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class InvalidTenantError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LogHead:
+    tenant: str
+    origin: str
+    size: int
+    last_leaf_hash: bytes | None
+    frontier: CompactRange
+
+
+def check_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+        raise InvalidTenantError(
+            f"tenant {tenant!r} is not a valid slug: lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit, at most 63 characters")
+    return tenant
+
+
+def origin_for(base_origin: str, tenant: str) -> str:
+    return f"{base_origin}/{tenant}"
+
+
+def create_log(conn: psycopg.Connection, tenant: str, *, base_origin: str) -> bool:
+    """Create the tenant's empty log; False if it already existed."""
+    check_tenant(tenant)
+    cur = conn.execute(
+        "INSERT INTO log_heads (tenant_id, origin, frontier) VALUES (%s, %s, %s) "
+        "ON CONFLICT (tenant_id) DO NOTHING",
+        (tenant, origin_for(base_origin, tenant), CompactRange().to_bytes()))
+    return cur.rowcount == 1
+
+
+def read_head(conn: psycopg.Connection, tenant: str, *, lock: bool = False) -> LogHead:
+    sql = "SELECT origin, size, last_leaf_hash, frontier FROM log_heads WHERE tenant_id = %s"
+    row = conn.execute(sql + (" FOR UPDATE" if lock else ""), (tenant,)).fetchone()
+    if row is None:
+        raise UnknownLogError(tenant)
+    origin, size, last, frontier = row
+    return LogHead(tenant, origin, size, bytes(last) if last else None,
+                   CompactRange.from_bytes(bytes(frontier)))
+
+
+def list_tenants(conn: psycopg.Connection) -> list[str]:
+    return [t for (t,) in conn.execute("SELECT tenant_id FROM log_heads ORDER BY tenant_id")]

@@ -1,0 +1,136 @@
+"""Versioned schema migrations, applied in order on start and by `indelible migrate`.
+
+Migrations run as the owner of the database (the configured URL's user). The service itself
+then works as `indelible_app`, a role that may only INSERT and SELECT on evidence tables;
+triggers additionally refuse UPDATE, DELETE and TRUNCATE there, even for the owner. Neither
+stops a superuser who disables triggers: that is what verification is for.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+APP_ROLE = "indelible_app"
+MIGRATION_LOCK = 0x1DE1_1B1E  # advisory lock id: one migrator at a time across processes
+
+# Tables whose rows are evidence: append-only for everyone, forever.
+EVIDENCE_TABLES = ("ledger_entries", "merkle_nodes", "checkpoints")
+
+_V1_LEDGER = """
+CREATE FUNCTION indelible_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'table % is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+-- One row per tenant log: the only mutable row on the append path. The appender locks it
+-- FOR UPDATE, which serialises appends of one tenant across every process.
+CREATE TABLE log_heads (
+    tenant_id      text PRIMARY KEY CHECK (tenant_id ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+    origin         text NOT NULL UNIQUE,
+    size           bigint NOT NULL DEFAULT 0 CHECK (size >= 0),
+    last_leaf_hash bytea CHECK (octet_length(last_leaf_hash) = 32),
+    frontier       bytea NOT NULL,  -- compact range of [0, size): root of any size in O(log n)
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE ledger_entries (
+    tenant_id       text NOT NULL,
+    seq             bigint NOT NULL CHECK (seq >= 0),  -- the Merkle leaf index
+    entry           bytea NOT NULL,                    -- the exact canonical bytes hashed
+    leaf_hash       bytea NOT NULL CHECK (octet_length(leaf_hash) = 32),
+    -- copied out of the entry for indexing; the verifier checks they agree with it
+    event_id        uuid NOT NULL,
+    stream_id       text NOT NULL,
+    stream_version  bigint NOT NULL CHECK (stream_version >= 1),
+    type            text NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    actor_id        text NOT NULL,
+    idempotency_key text,
+    PRIMARY KEY (tenant_id, seq),
+    UNIQUE (tenant_id, event_id),
+    UNIQUE (tenant_id, stream_id, stream_version),
+    UNIQUE (tenant_id, idempotency_key)
+);
+
+-- Hashes of perfect subtrees at levels 8, 16, 24, ... (every 2^8, 2^16, ... leaves). With
+-- the leaf hashes in ledger_entries, any subtree hash needs at most one 256-row range read
+-- per level group, so proofs cost O(log n) reads at any size.
+CREATE TABLE merkle_nodes (
+    tenant_id text NOT NULL,
+    level     smallint NOT NULL CHECK (level > 0 AND level % 8 = 0),
+    idx       bigint NOT NULL CHECK (idx >= 0),
+    hash      bytea NOT NULL CHECK (octet_length(hash) = 32),
+    PRIMARY KEY (tenant_id, level, idx)
+);
+
+CREATE TABLE checkpoints (
+    tenant_id text NOT NULL,
+    size      bigint NOT NULL CHECK (size >= 0),
+    root_hash bytea NOT NULL CHECK (octet_length(root_hash) = 32),
+    note      text NOT NULL,       -- the C2SP signed note, exactly as published
+    key_id    bytea NOT NULL,      -- which key signed it (4 bytes, C2SP key id)
+    signed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, size)
+);
+"""
+
+
+def _append_only_triggers(table: str) -> str:
+    return f"""
+CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION indelible_refuse_change();
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION indelible_refuse_change();
+"""
+
+
+def _grants() -> str:
+    evidence = ", ".join(EVIDENCE_TABLES)
+    return f"""
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        CREATE ROLE {APP_ROLE} NOLOGIN;
+    END IF;
+END $$;
+GRANT {APP_ROLE} TO CURRENT_USER;
+GRANT USAGE ON SCHEMA public TO {APP_ROLE};
+GRANT SELECT, INSERT ON {evidence} TO {APP_ROLE};
+GRANT SELECT, INSERT, UPDATE ON log_heads TO {APP_ROLE};
+"""
+
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
+     _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
+]
+
+
+def migrate(conninfo: str) -> list[int]:
+    """Apply every migration not yet applied; returns the versions applied now."""
+    applied_now = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+                version int PRIMARY KEY, name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())""")
+            done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            for version, name, sql in MIGRATIONS:
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql)
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                                 (version, name))
+                applied_now.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    return applied_now
+
+
+def current_version(conninfo: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return row[0] or 0

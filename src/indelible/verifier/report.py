@@ -1,0 +1,71 @@
+"""What verification found, for people (text) and machines (JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # seq | leaf_hash | prev | column | merkle_node | log_head | checkpoint | trusted
+    detail: str
+    seq: int | None = None  # the first entry this finding implicates
+    seq_end: int | None = None  # exclusive end when only a range can be named
+
+    def where(self) -> str:
+        if self.seq is None:
+            return "log"
+        if self.seq_end is not None and self.seq_end > self.seq + 1:
+            return f"seq {self.seq}..{self.seq_end - 1}"
+        return f"seq {self.seq}"
+
+
+@dataclass
+class VerificationReport:
+    tenant: str
+    origin: str
+    size: int = 0
+    entries_checked: int = 0
+    checkpoints_checked: int = 0
+    trusted_checked: int = 0
+    seconds: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        seqs = [f.seq for f in self.findings if f.seq is not None]
+        return min(seqs) if seqs else None
+
+    def add(self, check: str, detail: str, seq: int | None = None, seq_end: int | None = None):
+        self.findings.append(Finding(check, detail, seq, seq_end))
+
+    def to_json(self) -> dict:
+        return {
+            "tenant": self.tenant, "origin": self.origin, "ok": self.ok, "size": self.size,
+            "entries_checked": self.entries_checked,
+            "checkpoints_checked": self.checkpoints_checked,
+            "trusted_checkpoints_checked": self.trusted_checked,
+            "first_bad_seq": self.first_bad_seq, "seconds": round(self.seconds, 3),
+            "entries_per_second": round(self.entries_checked / self.seconds) if self.seconds else None,
+            "findings": [asdict(f) for f in sorted(self.findings, key=_order)],
+        }
+
+    def to_text(self) -> str:
+        rate = f", {self.entries_checked / self.seconds:,.0f} entries/s" if self.seconds else ""
+        head = (f"tenant {self.tenant} ({self.origin}): {self.entries_checked:,} entries, "
+                f"{self.checkpoints_checked} checkpoints, {self.trusted_checked} trusted "
+                f"checkpoints checked in {self.seconds:.2f}s{rate}")
+        if self.ok:
+            return head + "\nOK: every check holds"
+        lines = [head, f"TAMPERED: {len(self.findings)} finding(s); first bad seq: "
+                       f"{self.first_bad_seq if self.first_bad_seq is not None else 'n/a'}"]
+        lines += [f"  {f.where()}: [{f.check}] {f.detail}" for f in sorted(self.findings, key=_order)]
+        return "\n".join(lines)
+
+
+def _order(f: Finding):
+    return (f.seq if f.seq is not None else -1, f.check)

@@ -1,0 +1,70 @@
+"""Real PostgreSQL for the suite: embedded by default, or INDELIBLE_TEST_DATABASE_URL.
+
+Each test session gets a database of its own on that server, dropped at the end, so runs
+against a shared server (CI's PostgreSQL 15) never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from indelible.proofs import NoteSigner
+from indelible.runtime import EmbeddedPostgres
+from indelible.store.db import app_conninfo
+from indelible.store.logs import create_log
+from indelible.store.schema import migrate
+
+BASE_ORIGIN = "test.indelible.local/log"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    external = os.environ.get("INDELIBLE_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    with tempfile.TemporaryDirectory(prefix="indelible-pg-") as tmp:
+        with EmbeddedPostgres(Path(tmp) / "pgdata") as server:
+            yield server.url
+
+
+@pytest.fixture(scope="session")
+def owner_url(pg_server_url):
+    name = f"indelible_test_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(pg_server_url, dbname=name)
+    migrate(url)
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def app_url(owner_url):
+    return app_conninfo(owner_url)
+
+
+@pytest.fixture
+def conn(app_url):
+    with psycopg.connect(app_url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def tenant(conn):
+    name = f"t-{secrets.token_hex(5)}"
+    create_log(conn, name, base_origin=BASE_ORIGIN)
+    return name
+
+
+@pytest.fixture(scope="session")
+def signer():
+    return NoteSigner.generate(BASE_ORIGIN)
