@@ -37,8 +37,14 @@ class VerificationReport:
 
     @property
     def first_bad_seq(self) -> int | None:
-        seqs = [f.seq for f in self.findings if f.seq is not None]
-        return min(seqs) if seqs else None
+        """The earliest entry named precisely; else the start of the earliest range.
+
+        Derived structures (Merkle nodes, checkpoint roots) can only name the range of
+        entries they cover; a finding about an entry itself is sharper, so it wins.
+        """
+        precise = [f.seq for f in self.findings if f.seq is not None and f.seq_end is None]
+        ranges = [f.seq for f in self.findings if f.seq is not None and f.seq_end is not None]
+        return min(precise or ranges) if precise or ranges else None
 
     def add(self, check: str, detail: str, seq: int | None = None, seq_end: int | None = None):
         self.findings.append(Finding(check, detail, seq, seq_end))

@@ -60,7 +60,9 @@ class InMemoryTree:
 
 def verify_log(conninfo: str, tenant: str, verifier: NoteVerifier, *,
                trusted_notes: Sequence[str] = (), workers: int | None = None,
-               progress: Progress | None = None) -> VerificationReport:
+               progress: Progress | None = None, chunk: int = CHUNK) -> VerificationReport:
+    if chunk <= 0 or chunk % GROUP:
+        raise ValueError(f"chunk must be a positive multiple of {GROUP}, got {chunk}")
     started = time.monotonic()
     # 1.
     with psycopg.connect(conninfo) as conn:
@@ -76,7 +78,7 @@ def verify_log(conninfo: str, tenant: str, verifier: NoteVerifier, *,
     boundaries = {c.size for c in checkpoints} | {t.size for t in trusted} | {head.size}
     keep = frozenset(s // GROUP for s in boundaries if s % GROUP and s <= scan_size)
     # 2.
-    chunks = _scan(conninfo, tenant, head.origin, scan_size, keep, workers, progress)
+    chunks = _scan(conninfo, tenant, head.origin, scan_size, keep, workers, progress, chunk)
     # 3.
     tree = _link(report, chunks)
     # 4.
@@ -89,8 +91,8 @@ def verify_log(conninfo: str, tenant: str, verifier: NoteVerifier, *,
     return report
 
 
-def _scan(conninfo, tenant, origin, size, keep, workers, progress) -> list[ChunkResult]:
-    ranges = [(lo, min(lo + CHUNK, size)) for lo in range(0, size, CHUNK)]
+def _scan(conninfo, tenant, origin, size, keep, workers, progress, chunk) -> list[ChunkResult]:
+    ranges = [(lo, min(lo + chunk, size)) for lo in range(0, size, chunk)]
     workers = min(workers or os.cpu_count() or 1, len(ranges))
     done, results = 0, []
     if workers <= 1:

@@ -1,0 +1,53 @@
+"""Evidence tables refuse UPDATE, DELETE and TRUNCATE, and the service role cannot even try."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from indelible.store.appender import append_batch
+from indelible.store.checkpoints import sign_checkpoint
+from indelible.store.schema import EVIDENCE_TABLES
+
+from .ledger_helpers import command
+
+pytestmark = pytest.mark.storage
+
+STATEMENTS = {
+    "update": "UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = %s",
+    "delete": "DELETE FROM {table} WHERE tenant_id = %s",
+}
+
+
+@pytest.fixture
+def filled(conn, tenant, signer):
+    append_batch(conn, tenant, [command(i) for i in range(300)])
+    sign_checkpoint(conn, tenant, signer)
+    return tenant
+
+
+@pytest.mark.parametrize("table", EVIDENCE_TABLES)
+@pytest.mark.parametrize("verb", sorted(STATEMENTS))
+def test_even_the_owner_cannot_update_or_delete_evidence(owner_url, filled, table, verb):
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match=f"table {table} is append-only: {verb.upper()} refused"):
+            owner.execute(STATEMENTS[verb].format(table=table), (filled,))
+
+
+@pytest.mark.parametrize("table", EVIDENCE_TABLES)
+def test_even_the_owner_cannot_truncate_evidence(owner_url, filled, table):
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="TRUNCATE refused"):
+            owner.execute(f"TRUNCATE {table}")
+
+
+@pytest.mark.parametrize("table", EVIDENCE_TABLES)
+@pytest.mark.parametrize("verb", sorted(STATEMENTS))
+def test_the_service_role_has_no_update_or_delete_privilege(conn, filled, table, verb):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f"permission denied for table {table}"):
+        conn.execute(STATEMENTS[verb].format(table=table), (filled,))
+
+
+def test_the_service_works_as_the_restricted_role(conn):
+    assert conn.execute("SELECT current_user").fetchone() == ("indelible_app",)
