@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import psycopg
 
 from indelible.proofs import TlogProof, format_tlog_proof
-from indelible.store.checkpoints import StoredCheckpoint, latest_checkpoint
+from indelible.store.checkpoints import StoredCheckpoint, checkpoint_at, latest_checkpoint
 from indelible.store.errors import StoreError, UnknownLogError
 from indelible.store.logs import read_head
 from indelible.store.tree import StoredTree
@@ -39,12 +39,17 @@ def current_checkpoint(conn: psycopg.Connection, tenant: str) -> StoredCheckpoin
     return checkpoint
 
 
-def entry_proof(conn: psycopg.Connection, tenant: str, seq: int) -> EntryProof:
-    """Entry `seq` with its inclusion proof against the latest checkpoint."""
+def entry_proof(conn: psycopg.Connection, tenant: str, seq: int,
+                size: int | None = None) -> EntryProof:
+    """Entry `seq` with its inclusion proof against the latest checkpoint, or the one of `size`."""
     checkpoint = current_checkpoint(conn, tenant)
+    if size is not None and size != checkpoint.size:
+        checkpoint = checkpoint_at(conn, tenant, size)
+        if checkpoint is None:
+            raise NotFoundError(f"tenant {tenant!r} has no checkpoint of size {size}")
     if not 0 <= seq < checkpoint.size:
         raise NotFoundError(
-            f"entry {seq} of tenant {tenant!r} is not covered by the latest checkpoint "
+            f"entry {seq} of tenant {tenant!r} is not covered by the checkpoint "
             f"(size {checkpoint.size}): valid seq is 0..{checkpoint.size - 1}"
             + (", or wait for the next checkpoint" if seq >= checkpoint.size else ""))
     row = conn.execute("SELECT entry, leaf_hash FROM ledger_entries WHERE tenant_id = %s "

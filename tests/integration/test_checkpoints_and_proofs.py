@@ -97,5 +97,14 @@ def test_proofs_use_stored_level_16_hashes_beyond_65536_entries(conn, tenant, si
 def test_an_entry_beyond_the_latest_checkpoint_has_no_proof_yet(conn, tenant, signer):
     _grow(conn, tenant, signer, [3])
     append_batch(conn, tenant, [command(3)])
-    with pytest.raises(audit.NotFoundError, match="not covered by the latest checkpoint .size 3."):
+    with pytest.raises(audit.NotFoundError, match="not covered by the checkpoint .size 3."):
         audit.entry_proof(conn, tenant, 3)
+
+
+def test_an_entry_can_be_proved_against_an_earlier_checkpoint(conn, tenant, signer):
+    _grow(conn, tenant, signer, [10, 20])
+    found = audit.entry_proof(conn, tenant, 4, size=10)
+    checkpoint, _ = proofs.verify_tlog_proof(found.tlog_proof(), verifier_of(signer))
+    assert checkpoint.size == 10
+    with pytest.raises(audit.NotFoundError, match="no checkpoint of size 15"):
+        audit.entry_proof(conn, tenant, 4, size=15)

@@ -53,8 +53,10 @@ def create_app(*, conninfo: str, signer: NoteSigner) -> FastAPI:
 
     @app.get("/v1/logs/{tenant}/entries/{seq}")
     async def entry(tenant: Tenant, seq: Annotated[int, Path(ge=0)],
-                    format: Literal["json", "tlog-proof"] = "json"):
-        found = await with_conn(audit.entry_proof, check_tenant(tenant), seq)
+                    format: Literal["json", "tlog-proof"] = "json",
+                    tree_size: Annotated[int | None, Query(ge=1)] = None):
+        """The entry with its inclusion proof (against the latest checkpoint by default)."""
+        found = await with_conn(audit.entry_proof, check_tenant(tenant), seq, tree_size)
         if format == "tlog-proof":
             return PlainTextResponse(found.tlog_proof(), media_type=TEXT)
         return {"tenant": tenant, "seq": seq, "entry": decode_entry(found.entry),

@@ -70,8 +70,9 @@ def checkpoint(tenant: str) -> None:
 @main.command()
 @click.option("--tenant", required=True)
 @click.option("--seq", required=True, type=click.IntRange(min=0))
+@click.option("--size", type=click.IntRange(min=1), help="Prove against the checkpoint of this size.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE, not stdout.")
-def proof(tenant: str, seq: int, output: str | None) -> None:
+def proof(tenant: str, seq: int, size: int | None, output: str | None) -> None:
     """Print a C2SP tlog-proof of entry SEQ against the latest checkpoint.
 
     The entry's canonical bytes ride in the `extra` line, so the file verifies on its own.
@@ -80,7 +81,7 @@ def proof(tenant: str, seq: int, output: str | None) -> None:
 
     stack, _, conn = _app_connection()
     with stack:
-        text = entry_proof(conn, tenant, seq).tlog_proof()
+        text = entry_proof(conn, tenant, seq, size).tlog_proof()
     if output:
         Path(output).write_text(text)
     else:

@@ -44,6 +44,12 @@ def latest_checkpoint(conn: psycopg.Connection, tenant: str) -> StoredCheckpoint
     return _row(row) if row else None
 
 
+def checkpoint_at(conn: psycopg.Connection, tenant: str, size: int) -> StoredCheckpoint | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM checkpoints WHERE tenant_id = %s AND size = %s",
+                       (tenant, size)).fetchone()
+    return _row(row) if row else None
+
+
 def all_checkpoints(conn: psycopg.Connection, tenant: str) -> list[StoredCheckpoint]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM checkpoints WHERE tenant_id = %s "
                         "ORDER BY size", (tenant,))
