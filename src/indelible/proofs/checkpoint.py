@@ -62,7 +62,7 @@ class Checkpoint:
                 raise ValueError(f"checkpoint extension line {line!r}: {problem}")
 
     def to_body(self) -> str:
-        """The note text: origin, size, base64 root and extension lines, each ending in a newline."""
+        """The note text: origin, size, base64 root, extension lines; each ends in a newline."""
         lines = [self.origin, str(self.size), b64encode(self.root_hash), *self.extensions]
         return "\n".join(lines) + "\n"
 

@@ -91,37 +91,57 @@ class CompactRange:
         return acc
 
     def append(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
-        """Add one leaf; return the tile-level subtrees it completed as (level, index, hash)."""
-        return self.extend((leaf_hash,))
+        """Add one leaf; return the tile-level subtrees it completed as (level, index, hash).
+
+        A subtree at ``level`` completed by leaf number ``size`` (counting this leaf) covers
+        the last ``2**level`` leaves, so its index is ``(size >> level) - 1``. Hot path:
+        one SHA-256 per leaf amortized, no allocation beyond new hashes and the result.
+        """
+        if type(leaf_hash) is not bytes or len(leaf_hash) != HASH_SIZE:
+            raise ValueError(f"leaf hash for leaf {self._size} is not {HASH_SIZE} bytes")
+        carry = self._size
+        if carry == _MAX_SIZE:
+            raise ValueError("compact range is full (2**64 - 1 leaves)")
+        size = self._size = carry + 1
+        stack, h, level = self._hashes, leaf_hash, 0
+        completed: list[tuple[int, int, bytes]] = []
+        # Binary addition: each trailing 1 bit of the old size is a subtree as tall as the
+        # one being carried, so the two merge into one a level up.
+        while carry & 1:
+            h = sha256(NODE_PREFIX + stack.pop() + h).digest()
+            carry >>= 1
+            level += 1
+            if not level & _TILE_MASK:
+                completed.append((level, (size >> level) - 1, h))
+        stack.append(h)
+        return completed
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
         """Add leaves in order; return every tile-level subtree completed, in completion order.
 
-        A subtree at ``level`` completed by leaf number ``size`` (the count after adding it)
-        covers the last ``2**level`` leaves, so its index is ``(size >> level) - 1``.
+        Same as :meth:`append` per leaf, inlined: this loop is the batch appender's hot path.
         """
-        stack = self._hashes
-        size = self._size
+        stack, size = self._hashes, self._size
+        node, mask, limit = NODE_PREFIX, _TILE_MASK, _MAX_SIZE  # locals: faster in the loop
         completed: list[tuple[int, int, bytes]] = []
-        node = NODE_PREFIX
-        for h in leaf_hashes:
-            if type(h) is not bytes or len(h) != HASH_SIZE:
-                raise ValueError(f"leaf hash for leaf {size} is not {HASH_SIZE} bytes")
-            if size == _MAX_SIZE:
-                raise ValueError("compact range is full (2**64 - 1 leaves)")
-            carry = size
-            size += 1
-            level = 0
-            # Binary addition: each trailing 1 bit of the old size is a subtree of the
-            # same height as the one being carried, so the two merge into one level up.
-            while carry & 1:
-                h = sha256(node + stack.pop() + h).digest()
-                carry >>= 1
-                level += 1
-                if not level & _TILE_MASK:
-                    completed.append((level, (size >> level) - 1, h))
-            stack.append(h)
-            # Kept current per leaf so that a refused leaf leaves a consistent range.
+        try:
+            for h in leaf_hashes:
+                if type(h) is not bytes or len(h) != HASH_SIZE:
+                    raise ValueError(f"leaf hash for leaf {size} is not {HASH_SIZE} bytes")
+                if size == limit:
+                    raise ValueError("compact range is full (2**64 - 1 leaves)")
+                carry = size
+                size += 1
+                level = 0
+                while carry & 1:
+                    h = sha256(node + stack.pop() + h).digest()
+                    carry >>= 1
+                    level += 1
+                    if not level & mask:
+                        completed.append((level, (size >> level) - 1, h))
+                stack.append(h)
+        finally:
+            # Leaves before a refused one stay appended; size must match the stack.
             self._size = size
         return completed
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .compact import TILE_HEIGHT, CompactRange, fold_perfect  # part of this API, kept apart for size
+# Part of this module's API, kept in their own module for size.
+from .compact import TILE_HEIGHT, CompactRange, fold_perfect
 from .errors import ProofError
 from .hashing import EMPTY_ROOT, HASH_SIZE, node_hash
 
@@ -28,7 +29,9 @@ __all__ = [
     "CompactRange",
     "fold_perfect",
     "consistency_proof",
+    "consistency_proof_length",
     "inclusion_proof",
+    "inclusion_proof_length",
     "perfect_subtrees",
     "range_root",
     "root_from_inclusion_proof",
@@ -38,7 +41,8 @@ __all__ = [
 ]
 
 SubtreeHash = Callable[[int, int], bytes]
-"""``subtree(level, index)``: hash of the perfect subtree over leaves [index << level, (index + 1) << level)."""
+"""``subtree(level, index)``: root of the perfect subtree over leaves
+``[index << level, (index + 1) << level)``."""
 
 
 # --- argument checks shared by the verifiers ------------------------------------------
@@ -88,7 +92,7 @@ def inclusion_proof_length(leaf_index: int, tree_size: int) -> int:
 def root_from_inclusion_proof(
     leaf_index: int, tree_size: int, leaf_hash: bytes, proof: Sequence[bytes]
 ) -> bytes:
-    """Return the root that ``proof`` implies for ``leaf_hash`` at ``leaf_index`` (RFC 9162 §2.1.3.2).
+    """The root ``proof`` implies for ``leaf_hash`` at ``leaf_index`` (RFC 9162 §2.1.3.2).
 
     Raises :class:`ProofError` if the arguments cannot describe an inclusion proof; the
     caller compares the result with a trusted root (see :func:`verify_inclusion`).
@@ -168,9 +172,9 @@ def verify_consistency(
     """Check that the tree (``size2``, ``root2``) extends the tree (``size1``, ``root1``).
 
     RFC 9162 §2.1.4.2. Returns ``None`` when the proof holds, raises :class:`ProofError`
-    otherwise. ``size1 == size2`` needs an empty proof and equal roots; ``size1 == 0 <
-    size2`` is refused (nothing to prove: callers that accept an empty old tree handle
-    that before calling).
+    otherwise. ``size1 == size2`` needs an empty proof and equal roots (for size 0, both
+    EMPTY_ROOT); ``size1 == 0 < size2`` is refused (nothing to prove: callers that accept
+    an empty old tree handle that before calling).
     """
     # 1. Every input is well formed.
     _check_count(size1, "old tree size")
@@ -203,7 +207,9 @@ def verify_consistency(
 
 def _verify_same_size(size: int, path: list[bytes], root1: bytes, root2: bytes) -> None:
     if path:
-        raise ProofError(f"consistency proof between equal sizes {size} must be empty, has {len(path)} hashes")
+        raise ProofError(
+            f"consistency proof between equal sizes {size} must be empty, has {len(path)} hashes"
+        )
     if root1 != root2:
         raise ProofError(f"root mismatch: two different roots for the same tree size {size}")
     if size == 0 and root1 != EMPTY_ROOT:

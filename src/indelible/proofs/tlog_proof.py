@@ -44,7 +44,7 @@ class TlogProof:
 
     def __post_init__(self) -> None:
         if type(self.index) is not int or not 0 <= self.index <= MAX_UINT64:
-            raise ValueError(f"tlog-proof index must be an integer in [0, 2**64), got {self.index!r}")
+            raise ValueError(f"tlog-proof index must be an integer in [0, 2**64): {self.index!r}")
         if type(self.hashes) is not tuple:
             raise ValueError("tlog-proof hashes must be a tuple")
         for i, h in enumerate(self.hashes):
@@ -130,5 +130,6 @@ def verify_tlog_proof(
     if type(data) is not bytes:
         raise ProofError(f"leaf must be bytes, got {type(data).__name__}")
     # 4. The leaf is included at the index in the checkpointed tree.
-    verify_inclusion(proof.index, checkpoint.size, leaf_hash(data), proof.hashes, checkpoint.root_hash)
+    root = checkpoint.root_hash
+    verify_inclusion(proof.index, checkpoint.size, leaf_hash(data), proof.hashes, root)
     return checkpoint, data
