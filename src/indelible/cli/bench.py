@@ -2,11 +2,100 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from contextlib import contextmanager
+
 import click
 
-from indelible.cli.root import main
+from indelible.cli.root import EXIT_INVALID, main, settings_from_env
 
 
 @main.group()
 def bench() -> None:
     """Measure the ledger against raw PostgreSQL in the same run."""
+
+
+def _output(command: str, tenant: str, measurements, as_json: bool, extra: dict) -> None:
+    from indelible.bench.common import report_json, report_text
+
+    if as_json:
+        click.echo(json.dumps(report_json(command, tenant, measurements, **extra), indent=2))
+    else:
+        click.echo(report_text(command, tenant, measurements))
+        click.echo("\n" + ", ".join(f"{k}: {v}" for k, v in extra.items()))
+
+
+@contextmanager
+def _bench_database(tenant: str):
+    """The service's database, with the tenant's log created if missing (it stays after)."""
+    import psycopg
+
+    from indelible.bench.common import BenchError
+    from indelible.bootstrap import open_database
+    from indelible.store.logs import InvalidTenantError, create_log
+
+    settings = settings_from_env()
+    with open_database(settings) as db:
+        with psycopg.connect(db.app_url, autocommit=True) as conn:
+            try:
+                create_log(conn, tenant, base_origin=settings.base_origin)
+            except InvalidTenantError as e:
+                raise click.BadParameter(str(e), param_hint="--tenant") from e
+        try:
+            yield settings, db
+        except BenchError as e:
+            click.echo(f"FAILED: {e}", err=True)
+            sys.exit(EXIT_INVALID)
+
+
+_tenant = click.option("--tenant", default="bench", show_default=True,
+                       help="Tenant whose log the benchmark appends to (kept afterwards).")
+_json = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+@bench.command("append")
+@_tenant
+@_json
+@click.option("--entries", default=200_000, show_default=True, type=click.IntRange(min=1),
+              help="Entries per throughput measurement (group commit, append_batch, baseline).")
+@click.option("--producers", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Threads submitting to the group-commit appender.")
+@click.option("--batch", type=click.IntRange(min=1),
+              help="Entries per commit for append_batch and the baseline [default: the "
+                   "service's batch_max].")
+@click.option("--latency-samples", default=2_000, show_default=True, type=click.IntRange(min=1),
+              help="Sequential single appends timed one by one.")
+def bench_append(tenant: str, as_json: bool, entries: int, producers: int, batch: int | None,
+                 latency_samples: int) -> None:
+    """Append throughput and single-append latency vs raw COPY / INSERT."""
+    from indelible.bench.append import AppendOptions, run
+
+    with _bench_database(tenant) as (settings, db):
+        options = AppendOptions(entries=entries, producers=producers,
+                                batch=batch or settings.batch_max, batch_wait=settings.batch_wait,
+                                latency_samples=latency_samples)
+        measurements, extra = run(db, tenant, options)
+    _output("append", tenant, measurements, as_json, extra)
+
+
+@bench.command("verify")
+@_tenant
+@_json
+@click.option("--size", default=1_000_000, show_default=True, type=click.IntRange(min=1),
+              help="Grow the tenant's log to at least this many entries first.")
+@click.option("--proofs", "proof_count", default=2_000, show_default=True,
+              type=click.IntRange(min=1), help="Random inclusion proofs timed one by one.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Verifier processes (default: all cores).")
+def bench_verify(tenant: str, as_json: bool, size: int, proof_count: int,
+                 workers: int | None) -> None:
+    """Full verification throughput and inclusion-proof latency vs raw COPY / SELECT."""
+    from indelible.bench.verify import VerifyOptions, run
+    from indelible.keys import load_or_create_signer
+
+    with _bench_database(tenant) as (settings, db):
+        signer = load_or_create_signer(settings.key_file, settings.key_name)
+        options = VerifyOptions(size=size, proofs=proof_count, workers=workers)
+        measurements, extra = run(db, tenant, signer, options)
+    _output("verify", tenant, measurements, as_json, extra)
