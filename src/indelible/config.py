@@ -29,7 +29,7 @@ class Settings:
     checkpoint_interval: float = 5.0  # seconds between checkpointer passes
     checkpoint_entries: int = 10_000  # sign early once this many entries are unsigned
     batch_max: int = 2_000  # commands per group commit
-    batch_wait: float = 0.002  # seconds the appender waits to fill a batch
+    batch_wait: float = 0.0  # seconds a lone command waits for company (0: commit at once)
 
     @property
     def key_file(self) -> Path:
@@ -54,11 +54,12 @@ class Settings:
             checkpoint_interval=_number(env, "INDELIBLE_CHECKPOINT_INTERVAL", cls.checkpoint_interval, float),
             checkpoint_entries=_number(env, "INDELIBLE_CHECKPOINT_ENTRIES", cls.checkpoint_entries, int),
             batch_max=_number(env, "INDELIBLE_BATCH_MAX", cls.batch_max, int),
-            batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float) / 1000,
+            batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float,
+                               minimum=0) / 1000,
         )
 
 
-def _number(env, name: str, default, kind):
+def _number(env, name: str, default, kind, minimum=None):
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -66,6 +67,7 @@ def _number(env, name: str, default, kind):
         value = kind(raw)
     except ValueError as e:
         raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from e
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than zero")
+    if (value < minimum) if minimum is not None else (value <= 0):
+        bound = f"at least {minimum}" if minimum is not None else "greater than zero"
+        raise ConfigError(f"{name}={raw!r} must be {bound}")
     return value

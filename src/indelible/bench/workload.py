@@ -1,6 +1,6 @@
 """Realistic append commands, and baseline rows built from exactly the same entry bytes.
 
-A command looks like what the discrepancy engine writes: stream `disc/<uuid>` (a few events
+A command looks like what the discrepancy engine writes: stream `disc/<uuid7>` (a few events
 per stream, so stream-version lookups hit existing streams), a discrepancy type, an actor,
 and a data dict with amounts as decimal strings, currency, source and external reference.
 Every command carries a unique idempotency key, as retried API calls do.
@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from indelible.entry import Actor, NewEntry, encode_entry
+from indelible.entry import Actor, NewEntry, encode_entry, time_ordered_ids
 
 EVENTS_PER_STREAM = 4  # detected, assigned, acknowledged, resolved
 TYPES = ("discrepancy.detected", "discrepancy.assigned", "discrepancy.acknowledged",
@@ -30,8 +30,10 @@ def commands(count: int, *, seed: int | None = None) -> list[NewEntry]:
     """`count` commands over count/4 fresh streams, with keys unique to this call."""
     rng = random.Random(seed)
     run = secrets.token_hex(4)
-    streams = [f"disc/{uuid.UUID(int=rng.getrandbits(128), version=4)}"
-               for _ in range(max(1, count // EVENTS_PER_STREAM))]
+    # Discrepancy ids are UUIDv7, as the service mints them: time-ordered, so new streams
+    # land at the right edge of the (tenant, stream, version) index.
+    streams = [f"disc/{i}" for i in time_ordered_ids(datetime.now(timezone.utc),
+                                                     max(1, count // EVENTS_PER_STREAM))]
     return [_command(rng, run, i, streams[i % len(streams)], i // len(streams))
             for i in range(count)]
 
@@ -58,7 +60,9 @@ def baseline_rows(tenant: str, origin: str, cmds: list[NewEntry]) -> Iterator[tu
     for seq, command in enumerate(cmds):
         version = versions.get(command.stream, 0) + 1
         versions[command.stream] = version
-        e = encode_entry(command, origin=origin, seq=seq, prev=prev, version=version, at=at)
-        prev = hashlib.sha256(b"\x00" + e.entry).digest()
-        yield (tenant, seq, e.entry, prev, e.event_id, e.stream, e.version, e.type,
-               e.recorded_at, e.actor_id, e.idempotency_key)
+        event_id = uuid.uuid4()
+        entry = encode_entry(command, origin=origin, seq=seq, prev=prev, version=version, at=at,
+                             event_id=event_id)
+        prev = hashlib.sha256(b"\x00" + entry).digest()
+        yield (tenant, seq, entry, prev, event_id, command.stream, version, command.type,
+               at, command.actor.id, command.idempotency_key)
