@@ -22,10 +22,9 @@ TABLE = "raw_entries"
 COLUMNS = ("tenant_id, seq, entry, leaf_hash, event_id, stream_id, stream_version, type, "
            "recorded_at, actor_id, idempotency_key")
 _COPY_IN = f"COPY {SCHEMA}.{TABLE} ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
-# The columns and conversions the verifier's scan selects (verifier/scan.py), so the server
-# does the same work per row for the baseline as for verification.
-_SCAN_COLUMNS = """seq, entry, leaf_hash, event_id::text, stream_id, stream_version, type,
-       to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+# The columns the verifier's scan selects (verifier/scan.py), so the server does the same
+# work per row for the baseline as for verification.
+_SCAN_COLUMNS = """seq, entry, leaf_hash, event_id, stream_id, stream_version, type, recorded_at,
        actor_id, idempotency_key"""
 
 

@@ -9,22 +9,58 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
+import struct
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
+import orjson
 import psycopg
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 
 from indelible.proofs import fold_perfect
 
 GROUP = 256
 MISSING = b"\x00" * 32  # stands in for a deleted entry so later positions keep their index
+FETCH = 10_000  # rows per round trip
 
 _SCAN = """
-SELECT seq, entry, leaf_hash, event_id::text, stream_id, stream_version, type,
-       to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+SELECT seq, entry, leaf_hash, event_id, stream_id, stream_version, type, recorded_at,
        actor_id, idempotency_key
 FROM ledger_entries WHERE tenant_id = %s AND seq >= %s AND seq < %s ORDER BY seq
 """
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_int8 = struct.Struct(">q").unpack
+
+
+class _RawMicros(Loader):
+    """timestamptz as its wire value (µs since 2000-01-01 UTC): no datetime per row."""
+
+    format = Format.BINARY
+
+    def load(self, data) -> int:
+        return _int8(data)[0]
+
+
+class _RawBytes(Loader):
+    """uuid as its 16 wire bytes: no UUID object per row."""
+
+    format = Format.BINARY
+
+    def load(self, data) -> bytes:
+        return bytes(data)
+
+
+def _micros(at: str, cache: dict[str, int]) -> int | None:
+    """The entry's `at` text as µs since 2000; entries of one commit share it, hence the cache."""
+    if at not in cache:
+        try:
+            moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        except (TypeError, ValueError):
+            return None
+        cache[at] = (moment - _PG_EPOCH) // _MICROSECOND
+    return cache[at]
 
 
 @dataclass
@@ -44,39 +80,57 @@ def scan_chunk(conninfo: str, tenant: str, origin: str, lo: int, hi: int,
     """Check entries [lo, hi) (lo a multiple of 256) and fold their leaves."""
     result = ChunkResult(lo, hi)
     leaves: list[bytes] = []
-    expected, prev = lo, None
-    with psycopg.connect(conninfo) as conn, conn.cursor(name="scan") as cur:
-        cur.itersize = 10_000
-        cur.execute(_SCAN, (tenant, lo, hi), binary=True)
-        for row in cur:
-            seq = row[0]
-            if seq != expected:
-                result.findings.append(("seq", f"entries {expected}..{seq - 1} are missing", expected))
-                leaves += [MISSING] * (seq - expected)
-                prev = None
-            leaf = hashlib.sha256(b"\x00" + row[1]).digest()
-            if leaf != row[2]:
-                result.findings.append(("leaf_hash", "stored leaf_hash does not match the entry bytes", seq))
-            _check_entry(result, row, origin, prev, seq == lo)
-            leaves.append(leaf)
-            prev, expected = leaf, seq + 1
-            result.rows += 1
+    times: dict[str, int] = {}
+    with psycopg.connect(conninfo) as conn:
+        # Registered before the cursor exists: a cursor copies the adapters it starts with.
+        conn.adapters.register_loader("timestamptz", _RawMicros)
+        conn.adapters.register_loader("uuid", _RawBytes)
+        _scan_rows(conn, result, tenant, origin, lo, hi, leaves, times)
+    expected = lo + len(leaves)
     if expected < hi:
         result.findings.append(("seq", f"entries {expected}..{hi - 1} are missing", expected))
         leaves += [MISSING] * (hi - expected)
-    result.last_leaf = prev
     _fold(result, leaves, keep_groups)
     return result
 
 
-def _check_entry(result: ChunkResult, row, origin: str, prev: bytes | None, first: bool) -> None:
-    seq, entry = row[0], row[1]
+def _scan_rows(conn, result: ChunkResult, tenant: str, origin: str, lo: int, hi: int,
+               leaves: list[bytes], times: dict[str, int]) -> None:
+    expected, prev = lo, None
+    with conn.cursor(name="scan") as cur:
+        cur.execute(_SCAN, (tenant, lo, hi), binary=True)
+        # Explicit fetchmany: iterating a server cursor row by row fetches in small pieces.
+        while rows := cur.fetchmany(FETCH):
+            for row in rows:
+                seq = row[0]
+                if seq != expected:
+                    result.findings.append(("seq", f"entries {expected}..{seq - 1} are missing", expected))
+                    leaves += [MISSING] * (seq - expected)
+                    prev = None
+                leaf = hashlib.sha256(b"\x00" + row[1]).digest()
+                if leaf != row[2]:
+                    result.findings.append(("leaf_hash", "stored leaf_hash does not match the entry bytes", seq))
+                _check_entry(result, row, origin, prev, seq == lo, times)
+                leaves.append(leaf)
+                prev, expected = leaf, seq + 1
+            result.rows += len(rows)
+    result.last_leaf = prev
+
+
+_COLUMNS = ("seq", "event_id", "stream_id", "stream_version", "type", "recorded_at", "actor_id",
+            "idempotency_key")
+
+
+def _check_entry(result: ChunkResult, row, origin: str, prev: bytes | None, first: bool,
+                 times: dict[str, int]) -> None:
+    seq = row[0]
     try:
-        doc = json.loads(entry)
-        claimed = (doc["seq"], doc["id"], doc["stream"], doc["version"], doc["type"], doc["at"],
-                   doc["actor"]["id"], doc["meta"].get("idempotency_key"))
+        doc = orjson.loads(row[1])
+        claimed = (doc["seq"], doc["id"].replace("-", ""), doc["stream"], doc["version"],
+                   doc["type"], _micros(doc["at"], times), doc["actor"]["id"],
+                   doc["meta"].get("idempotency_key"))
         link, log = doc["prev"], doc["log"]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
         result.findings.append(("entry", f"entry bytes are not a valid ledger entry: {e!r}", seq))
         return
     if first:
@@ -85,14 +139,19 @@ def _check_entry(result: ChunkResult, row, origin: str, prev: bytes | None, firs
         result.findings.append(("prev", "prev does not link to the previous entry's leaf hash", seq))
     if log != origin:
         result.findings.append(("entry", f"entry belongs to log {log!r}, not {origin!r}", seq))
-    stored = (seq, *row[3:])
+    stored = (seq, row[3].hex(), row[4], row[5], row[6], row[7], row[8], row[9])
     if claimed != stored:
-        names = ("seq", "event_id", "stream_id", "stream_version", "type", "recorded_at",
-                 "actor_id", "idempotency_key")
-        for name, said, column in zip(names, claimed, stored):
+        for name, said, column in zip(_COLUMNS, _readable(claimed), _readable(stored)):
             if said != column:
                 result.findings.append(
                     ("column", f"column {name} is {column!r} but the entry says {said!r}", seq))
+
+
+def _readable(values: tuple) -> tuple:
+    """Column values as a person reads them (the hot path compares raw forms)."""
+    seq, hex_id, stream, version, type_, micros, actor, key = values
+    at = (_PG_EPOCH + micros * _MICROSECOND).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micros is not None else None
+    return seq, hex_id, stream, version, type_, at, actor, key
 
 
 def _fold(result: ChunkResult, leaves: list[bytes], keep_groups: frozenset[int]) -> None:
