@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,14 +133,3 @@ class EmbeddedPostgres:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise EmbeddedServerError(
                 f"{program} failed (exit {result.returncode}): {result.stderr.strip()}\n{tail}")
-
-
-def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise EmbeddedServerError(f"nothing answered on {host}:{port} within {timeout:.0f}s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -12,18 +13,16 @@ import click
 from indelible.cli.root import EXIT_INVALID, main, settings_from_env
 
 
+@contextmanager
 def _app_connection():
-    """(context manager stack) the database, connected as the application role."""
-    import contextlib
-
+    """The database (embedded or configured) and a connection as the application role."""
     import psycopg
 
     from indelible.bootstrap import open_database
 
-    stack = contextlib.ExitStack()
-    db = stack.enter_context(open_database(settings_from_env()))
-    conn = stack.enter_context(psycopg.connect(db.app_url, autocommit=True))
-    return stack, db, conn
+    with open_database(settings_from_env()) as db:
+        with psycopg.connect(db.app_url, autocommit=True) as conn:
+            yield db, conn
 
 
 def _read_text(path: str) -> str:
@@ -61,8 +60,7 @@ def checkpoint(tenant: str) -> None:
 
     settings = settings_from_env()
     signer = load_or_create_signer(settings.key_file, settings.key_name)
-    stack, _, conn = _app_connection()
-    with stack:
+    with _app_connection() as (_, conn):
         sign_checkpoint(conn, tenant, signer)
         click.echo(current_checkpoint(conn, tenant).note, nl=False)
 
@@ -79,8 +77,7 @@ def proof(tenant: str, seq: int, size: int | None, output: str | None) -> None:
     """
     from indelible.audit import entry_proof
 
-    stack, _, conn = _app_connection()
-    with stack:
+    with _app_connection() as (_, conn):
         text = entry_proof(conn, tenant, seq, size).tlog_proof()
     if output:
         Path(output).write_text(text)
@@ -125,8 +122,7 @@ def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkey: str | Non
 
     verifier = _verifier(vkey)
     notes = [_read_text(path) for path in trusted]
-    stack, db, _ = _app_connection()
-    with stack:
+    with _app_connection() as (db, _):
         report = verify_log(db.app_url, tenant, verifier, trusted_notes=notes,
                             workers=workers, progress=_progress())
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.to_text())

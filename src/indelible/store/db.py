@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from indelible.store.schema import APP_ROLE
@@ -13,7 +12,3 @@ def app_conninfo(owner_url: str) -> str:
     options = conninfo_to_dict(owner_url).get("options") or ""
     return make_conninfo(owner_url, options=f"{options} -c role={APP_ROLE}".strip(),
                          application_name="indelible")
-
-
-def connect(conninfo: str, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(conninfo, **kwargs)

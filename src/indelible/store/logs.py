@@ -56,7 +56,3 @@ def read_head(conn: psycopg.Connection, tenant: str, *, lock: bool = False) -> L
     origin, size, last, frontier = row
     return LogHead(tenant, origin, size, bytes(last) if last else None,
                    CompactRange.from_bytes(bytes(frontier)))
-
-
-def list_tenants(conn: psycopg.Connection) -> list[str]:
-    return [t for (t,) in conn.execute("SELECT tenant_id FROM log_heads ORDER BY tenant_id")]
