@@ -19,9 +19,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 from datetime import datetime, timezone
 from hashlib import sha256
 from uuid import UUID
@@ -55,10 +56,42 @@ class Appended:
 
 
 Outcome = Appended | AppendRefusedError
-Command = NewEntry | PreparedEntry
 
 
-def prepare(command: Command) -> PreparedEntry | InvalidEntryError:
+@dataclass(frozen=True)
+class Decision:
+    """A command whose entry depends on its stream's current state.
+
+    `decide` is called inside the appending transaction, after the log head is locked, with
+    the state the batch's `StreamModel` loaded (evolved by earlier batch-mates): a stale tab
+    or a concurrent move is judged against committed truth, never against what the caller
+    saw. It returns the entry to append, or raises an AppendRefusedError to refuse.
+    A retried Decision with an already-used idempotency key returns the original entry
+    without deciding again.
+    """
+
+    stream: str
+    decide: Callable[[Any], NewEntry]
+    idempotency_key: str | None = None
+
+
+class StreamModel(Protocol):
+    """A read model kept in the same transaction as the entries it is derived from."""
+
+    def load(self, conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, Any]:
+        """Current state of each stream that has one."""
+
+    def evolve(self, state: Any, appended: Appended) -> Any:
+        """The state after one more entry."""
+
+    def project(self, conn: psycopg.Connection, tenant: str, states: dict[str, Any]) -> None:
+        """Store the new states of the streams this batch changed."""
+
+
+Command = NewEntry | PreparedEntry | Decision
+
+
+def prepare(command: NewEntry | PreparedEntry) -> PreparedEntry | InvalidEntryError:
     """Check and pre-encode a command; needs no log state, so it runs before any lock."""
     if isinstance(command, PreparedEntry):
         return command
@@ -68,26 +101,44 @@ def prepare(command: Command) -> PreparedEntry | InvalidEntryError:
         return InvalidEntryError(str(e))
 
 
-def append_batch(conn: psycopg.Connection, tenant: str,
-                 commands: Sequence[Command]) -> list[Outcome]:
-    """Append `commands` to `tenant`'s log in one transaction; one outcome per command."""
-    prepared = [prepare(c) for c in commands]
-    valid = [p.command for p in prepared if isinstance(p, PreparedEntry)]
+def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Command], *,
+                 model: StreamModel | None = None) -> list[Outcome]:
+    """Append `commands` to `tenant`'s log in one transaction; one outcome per command.
+
+    Decisions need a `model`: its states are loaded under the lock, evolved entry by entry,
+    and projected before the commit, so the read model never disagrees with the log.
+    """
+    items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
+    if model is None and any(isinstance(i, Decision) for i in items):
+        raise ValueError("Decision commands need a StreamModel")
+    live = [i for i in items if not isinstance(i, AppendRefusedError)]
+    keys = [k for k in map(_key, live) if k is not None]
+    streams = list({_stream(i) for i in live})
     with conn.transaction():
         head = read_head(conn, tenant, lock=True)
-        replays = _existing_by_key(conn, tenant, valid)
-        versions = _stream_versions(conn, tenant, valid)
-        batch = _Batch(tenant, head, len(valid))
+        replays = _existing_by_key(conn, tenant, keys)
+        versions = _stream_versions(conn, tenant, streams)
+        decided = list({i.stream for i in live if isinstance(i, Decision)})
+        states = model.load(conn, tenant, decided) if decided else {}
+        batch = _Batch(tenant, head, len(items), model, states)
         with conn.cursor() as cur:
             # Rows stream to the server while later ones are still being hashed, so
             # PostgreSQL ingests in parallel with this loop instead of after it.
             with cur.copy(COPY_SQL) as copy:
-                outcomes = [p if isinstance(p, AppendRefusedError)
-                            else batch.add(p, replays, versions, copy) for p in prepared]
+                outcomes = [i if isinstance(i, AppendRefusedError)
+                            else batch.add(i, replays, versions, copy) for i in items]
                 copy.write(batch.rows.drain(last=True))
             if batch.rows.count:
-                batch.finish(cur)
+                batch.finish(conn, cur)
     return outcomes
+
+
+def _key(item: PreparedEntry | Decision) -> str | None:
+    return item.idempotency_key if isinstance(item, Decision) else item.command.idempotency_key
+
+
+def _stream(item: PreparedEntry | Decision) -> str:
+    return item.stream if isinstance(item, Decision) else item.command.stream
 
 
 class _Batch:
@@ -95,8 +146,10 @@ class _Batch:
 
     STREAM_EVERY = 256  # rows per write to the COPY stream
 
-    def __init__(self, tenant: str, head: LogHead, expected: int):
+    def __init__(self, tenant: str, head: LogHead, expected: int, model: StreamModel | None,
+                 states: dict[str, Any]):
         self.tenant = tenant
+        self.model, self.states, self.changed = model, states, set()
         self.at = datetime.now(timezone.utc)
         self.at_text = format_time(self.at)
         self.log = log_json(head.origin)
@@ -105,7 +158,10 @@ class _Batch:
         self.nodes: list[tuple[int, int, bytes]] = []
         self.rows = EntryRows(tenant, self.at)
 
-    def add(self, p: PreparedEntry, replays: dict, versions: dict, copy) -> Outcome:
+    def add(self, item: PreparedEntry | Decision, replays: dict, versions: dict, copy) -> Outcome:
+        if isinstance(item, Decision):
+            return self._decide(item, replays, versions, copy)
+        p = item
         command = p.command
         refused = _replay_or_refusal(command, replays, versions)
         if refused is not None:
@@ -128,8 +184,27 @@ class _Batch:
         self.seq, self.prev = self.seq + 1, leaf
         return appended
 
-    def finish(self, cur: psycopg.Cursor) -> None:
-        """Store the completed Merkle nodes and move the log head."""
+    def _decide(self, d: Decision, replays: dict, versions: dict, copy) -> Outcome:
+        if d.idempotency_key is not None and d.idempotency_key in replays:
+            return _as_replay(replays[d.idempotency_key][0])
+        try:
+            command = d.decide(self.states.get(d.stream))
+        except AppendRefusedError as refused:
+            return refused
+        if command.stream != d.stream or command.idempotency_key != d.idempotency_key:
+            raise ValueError(f"decision for {d.stream!r} returned an entry for {command.stream!r} "
+                             "or with another idempotency key")
+        p = prepare(command)
+        outcome = p if isinstance(p, AppendRefusedError) else self.add(p, replays, versions, copy)
+        if isinstance(outcome, Appended) and not outcome.replayed:
+            self.states[d.stream] = self.model.evolve(self.states.get(d.stream), outcome)
+            self.changed.add(d.stream)
+        return outcome
+
+    def finish(self, conn: psycopg.Connection, cur: psycopg.Cursor) -> None:
+        """Store the completed Merkle nodes, the changed read models; move the log head."""
+        if self.changed:
+            self.model.project(conn, self.tenant, {s: self.states[s] for s in self.changed})
         if self.nodes:
             cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
                             "VALUES (%s, %s, %s, %s)",
@@ -167,8 +242,7 @@ def _as_replay(original: Appended) -> Appended:
 
 
 def _existing_by_key(conn: psycopg.Connection, tenant: str,
-                     commands: Sequence[NewEntry]) -> dict[str, tuple[Appended, None]]:
-    keys = [c.idempotency_key for c in commands if c.idempotency_key is not None]
+                     keys: list[str]) -> dict[str, tuple[Appended, None]]:
     if not keys:
         return {}
     rows = conn.execute(
@@ -180,9 +254,7 @@ def _existing_by_key(conn: psycopg.Connection, tenant: str,
             for key, seq, event_id, stream, version, leaf, at, entry in rows}
 
 
-def _stream_versions(conn: psycopg.Connection, tenant: str,
-                     commands: Sequence[NewEntry]) -> dict[str, int]:
-    streams = list({c.stream for c in commands})
+def _stream_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
     if not streams:
         return {}
     rows = conn.execute(
@@ -202,8 +274,10 @@ class GroupCommitAppender:
     then cannot feed the database; measured slower.)
     """
 
-    def __init__(self, *, conninfo: str, batch_max: int = 2000, batch_wait: float = 0.0):
+    def __init__(self, *, conninfo: str, batch_max: int = 2000, batch_wait: float = 0.0,
+                 model: StreamModel | None = None):
         self._conninfo = conninfo
+        self._model = model
         self._batch_max = batch_max
         self._batch_wait = batch_wait
         self._queue: queue.Queue = queue.Queue()
@@ -267,7 +341,8 @@ class GroupCommitAppender:
 
     def _commit(self, tenant: str, pending: list) -> None:
         try:
-            outcomes = append_batch(self._connection(), tenant, [p for p, _ in pending])
+            outcomes = append_batch(self._connection(), tenant, [p for p, _ in pending],
+                                    model=self._model)
         except StoreError as e:
             for _, future in pending:
                 future.set_exception(e)
