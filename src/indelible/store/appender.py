@@ -115,6 +115,8 @@ def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Comma
     keys = [k for k in map(_key, live) if k is not None]
     streams = list({_stream(i) for i in live})
     with conn.transaction():
+        # Row-level security on read models keys on this setting; it ends with the transaction.
+        conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
         head = read_head(conn, tenant, lock=True)
         replays = _existing_by_key(conn, tenant, keys)
         versions = _stream_versions(conn, tenant, streams)

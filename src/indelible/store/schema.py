@@ -101,9 +101,78 @@ GRANT SELECT, INSERT, UPDATE ON log_heads TO {APP_ROLE};
 """
 
 
+# Read models of issue 3. They are projections of the ledger (rebuildable from it), so they
+# may be updated; row-level security keeps each tenant's rows behind the tenant setting.
+_V2_READ_MODELS = f"""
+CREATE TABLE tenants (
+    tenant_id  text PRIMARY KEY REFERENCES log_heads (tenant_id),
+    name       text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE api_keys (
+    tenant_id   text NOT NULL REFERENCES tenants (tenant_id),
+    key_id      uuid NOT NULL,
+    name        text NOT NULL,
+    role        text NOT NULL,
+    token_hash  bytea NOT NULL UNIQUE CHECK (octet_length(token_hash) = 32),
+    issued_seq  bigint NOT NULL,
+    issued_at   timestamptz NOT NULL,
+    issued_by   text NOT NULL,
+    revoked_seq bigint,
+    revoked_at  timestamptz,
+    revoked_by  text,
+    PRIMARY KEY (tenant_id, key_id)
+);
+
+CREATE TABLE discrepancies (
+    tenant_id     text NOT NULL REFERENCES tenants (tenant_id),
+    id            uuid NOT NULL,
+    external_ref  text NOT NULL,
+    source        text NOT NULL,
+    kind          text NOT NULL,
+    currency      char(3) NOT NULL,
+    expected_amount numeric NOT NULL,
+    actual_amount   numeric NOT NULL,
+    difference      numeric NOT NULL,
+    severity      text NOT NULL,
+    status        text NOT NULL,
+    assignee      text,
+    detected_at   timestamptz NOT NULL,
+    opened_at     timestamptz NOT NULL,
+    updated_at    timestamptz NOT NULL,
+    version       integer NOT NULL,
+    last_seq      bigint NOT NULL,
+    state         jsonb NOT NULL,  -- the whole domain state, as evolve() left it
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, source, external_ref)
+);
+CREATE INDEX discrepancies_listing ON discrepancies (tenant_id, status, severity, opened_at, id);
+
+-- The one query that must run before the tenant is known: which key is this token?
+CREATE FUNCTION indelible_authenticate(hash bytea)
+RETURNS TABLE (tenant_id text, key_id uuid, role text, name text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+    SELECT k.tenant_id, k.key_id, k.role, k.name FROM api_keys k
+    WHERE k.token_hash = hash AND k.revoked_at IS NULL
+$$;
+REVOKE ALL ON FUNCTION indelible_authenticate(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION indelible_authenticate(bytea) TO {APP_ROLE};
+
+GRANT SELECT, INSERT ON tenants TO {APP_ROLE};
+GRANT SELECT, INSERT, UPDATE ON api_keys, discrepancies TO {APP_ROLE};
+""" + "".join(f"""
+ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+CREATE POLICY {table}_tenant ON {table}
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" for table in ("api_keys", "discrepancies"))
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
+    (2, "tenants, API keys, discrepancies; row-level security on read models", _V2_READ_MODELS),
 ]
 
 

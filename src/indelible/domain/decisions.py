@@ -1,0 +1,228 @@
+"""Deciding: may this actor do this to this discrepancy now, and which event records it.
+
+:func:`decide` is pure: the storage layer calls it inside the appending transaction with
+the state it has just re-read, appends the returned event, and folds it with
+:func:`~.discrepancy.evolve` before deciding the next command of the same batch. A
+refusal is raised, never returned, and the state is left as it was.
+
+Checks, in this order (the first that fails answers):
+
+1. the role may issue this kind of command at all — :data:`PERMISSIONS` below; a status
+   move is governed by :data:`~.lifecycle.TRANSITIONS` instead;
+2. the discrepancy exists (for opening: does not yet exist);
+3. it is not in a terminal status — comments excepted, since annotating a closed case
+   is normal in compliance work;
+4. the command changes something, and a move is allowed from here for this role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+from .commands import (
+    Actor,
+    Assign,
+    AttachEvidence,
+    ChangeSeverity,
+    Command,
+    Comment,
+    OpenDiscrepancy,
+    Transition,
+)
+from .discrepancy import Discrepancy, Severity
+from .errors import (
+    ClosedDiscrepancyError,
+    DuplicateDiscrepancyError,
+    NoChangeError,
+    PermissionRefusedError,
+    TransitionRefusedError,
+    UnknownDiscrepancyError,
+)
+from .events import Event, EventType
+from .lifecycle import TERMINAL, TRANSITIONS, Role, Status, allowed_moves
+from .money import format_amount, minor_units
+
+__all__ = ["PERMISSIONS", "SEVERITY_THRESHOLDS", "decide", "default_severity"]
+
+ANALYST, MANAGER, SYSTEM = Role.ANALYST, Role.COMPLIANCE_MANAGER, Role.SYSTEM
+
+# command:         roles that may issue it (auditor and admin: nothing)
+PERMISSIONS: dict[type, frozenset[Role]] = {
+    OpenDiscrepancy: frozenset({ANALYST, MANAGER, SYSTEM}),
+    Assign:          frozenset({ANALYST, MANAGER}),
+    Comment:         frozenset({ANALYST, MANAGER}),
+    AttachEvidence:  frozenset({ANALYST, MANAGER}),
+    ChangeSeverity:  frozenset({MANAGER, SYSTEM}),
+}
+
+_ACTIONS = {
+    OpenDiscrepancy: "open a discrepancy",
+    Assign: "assign",
+    Comment: "comment",
+    AttachEvidence: "attach evidence",
+    ChangeSeverity: "change severity",
+}
+
+# Default severity of a new discrepancy by |difference| in the currency's minor units
+# (cents, fils, yen): below 10,000 low (100.00 EUR), below 1,000,000 medium
+# (10,000.00 EUR), below 100,000,000 high (1,000,000.00 EUR), otherwise critical.
+# Minor units keep JPY, KWD and EUR within a small factor of each other where major
+# units would be 150 times apart; a tenant policy will replace this table.
+SEVERITY_THRESHOLDS: tuple[tuple[int, Severity], ...] = (
+    (10_000, Severity.LOW),
+    (1_000_000, Severity.MEDIUM),
+    (100_000_000, Severity.HIGH),
+)
+
+
+def default_severity(difference: Decimal, currency: str) -> Severity:
+    """The severity of a difference when the reporter gave none (see the thresholds)."""
+    minor = abs(difference).scaleb(minor_units(currency))
+    for below, severity in SEVERITY_THRESHOLDS:
+        if minor < below:
+            return severity
+    return Severity.CRITICAL
+
+
+def decide(state: Discrepancy | None, command: Command, actor: Actor, *,
+           discrepancy_id: str) -> Event:
+    """The event that records ``command`` by ``actor`` on the discrepancy in ``state``.
+
+    ``state`` is None when nothing was recorded under ``discrepancy_id``. For
+    :class:`OpenDiscrepancy`, ``discrepancy_id`` is the id to give the new discrepancy
+    and ``state`` the one already recorded for the same source and external_ref, if any.
+    Raises a :class:`~.errors.RefusedError` subclass when the command is not allowed.
+    """
+    if not isinstance(actor, Actor):
+        raise TypeError(f"actor must be an Actor, not {type(actor).__name__}")
+    if not isinstance(discrepancy_id, str) or not discrepancy_id:
+        raise ValueError("discrepancy_id must be a non-empty string")
+    handler = _HANDLERS.get(type(command))
+    if handler is None:
+        raise TypeError(f"not a discrepancy command: {type(command).__name__}")
+    if state is not None and type(command) is not OpenDiscrepancy and state.id != discrepancy_id:
+        raise ValueError(f"state is discrepancy {state.id}, not {discrepancy_id}")
+    return handler(state, command, actor, discrepancy_id)
+
+
+def _require_role(command: Command, actor: Actor, discrepancy_id: str | None) -> None:
+    roles = PERMISSIONS[type(command)]
+    if actor.role not in roles:
+        raise PermissionRefusedError(
+            action=_ACTIONS[type(command)], role=actor.role.value,
+            allowed_roles=[role.value for role in Role if role in roles],
+            discrepancy_id=discrepancy_id,
+        )
+
+
+def _existing(state: Discrepancy | None, discrepancy_id: str) -> Discrepancy:
+    if state is None:
+        raise UnknownDiscrepancyError(discrepancy_id)
+    return state
+
+
+def _open_case(state: Discrepancy | None, command: Command, discrepancy_id: str) -> Discrepancy:
+    """The existing, non-terminal discrepancy a case-work command applies to."""
+    state = _existing(state, discrepancy_id)
+    if state.status in TERMINAL:
+        raise ClosedDiscrepancyError(discrepancy_id=state.id, status=state.status.value,
+                                     action=_ACTIONS[type(command)])
+    return state
+
+
+def _open(state, command: OpenDiscrepancy, actor: Actor, discrepancy_id: str) -> Event:
+    _require_role(command, actor, None)
+    if state is not None:
+        if (state.source, state.external_ref) != (command.source, command.external_ref):
+            raise ValueError(f"state is discrepancy {state.id}, reported under another ref")
+        raise DuplicateDiscrepancyError(existing_id=state.id, source=state.source,
+                                        external_ref=state.external_ref)
+    severity = command.severity or default_severity(command.difference, command.currency)
+    return Event(EventType.OPENED.value, {
+        "id": discrepancy_id,
+        "external_ref": command.external_ref,
+        "source": command.source,
+        "kind": command.kind.value,
+        "expected_amount": command.expected_amount,
+        "actual_amount": command.actual_amount,
+        "currency": command.currency,
+        "difference": format_amount(command.difference, command.currency),
+        "severity": severity.value,
+        "detected_at": command.detected_at,
+        "metadata": command.metadata,
+        "transaction_refs": list(command.transaction_refs),
+    })
+
+
+def _transition(state, command: Transition, actor: Actor, discrepancy_id: str) -> Event:
+    state = _existing(state, discrepancy_id)
+    allowed = allowed_moves(state.status, actor.role, investigated=state.investigated)
+    if command.to not in allowed:
+        raise TransitionRefusedError(
+            discrepancy_id=state.id, status=state.status.value, requested=command.to.value,
+            role=actor.role.value, allowed=[s.value for s in allowed],
+            why=_why_not(state, command.to, actor.role),
+        )
+    data = {"from": state.status.value, "to": command.to.value, "reason": command.reason}
+    if command.to is Status.RESOLVED:
+        data["resolution_code"] = command.resolution_code.value
+        data["note"] = command.note
+    return Event(EventType.TRANSITIONED.value, data)
+
+
+def _why_not(state: Discrepancy, target: Status, role: Role) -> str | None:
+    """The rule behind a refusal, when it is not simply the table."""
+    if state.status in TERMINAL:
+        return f"{state.status} is terminal"
+    if target is Status.RESOLVED and target in TRANSITIONS[state.status][role]:
+        return "it was never investigated"
+    return None
+
+
+def _assign(state, command: Assign, actor: Actor, discrepancy_id: str) -> Event:
+    _require_role(command, actor, discrepancy_id)
+    state = _open_case(state, command, discrepancy_id)
+    if state.assignee == command.assignee:
+        who = repr(command.assignee) if command.assignee is not None else "nobody"
+        raise NoChangeError(discrepancy_id=state.id, field="assignee", detail=f"is already {who}")
+    return Event(EventType.ASSIGNED.value, {"from": state.assignee, "to": command.assignee})
+
+
+def _comment(state, command: Comment, actor: Actor, discrepancy_id: str) -> Event:
+    _require_role(command, actor, discrepancy_id)
+    _existing(state, discrepancy_id)
+    return Event(EventType.COMMENTED.value, {"text": command.text})
+
+
+def _change_severity(state, command: ChangeSeverity, actor: Actor, discrepancy_id: str) -> Event:
+    _require_role(command, actor, discrepancy_id)
+    state = _open_case(state, command, discrepancy_id)
+    if state.severity is command.severity:
+        raise NoChangeError(discrepancy_id=state.id, field="severity",
+                            detail=f"is already {command.severity}")
+    return Event(EventType.SEVERITY_CHANGED.value, {
+        "from": state.severity.value, "to": command.severity.value, "reason": command.reason,
+    })
+
+
+def _attach(state, command: AttachEvidence, actor: Actor, discrepancy_id: str) -> Event:
+    _require_role(command, actor, discrepancy_id)
+    state = _open_case(state, command, discrepancy_id)
+    if any(item["sha256"] == command.sha256 for item in state.evidence):
+        raise NoChangeError(discrepancy_id=state.id, field="evidence",
+                            detail=f"already holds file {command.sha256}")
+    return Event(EventType.EVIDENCE_ATTACHED.value, {
+        "sha256": command.sha256, "name": command.name, "size": command.size,
+        "media_type": command.media_type,
+    })
+
+
+_HANDLERS: dict[type, Callable[..., Event]] = {
+    OpenDiscrepancy: _open,
+    Transition: _transition,
+    Assign: _assign,
+    Comment: _comment,
+    ChangeSeverity: _change_severity,
+    AttachEvidence: _attach,
+}

@@ -1,0 +1,44 @@
+"""The facts a discrepancy's stream records: one :class:`Event` per ledger entry.
+
+An event is what :func:`~indelible.domain.decide` returns and what the ledger stores as
+an entry's ``type`` and ``data``. Its data is plain JSON — ``dict``, ``list``, ``str``,
+``int``, ``bool``, ``None`` and nothing else (no enums, no Decimals, no floats) — so it
+is canonical-JSON-able as it stands, and an event read back from the ledger is equal to
+the one that was decided. Amounts are decimal strings, times RFC 3339 UTC strings.
+
+Types and their data::
+
+    discrepancy.opened             id, external_ref, source, kind, expected_amount,
+                                   actual_amount, currency, difference, severity,
+                                   detected_at, metadata, transaction_refs
+    discrepancy.transitioned       from, to, reason; and resolution_code, note when
+                                   ``to`` is resolved
+    discrepancy.assigned           from, to            (assignee ids, None = nobody)
+    discrepancy.commented          text
+    discrepancy.severity_changed   from, to, reason
+    discrepancy.evidence_attached  sha256, name, size, media_type
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Event", "EventType"]
+
+
+class EventType(StrEnum):
+    OPENED = "discrepancy.opened"
+    TRANSITIONED = "discrepancy.transitioned"
+    ASSIGNED = "discrepancy.assigned"
+    COMMENTED = "discrepancy.commented"
+    SEVERITY_CHANGED = "discrepancy.severity_changed"
+    EVIDENCE_ATTACHED = "discrepancy.evidence_attached"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One fact about one discrepancy: an entry's ``type`` and ``data``."""
+
+    type: str  # an EventType value, kept as a plain str for canonical encoding
+    data: dict

@@ -1,0 +1,149 @@
+"""Field rules shared by the commands; each failure is an InvalidCommandError(field, rule).
+
+Everything a command admits ends up inside a ledger entry, which is RFC 8785 canonical
+JSON (DESIGN §5), and in PostgreSQL text columns. So, for every string: no lone
+surrogates (not encodable as UTF-8) and no NUL (PostgreSQL text cannot hold it). For
+free JSON (metadata): only dict/list/str/int/bool/None, integers within ±(2**53 - 1),
+no floats, object keys free of lone surrogates and of characters above U+FFFF (JCS
+orders keys by UTF-16 code units; see :mod:`indelible.proofs.canonical`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeVar
+
+from .errors import InvalidCommandError
+
+__all__ = ["check_enum", "check_json", "check_line", "check_text", "check_time"]
+
+E = TypeVar("E", bound=StrEnum)
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 16  # levels of nesting in free JSON
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BAD_KEY = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def check_text(value: object, field: str, *, max_len: int, min_len: int = 1) -> str:
+    """A multi-line text (notes, comments, reasons): ``min_len..max_len`` characters,
+    not blank, no NUL, no lone surrogates."""
+    if not isinstance(value, str):
+        raise InvalidCommandError(field, f"must be a string, not {type(value).__name__}")
+    if not min_len <= len(value) <= max_len:
+        raise InvalidCommandError(
+            field, f"must be {min_len} to {max_len} characters, got {len(value)}"
+        )
+    if min_len and not value.strip():
+        raise InvalidCommandError(field, "must not be blank")
+    if "\x00" in value:
+        raise InvalidCommandError(field, "must not contain NUL characters")
+    if _SURROGATE.search(value):
+        raise InvalidCommandError(field, "must not contain lone surrogates")
+    return value
+
+
+def check_line(value: object, field: str, *, max_len: int) -> str:
+    """A one-line identifier or name: like :func:`check_text`, and also no control
+    characters and no leading or trailing whitespace (it is compared and looked up)."""
+    check_text(value, field, max_len=max_len)
+    if _CONTROL.search(value):
+        raise InvalidCommandError(field, "must not contain control characters")
+    if value != value.strip():
+        raise InvalidCommandError(field, "must not start or end with whitespace")
+    return value
+
+
+def check_enum(cls: type[E], value: object, field: str) -> E:
+    """``value`` as a member of ``cls``; the refusal lists the allowed values."""
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in cls)
+        raise InvalidCommandError(
+            field, f"{_clip(repr(value))} is not one of: {allowed}"
+        ) from None
+
+
+def check_time(value: object, field: str) -> str:
+    """An RFC 3339 timestamp with a UTC offset, as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+
+    At most microsecond precision: finer digits are refused rather than dropped, so the
+    recorded time is never silently different from the reported one.
+    """
+    if not isinstance(value, str):
+        raise InvalidCommandError(field, f"must be an RFC 3339 string, not {type(value).__name__}")
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise InvalidCommandError(
+            field, f"{_clip(repr(value))} is not an RFC 3339 timestamp with a timezone, "
+                   "e.g. 2026-11-23T05:00:00Z"
+        )
+    fraction = match.group(7) or ""
+    if len(fraction) > 7:
+        raise InvalidCommandError(field, "at most 6 fractional digits (microseconds)")
+    try:
+        moment = datetime.fromisoformat(value.upper())
+        utc = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidCommandError(field, f"{value!r} is not a valid date and time") from None
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_json(value: object, field: str, *, max_bytes: int) -> dict:
+    """A JSON object safe for canonical encoding, copied; at most ``max_bytes`` when
+    serialized with ``json.dumps(sort_keys=True, separators=(",", ":"))``."""
+    if not isinstance(value, dict):
+        raise InvalidCommandError(field, f"must be a JSON object, not {type(value).__name__}")
+    copy = _copy_json(value, field, depth=0)
+    size = len(json.dumps(copy, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    if size > max_bytes:
+        raise InvalidCommandError(field, f"is {size} bytes serialized; the limit is {max_bytes}")
+    return copy
+
+
+def _copy_json(value: object, path: str, *, depth: int) -> object:
+    """A fresh copy of ``value`` (tuples become lists), or a refusal naming its path."""
+    kind = type(value)
+    if kind is str:
+        if _SURROGATE.search(value):
+            raise InvalidCommandError(path, "strings must not contain lone surrogates")
+        return value
+    if kind is bool or value is None:
+        return value
+    if kind is int:
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise InvalidCommandError(path, "integers must be within ±(2**53 - 1); "
+                                            "send larger numbers as strings")
+        return value
+    if kind is float:
+        raise InvalidCommandError(path, "floats are not allowed; send amounts as decimal strings")
+    if kind not in (dict, list, tuple):
+        raise InvalidCommandError(path, f"values of type {kind.__name__} are not allowed")
+    if depth >= MAX_DEPTH:
+        raise InvalidCommandError(path, f"nested deeper than {MAX_DEPTH} levels")
+    if kind is dict:
+        return {_check_key(key, path): _copy_json(item, f"{path}.{key}", depth=depth + 1)
+                for key, item in value.items()}
+    return [_copy_json(item, f"{path}[{index}]", depth=depth + 1)
+            for index, item in enumerate(value)]
+
+
+def _check_key(key: object, path: str) -> str:
+    if type(key) is not str:
+        raise InvalidCommandError(path, f"object key {_clip(repr(key))} is not a string")
+    if _BAD_KEY.search(key):
+        raise InvalidCommandError(
+            path, "object keys must not contain lone surrogates or characters above U+FFFF"
+        )
+    return key
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
