@@ -68,3 +68,13 @@ def tenant(conn):
 @pytest.fixture(scope="session")
 def signer():
     return NoteSigner.generate(BASE_ORIGIN)
+
+
+@pytest.fixture
+def registered_tenant(conn):
+    """A tenant as `indelible tenant create` makes it: log, row and creation entry."""
+    from indelible.store.tenants import create_tenant
+
+    name = f"t-{secrets.token_hex(5)}"
+    create_tenant(conn, name, base_origin=BASE_ORIGIN)
+    return name

@@ -24,7 +24,7 @@ def env(tmp_path, owner_url):
 
 @pytest.fixture
 def acme(env, app_url):
-    """A tenant with 40 entries and a signed checkpoint, made through the CLI."""
+    """A tenant (entry 0: its creation) with 40 more entries and a signed checkpoint."""
     name = f"acme-{secrets.token_hex(3)}"
     created = indelible(env, "tenant", "create", name)
     assert created.returncode == 0, created.stderr
@@ -68,7 +68,7 @@ def test_a_proof_file_verifies_offline_and_prints_its_entry(env, acme, tmp_path)
     checked = indelible(env, "verify-proof", "--vkey", _vkey(env), str(proof))
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["seq"] == 7
-    assert f"included in test.indelible.local/log/{acme} at size 40" in checked.stderr
+    assert f"included in test.indelible.local/log/{acme} at size 41" in checked.stderr
 
 
 def test_a_doctored_proof_file_or_a_foreign_key_is_rejected(env, acme, tmp_path):
@@ -96,8 +96,8 @@ def test_verify_passes_on_an_intact_log_and_reports_json(env, acme):
     result = indelible(env, "verify", "--tenant", acme, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
-    assert report["ok"] and report["entries_checked"] == 40 and report["first_bad_seq"] is None
-    assert "verified 40/40 entries" in result.stderr  # progress
+    assert report["ok"] and report["entries_checked"] == 41 and report["first_bad_seq"] is None
+    assert "verified 41/41 entries" in result.stderr  # progress
 
 
 def test_verify_names_the_tampered_seq_and_exits_1(env, acme, owner_url):
@@ -123,3 +123,20 @@ def test_verify_exits_2_when_it_cannot_run(env):
     _vkey(env)
     no_log = indelible(env, "verify", "--tenant", "no-such-tenant")
     assert no_log.returncode == 2 and "has no ledger log" in no_log.stderr
+
+
+def test_an_api_key_is_issued_for_a_tenant_and_its_token_printed_once(env, app_url):
+    name = f"keys-{secrets.token_hex(3)}"
+    assert indelible(env, "tenant", "create", name).returncode == 0
+    issued = indelible(env, "api-key", "create", "--tenant", name, "--role", "auditor",
+                       "--name", "external auditor")
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    assert token.startswith("idl_") and "shown only now" in issued.stderr
+    from indelible.store.api_keys import authenticate
+
+    with psycopg.connect(app_url) as conn:
+        assert authenticate(conn, token).role == "auditor"
+
+    unknown = indelible(env, "api-key", "create", "--tenant", "nope", "--role", "analyst")
+    assert unknown.returncode == 2 and "tenant 'nope' does not exist" in unknown.stderr

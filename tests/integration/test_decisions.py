@@ -30,6 +30,9 @@ class Counters:
     def __init__(self):
         self.projected: list[dict] = []
 
+    def owns(self, stream):
+        return stream.startswith("ctr/")
+
     def load(self, conn, tenant, streams):
         rows = conn.execute("SELECT stream_id, max(stream_version) FROM ledger_entries "
                             "WHERE tenant_id = %s AND stream_id = ANY(%s) GROUP BY stream_id",

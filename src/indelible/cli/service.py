@@ -57,18 +57,49 @@ def tenant() -> None:
 
 @tenant.command("create")
 @click.argument("name")
-def tenant_create(name: str) -> None:
-    """Create tenant NAME with an empty ledger log."""
+@click.option("--display-name", help="A human-readable name (default: NAME).")
+def tenant_create(name: str, display_name: str | None) -> None:
+    """Create tenant NAME (a slug such as `acme`) with its ledger log."""
     import psycopg
 
     from indelible.bootstrap import open_database
-    from indelible.store.logs import InvalidTenantError, create_log, origin_for
+    from indelible.store.logs import InvalidTenantError, origin_for
+    from indelible.store.tenants import create_tenant
 
     settings = settings_from_env()
     with open_database(settings) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
         try:
-            created = create_log(conn, name, base_origin=settings.base_origin)
+            created = create_tenant(conn, name, base_origin=settings.base_origin, name=display_name)
         except InvalidTenantError as e:
             raise click.BadParameter(str(e), param_hint="NAME") from e
     state = "created" if created else "already exists"
     click.echo(f"tenant {name} {state}; log origin {origin_for(settings.base_origin, name)}")
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """API keys (bearer tokens) of a tenant."""
+
+
+@api_key.command("create")
+@click.option("--tenant", required=True)
+@click.option("--role", required=True, type=click.Choice(
+    ["analyst", "compliance_manager", "auditor", "admin", "system"]))
+@click.option("--name", help="A label for the key, e.g. who holds it.")
+def api_key_create(tenant: str, role: str, name: str | None) -> None:
+    """Issue a key and print its token once: it is stored only as a hash."""
+    import psycopg
+
+    from indelible.bootstrap import open_database
+    from indelible.store.api_keys import ApiKeys, issue_command
+    from indelible.store.appender import append_batch
+    from indelible.store.tenants import OPERATOR, tenant_exists
+
+    with open_database(settings_from_env()) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
+        if not tenant_exists(conn, tenant):
+            raise click.BadParameter(f"tenant {tenant!r} does not exist", param_hint="--tenant")
+        token, entry = issue_command(role=role, name=name, by=OPERATOR)
+        (issued,) = append_batch(conn, tenant, [entry], model=ApiKeys())
+    click.echo(f"key {entry.data['key_id']} ({role}) issued at seq {issued.seq}; "
+               "the token is shown only now:", err=True)
+    click.echo(token)

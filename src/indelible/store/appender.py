@@ -76,7 +76,14 @@ class Decision:
 
 
 class StreamModel(Protocol):
-    """A read model kept in the same transaction as the entries it is derived from."""
+    """A read model kept in the same transaction as the entries it is derived from.
+
+    Every entry appended to a stream the model owns evolves that stream's state, whether it
+    came from a Decision or a plain NewEntry.
+    """
+
+    def owns(self, stream: str) -> bool:
+        """Whether this model keeps a state for `stream`."""
 
     def load(self, conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, Any]:
         """Current state of each stream that has one."""
@@ -120,8 +127,8 @@ def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Comma
         head = read_head(conn, tenant, lock=True)
         replays = _existing_by_key(conn, tenant, keys)
         versions = _stream_versions(conn, tenant, streams)
-        decided = list({i.stream for i in live if isinstance(i, Decision)})
-        states = model.load(conn, tenant, decided) if decided else {}
+        modeled = [s for s in streams if model is not None and model.owns(s)]
+        states = model.load(conn, tenant, modeled) if modeled else {}
         batch = _Batch(tenant, head, len(items), model, states)
         with conn.cursor() as cur:
             # Rows stream to the server while later ones are still being hashed, so
@@ -180,6 +187,9 @@ class _Batch:
             copy.write(self.rows.drain())
         appended = Appended(self.tenant, self.seq, event_id, command.stream, version, leaf,
                             self.at, entry)
+        if self.model is not None and self.model.owns(command.stream):
+            self.states[command.stream] = self.model.evolve(self.states.get(command.stream), appended)
+            self.changed.add(command.stream)
         versions[command.stream] = version
         if command.idempotency_key is not None:
             replays[command.idempotency_key] = (appended, command)
@@ -197,11 +207,7 @@ class _Batch:
             raise ValueError(f"decision for {d.stream!r} returned an entry for {command.stream!r} "
                              "or with another idempotency key")
         p = prepare(command)
-        outcome = p if isinstance(p, AppendRefusedError) else self.add(p, replays, versions, copy)
-        if isinstance(outcome, Appended) and not outcome.replayed:
-            self.states[d.stream] = self.model.evolve(self.states.get(d.stream), outcome)
-            self.changed.add(d.stream)
-        return outcome
+        return p if isinstance(p, AppendRefusedError) else self.add(p, replays, versions, copy)
 
     def finish(self, conn: psycopg.Connection, cur: psycopg.Cursor) -> None:
         """Store the completed Merkle nodes, the changed read models; move the log head."""
