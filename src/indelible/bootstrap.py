@@ -11,9 +11,11 @@ from indelible.config import Settings
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
+from indelible.store.api_keys import PREFIX, ApiKeys
 from indelible.store.appender import GroupCommitAppender
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo
+from indelible.store.projections import Projections
 from indelible.store.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ def open_database(settings: Settings) -> Iterator[Database]:
             server.stop()
 
 
+def projections() -> Projections:
+    """Every read model, by the prefix of the streams it follows."""
+    return Projections({PREFIX: ApiKeys()})
+
+
 @dataclass(frozen=True)
 class Service:
     settings: Settings
@@ -60,7 +67,7 @@ def running_service(settings: Settings, *, checkpointer: bool = True) -> Iterato
     with open_database(settings) as db:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
-                                       batch_wait=settings.batch_wait)
+                                       batch_wait=settings.batch_wait, model=projections())
         signing = Checkpointer(conninfo=db.app_url, signer=signer,
                                interval=settings.checkpoint_interval,
                                entries=settings.checkpoint_entries)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import httpx
 import psycopg
@@ -16,7 +17,7 @@ import pytest
 from indelible import proofs
 from indelible.runtime import free_port
 from indelible.store.appender import append_batch
-from indelible.store.logs import create_log
+from indelible.store.tenants import create_tenant
 from tests.integration.ledger_helpers import command
 
 from .cli_helpers import cli_env, indelible
@@ -52,79 +53,141 @@ def _interrupt(process: subprocess.Popen) -> int:
         process.stderr.close()
 
 
+class Service(NamedTuple):
+    base: str
+    tenant: str
+    verifier: proofs.NoteVerifier
+    env: dict
+    clients: list
+
+    def key(self, role: str, tenant: str | None = None) -> httpx.Client:
+        """A client authenticated with a fresh key of `role` (for `tenant`, default ours)."""
+        token = indelible(self.env, "api-key", "create", "--tenant", tenant or self.tenant,
+                          "--role", role).stdout.strip()
+        return self.client(token)
+
+    def client(self, token: str) -> httpx.Client:
+        self.clients.append(httpx.Client(base_url=self.base,
+                                         headers={"Authorization": f"Bearer {token}"}))
+        return self.clients[-1]
+
+
 @pytest.fixture
 def service(tmp_path, owner_url, app_url):
     env = cli_env(tmp_path / "data", owner_url)
     env["INDELIBLE_CHECKPOINT_INTERVAL"] = "0.2"
     tenant = f"web-{secrets.token_hex(3)}"
     with psycopg.connect(app_url, autocommit=True) as conn:
-        create_log(conn, tenant, base_origin="test.indelible.local/log")
-        append_batch(conn, tenant, [command(i) for i in range(300)])
+        create_tenant(conn, tenant, base_origin="test.indelible.local/log")
+        append_batch(conn, tenant, [command(i) for i in range(299)])
     process, base = _start(env)
     vkey = indelible(env, "signing-key", "show").stdout.strip()
-    yield base, tenant, proofs.NoteVerifier.from_key_text(vkey)
+    service = Service(base, tenant, proofs.NoteVerifier.from_key_text(vkey), env, [])
+    yield service
+    for client in service.clients:
+        client.close()
     assert _interrupt(process) == 0
 
 
-def _checkpoint(base: str, tenant: str) -> httpx.Response:
+def _checkpoint(client: httpx.Client, tenant: str, size: int = 300) -> httpx.Response:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the checkpointer signs within its interval
-        response = httpx.get(f"{base}/v1/logs/{tenant}/checkpoint")
-        if response.status_code == 200:
+        response = client.get(f"/v1/logs/{tenant}/checkpoint")
+        if response.status_code == 200 and f"\n{size}\n" in response.text:
             return response
         time.sleep(0.1)
-    raise AssertionError(f"no checkpoint was signed: {response.text}")
+    raise AssertionError(f"no checkpoint of size {size} was signed: {response.text}")
 
 
 def test_the_latest_checkpoint_is_served_as_a_signed_note(service):
-    base, tenant, verifier = service
-    response = _checkpoint(base, tenant)
+    auditor = service.key("auditor")
+    response = _checkpoint(auditor, service.tenant, size=301)  # + the key just issued
     assert response.headers["content-type"].startswith("text/plain")
-    checkpoint = proofs.open_checkpoint(response.text, verifier,
-                                        origin=f"test.indelible.local/log/{tenant}")
-    assert checkpoint.size == 300
-    assert httpx.get(f"{base}/v1/verifier-key").text.strip() == verifier_text(verifier, base)
-
-
-def verifier_text(_verifier, base: str) -> str:
-    return httpx.get(f"{base}/v1/verifier-key").text.strip()
+    checkpoint = proofs.open_checkpoint(response.text, service.verifier,
+                                        origin=f"test.indelible.local/log/{service.tenant}")
+    assert checkpoint.size == 301
+    key_text = httpx.get(f"{service.base}/v1/verifier-key").text.strip()
+    assert proofs.NoteVerifier.from_key_text(key_text).key_id == service.verifier.key_id
 
 
 def test_an_entry_comes_with_an_inclusion_proof_in_json_and_as_a_tlog_proof(service):
-    base, tenant, verifier = service
-    _checkpoint(base, tenant)
-    body = httpx.get(f"{base}/v1/logs/{tenant}/entries/123").json()
+    base, tenant, verifier = service.base, service.tenant, service.verifier
+    client = service.key("auditor")
+    _checkpoint(client, tenant, size=301)
+    body = client.get(f"/v1/logs/{tenant}/entries/123").json()
     entry = base64.b64decode(body["entry_b64"])
     assert body["entry"]["seq"] == 123
     proofs.verify_inclusion(123, body["tree_size"], proofs.leaf_hash(entry),
                             [base64.b64decode(h) for h in body["inclusion_proof"]],
                             base64.b64decode(body["root_hash"]))
 
-    text = httpx.get(f"{base}/v1/logs/{tenant}/entries/123", params={"format": "tlog-proof"}).text
+    text = client.get(f"/v1/logs/{tenant}/entries/123", params={"format": "tlog-proof"}).text
     _, proved = proofs.verify_tlog_proof(text, verifier)
     assert proved == entry
 
 
 def test_a_consistency_proof_links_two_sizes(service):
-    base, tenant, _ = service
-    _checkpoint(base, tenant)
-    body = httpx.get(f"{base}/v1/logs/{tenant}/consistency",
-                     params={"size1": 100, "size2": 300}).json()
+    client = service.key("auditor")
+    _checkpoint(client, service.tenant, size=301)
+    body = client.get(f"/v1/logs/{service.tenant}/consistency",
+                      params={"size1": 100, "size2": 300}).json()
     assert body["size1"] == 100 and len(body["proof"]) > 0
 
 
 def test_errors_are_problem_details_naming_what_is_wrong(service):
-    base, tenant, _ = service
-    unknown = httpx.get(f"{base}/v1/logs/nobody-here/checkpoint")
+    client = service.key("auditor")
+    unknown = client.get("/v1/logs/nobody-here/checkpoint")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
     assert "'nobody-here' has no ledger log" in unknown.json()["detail"]
 
-    _checkpoint(base, tenant)
-    beyond = httpx.get(f"{base}/v1/logs/{tenant}/entries/5000")
-    assert beyond.status_code == 404 and "valid seq is 0..299" in beyond.json()["detail"]
-    bad = httpx.get(f"{base}/v1/logs/{tenant}/consistency", params={"size1": 0, "size2": 3})
-    assert bad.status_code == 422
+    _checkpoint(client, service.tenant, size=301)
+    beyond = client.get(f"/v1/logs/{service.tenant}/entries/5000")
+    assert beyond.status_code == 404 and "valid seq is 0..300" in beyond.json()["detail"]
+    bad = client.get(f"/v1/logs/{service.tenant}/consistency", params={"size1": 0, "size2": 3})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.size1"
+
+
+def test_requests_without_a_valid_key_are_refused(service):
+    anonymous = httpx.get(f"{service.base}/v1/logs/{service.tenant}/checkpoint")
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    forged = httpx.get(f"{service.base}/v1/logs/{service.tenant}/checkpoint",
+                       headers={"Authorization": "Bearer idl_not-a-real-token"})
+    assert forged.status_code == 401 and "unknown or revoked" in forged.json()["detail"]
+
+
+def test_another_tenants_key_sees_nothing_of_this_tenant(service, app_url):
+    other = f"{service.tenant}-x"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        create_tenant(conn, other, base_origin="test.indelible.local/log")
+    stranger = service.key("auditor", tenant=other)
+    for path in ("checkpoint", "entries/1", "consistency?size1=1&size2=2"):
+        response = stranger.get(f"/v1/logs/{service.tenant}/{path}")
+        assert response.status_code == 404, path
+        assert f"'{service.tenant}' has no ledger log" in response.json()["detail"]
+
+
+def test_admins_issue_list_and_revoke_keys_and_others_may_not(service):
+    admin = service.key("admin")
+    created = admin.post("/v1/api-keys", json={"role": "analyst", "name": "Ana"})
+    assert created.status_code == 201, created.text
+    issued = created.json()
+    analyst = service.client(issued["token"])
+    assert analyst.get(f"/v1/logs/{service.tenant}/entries/0").status_code in (200, 404)
+
+    listed = admin.get("/v1/api-keys").json()["keys"]
+    assert issued["key_id"] in {k["key_id"] for k in listed}
+    assert all("token" not in k for k in listed)
+
+    refused = analyst.post("/v1/api-keys", json={"role": "admin"})
+    assert refused.status_code == 403 and "role 'analyst' may not do this" in refused.json()["detail"]
+    assert admin.post("/v1/api-keys", json={"role": "root"}).status_code == 422
+    assert admin.post("/v1/api-keys", json={"role": "analyst", "extra": 1}).status_code == 422
+
+    revoked = admin.delete(f"/v1/api-keys/{issued['key_id']}")
+    assert revoked.status_code == 200 and revoked.json()["revoked_seq"] > issued["issued_seq"]
+    assert analyst.get(f"/v1/logs/{service.tenant}/checkpoint").status_code == 401
+    assert admin.delete(f"/v1/api-keys/{issued['key_id']}").status_code == 409
 
 
 def test_up_starts_its_own_postgresql_when_none_is_configured_and_stops_it(tmp_path):

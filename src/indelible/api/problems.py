@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from indelible.audit import NotFoundError
@@ -12,12 +13,35 @@ from indelible.store.logs import InvalidTenantError
 PROBLEM_JSON = "application/problem+json"
 
 
+class ProblemError(Exception):
+    """Raised by handlers to answer with an RFC 9457 problem."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra):
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
 def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def raised(_: Request, e: ProblemError):
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        response = problem(e.status, e.title, e.detail, **e.extra)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, e: RequestValidationError):
+        errors = [{"field": ".".join(str(p) for p in err["loc"]), "rule": err["msg"]}
+                  for err in e.errors()]
+        detail = "; ".join(f"{x['field']}: {x['rule']}" for x in errors[:5])
+        return problem(422, "Invalid request", detail, errors=errors)
+
     @app.exception_handler(UnknownLogError)
     async def unknown_log(_: Request, e: UnknownLogError):
         return problem(404, "Unknown tenant", str(e), tenant=e.tenant)

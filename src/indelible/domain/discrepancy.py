@@ -99,6 +99,8 @@ class Discrepancy:
 
 def evolve(state: Discrepancy | None, event: Event, *, at: str) -> Discrepancy:
     """The state after ``event``, recorded at ``at`` (the entry's RFC 3339 time)."""
+    if not isinstance(event, Event) or not isinstance(at, str):
+        raise TypeError("evolve needs an Event and the entry's time as a string")
     try:
         kind = EventType(event.type)
     except ValueError:

@@ -4,8 +4,9 @@ Everything a command admits ends up inside a ledger entry, which is RFC 8785 can
 JSON (DESIGN §5), and in PostgreSQL text columns. So, for every string: no lone
 surrogates (not encodable as UTF-8) and no NUL (PostgreSQL text cannot hold it). For
 free JSON (metadata): only dict/list/str/int/bool/None, integers within ±(2**53 - 1),
-no floats, object keys free of lone surrogates and of characters above U+FFFF (JCS
-orders keys by UTF-16 code units; see :mod:`indelible.proofs.canonical`).
+no floats, no NUL in strings or keys (PostgreSQL jsonb refuses ``\u0000``), object keys
+free of lone surrogates and of characters above U+FFFF (JCS orders keys by UTF-16 code
+units; see :mod:`indelible.proofs.canonical`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _BAD_KEY = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
@@ -85,7 +86,7 @@ def check_time(value: object, field: str) -> str:
             field, f"{_clip(repr(value))} is not an RFC 3339 timestamp with a timezone, "
                    "e.g. 2026-11-23T05:00:00Z"
         )
-    fraction = match.group(7) or ""
+    fraction = match.group(1) or ""
     if len(fraction) > 7:
         raise InvalidCommandError(field, "at most 6 fractional digits (microseconds)")
     try:
@@ -93,7 +94,8 @@ def check_time(value: object, field: str) -> str:
         utc = moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidCommandError(field, f"{value!r} is not a valid date and time") from None
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: strftime's %Y does not zero-pad years before 1000 on glibc
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def check_json(value: object, field: str, *, max_bytes: int) -> dict:
@@ -114,6 +116,8 @@ def _copy_json(value: object, path: str, *, depth: int) -> object:
     if kind is str:
         if _SURROGATE.search(value):
             raise InvalidCommandError(path, "strings must not contain lone surrogates")
+        if "\x00" in value:
+            raise InvalidCommandError(path, "strings must not contain NUL characters")
         return value
     if kind is bool or value is None:
         return value
@@ -138,6 +142,8 @@ def _copy_json(value: object, path: str, *, depth: int) -> object:
 def _check_key(key: object, path: str) -> str:
     if type(key) is not str:
         raise InvalidCommandError(path, f"object key {_clip(repr(key))} is not a string")
+    if "\x00" in key:
+        raise InvalidCommandError(path, "object keys must not contain NUL characters")
     if _BAD_KEY.search(key):
         raise InvalidCommandError(
             path, "object keys must not contain lone surrogates or characters above U+FFFF"

@@ -1,0 +1,74 @@
+"""What every request handler needs: the pool, the appender, the signer, and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import ConnectionPool
+
+from indelible.api.problems import ProblemError
+from indelible.proofs import NoteSigner
+from indelible.store.api_keys import Principal, authenticate
+from indelible.store.appender import GroupCommitAppender
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer idl_…`")
+
+
+@dataclass(frozen=True)
+class AppState:
+    pool: ConnectionPool
+    appender: GroupCommitAppender
+    signer: NoteSigner
+
+    @contextmanager
+    def tenant_connection(self, tenant: str):
+        """A connection in a transaction that row-level security scopes to `tenant`."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
+            yield conn
+
+    async def read(self, tenant: str, fn: Callable[..., Any], *args: Any) -> Any:
+        def run():
+            with self.tenant_connection(tenant) as conn:
+                return fn(conn, *args)
+        return await run_in_threadpool(run)
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.indelible
+
+
+async def principal(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                    ) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ProblemError(401, "Unauthenticated", "send an API key as `Authorization: Bearer <token>`")
+    state = app_state(request)
+
+    def lookup():
+        with state.pool.connection() as conn:
+            return authenticate(conn, credentials.credentials)
+    found = await run_in_threadpool(lookup)
+    if found is None:
+        raise ProblemError(401, "Unauthenticated", "the API key is unknown or revoked")
+    return found
+
+
+def require(*roles: str):
+    """A dependency admitting only `roles`; the refusal names the caller's role and the rule."""
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.role not in roles:
+            raise ProblemError(403, "Forbidden", f"role {who.role!r} may not do this; "
+                               f"allowed: {', '.join(roles)}", role=who.role, allowed_roles=list(roles))
+        return who
+    return check
+
+
+Caller = Annotated[Principal, Depends(principal)]
+State = Annotated[AppState, Depends(app_state)]

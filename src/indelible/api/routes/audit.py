@@ -1,0 +1,63 @@
+"""Auditor endpoints: the signed checkpoint, entries with proofs, consistency, the key.
+
+Readable by every role of the tenant (auditors above all); a key of another tenant sees a
+404, exactly as for a tenant that does not exist, so existence does not leak.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse
+
+from indelible import audit
+from indelible.api.context import Caller, State
+from indelible.entry import b64, decode_entry
+from indelible.store.errors import UnknownLogError
+
+router = APIRouter(tags=["auditor"])
+Tenant = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+TEXT = "text/plain; charset=utf-8"
+
+
+def _own(tenant: str, caller) -> str:
+    if tenant != caller.tenant:
+        raise UnknownLogError(tenant)
+    return tenant
+
+
+@router.get("/v1/verifier-key", response_class=PlainTextResponse)
+async def verifier_key(state: State) -> str:
+    """The public key that verifies every checkpoint (public by nature)."""
+    return state.signer.verifier_key_text() + "\n"
+
+
+@router.get("/v1/logs/{tenant}/checkpoint", response_class=PlainTextResponse)
+async def checkpoint(tenant: Tenant, caller: Caller, state: State) -> PlainTextResponse:
+    """The latest signed checkpoint (C2SP signed note, tlog-checkpoint body)."""
+    cp = await state.read(_own(tenant, caller), audit.current_checkpoint, tenant)
+    return PlainTextResponse(cp.note, media_type=TEXT)
+
+
+@router.get("/v1/logs/{tenant}/entries/{seq}")
+async def entry(tenant: Tenant, seq: Annotated[int, Path(ge=0, le=2**62)], caller: Caller,
+                state: State, format: Literal["json", "tlog-proof"] = "json",
+                tree_size: Annotated[int | None, Query(ge=1, le=2**62)] = None):
+    """The entry with its inclusion proof (against the latest checkpoint by default)."""
+    found = await state.read(_own(tenant, caller), audit.entry_proof, tenant, seq, tree_size)
+    if format == "tlog-proof":
+        return PlainTextResponse(found.tlog_proof(), media_type=TEXT)
+    return {"tenant": tenant, "seq": seq, "entry": decode_entry(found.entry),
+            "entry_b64": b64(found.entry), "leaf_hash": b64(found.leaf_hash),
+            "tree_size": found.checkpoint.size, "root_hash": b64(found.checkpoint.root_hash),
+            "inclusion_proof": [b64(h) for h in found.proof], "checkpoint": found.checkpoint.note}
+
+
+@router.get("/v1/logs/{tenant}/consistency")
+async def consistency(tenant: Tenant, caller: Caller, state: State,
+                      size1: Annotated[int, Query(ge=1, le=2**62)],
+                      size2: Annotated[int, Query(ge=1, le=2**62)]) -> dict:
+    """An RFC 9162 consistency proof between two sizes of the log."""
+    proof = await state.read(_own(tenant, caller), audit.consistency, tenant, size1, size2)
+    return {"tenant": tenant, "size1": size1, "size2": size2, "proof": [b64(h) for h in proof]}

@@ -1,0 +1,57 @@
+"""API keys over HTTP, for the tenant's admins. Issuing and revoking are ledger entries."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from indelible.api.context import State, require
+from indelible.api.problems import ProblemError
+from indelible.store.api_keys import (KeyAlreadyRevokedError, Principal, UnknownKeyError,
+                                      issue_command, list_keys, revoke_decision)
+
+router = APIRouter(tags=["api keys"])
+Admin = Annotated[Principal, Depends(require("admin"))]
+Role = Literal["analyst", "compliance_manager", "auditor", "admin", "system"]
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+@router.post("/v1/api-keys", status_code=201)
+async def create_key(body: KeyRequest, admin: Admin, state: State) -> dict:
+    """Issue a key; the token is in this response only (it is stored as a hash)."""
+    token, entry = issue_command(role=body.role, name=body.name, by=admin.actor())
+    issued = await asyncio.wrap_future(state.appender.submit(admin.tenant, entry))
+    return {"key_id": entry.data["key_id"], "role": body.role, "name": entry.data["name"],
+            "token": token, "issued_seq": issued.seq}
+
+
+@router.get("/v1/api-keys")
+async def get_keys(admin: Admin, state: State) -> dict:
+    keys = await state.read(admin.tenant, list_keys, admin.tenant)
+    return {"keys": [{"key_id": k.key_id, "name": k.name, "role": k.role,
+                      "issued_seq": k.issued_seq, "issued_at": k.issued_at.isoformat(),
+                      "revoked_seq": k.revoked_seq,
+                      "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+                     for k in keys]}
+
+
+@router.delete("/v1/api-keys/{key_id}")
+async def revoke_key(key_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")], admin: Admin,
+                     state: State) -> dict:
+    """Revoke a key of this tenant; it stops authenticating at once."""
+    try:
+        revoked = await asyncio.wrap_future(
+            state.appender.submit(admin.tenant, revoke_decision(key_id, by=admin.actor())))
+    except UnknownKeyError as e:
+        raise ProblemError(404, "Unknown API key", str(e)) from e
+    except KeyAlreadyRevokedError as e:
+        raise ProblemError(409, "Already revoked", str(e)) from e
+    return {"key_id": key_id, "revoked_seq": revoked.seq}
