@@ -11,7 +11,7 @@ from indelible.config import Settings
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
-from indelible.store.api_keys import PREFIX, ApiKeys
+from indelible.store import api_keys, discrepancies
 from indelible.store.appender import GroupCommitAppender
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo
@@ -51,7 +51,8 @@ def open_database(settings: Settings) -> Iterator[Database]:
 
 def projections() -> Projections:
     """Every read model, by the prefix of the streams it follows."""
-    return Projections({PREFIX: ApiKeys()})
+    return Projections({api_keys.PREFIX: api_keys.ApiKeys(),
+                        discrepancies.PREFIX: discrepancies.Discrepancies()})
 
 
 @dataclass(frozen=True)

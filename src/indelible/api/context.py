@@ -33,10 +33,11 @@ class AppState:
             conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
             yield conn
 
-    async def read(self, tenant: str, fn: Callable[..., Any], *args: Any) -> Any:
+    async def read(self, tenant: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(conn, *args, **kwargs)` in a worker thread, scoped to `tenant`."""
         def run():
             with self.tenant_connection(tenant) as conn:
-                return fn(conn, *args)
+                return fn(conn, *args, **kwargs)
         return await run_in_threadpool(run)
 
 

@@ -1,0 +1,203 @@
+"""Discrepancies over HTTP: open, move through the lifecycle, assign, comment, read.
+
+Every change is one ledger entry, decided against the state replayed under the log-head
+lock. Refusals are RFC 9457 problems that name what was refused and what is allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from indelible import domain
+from indelible.api.context import State, require
+from indelible.api.problems import ProblemError
+from indelible.entry import b64
+from indelible.store import discrepancies as store
+from indelible.store.api_keys import Principal
+
+router = APIRouter(tags=["discrepancies"])
+Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
+Worker = Annotated[Principal, Depends(require("analyst", "compliance_manager", "system"))]
+DiscrepancyId = Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+Decimal = Annotated[str, Field(min_length=1, max_length=40, description="decimal string, e.g. \"10.50\"")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class OpenRequest(Strict):
+    external_ref: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1, max_length=64)
+    kind: Literal["amount_mismatch", "missing_transaction", "timing_gap", "duplicate", "other"]
+    expected_amount: Decimal
+    actual_amount: Decimal
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    detected_at: str = Field(min_length=1, max_length=40, description="RFC 3339 with offset")
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    transaction_refs: list[str] = Field(default_factory=list, max_length=100)
+
+
+class TransitionRequest(Strict):
+    to: Literal["open", "acknowledged", "investigating", "resolved", "escalated", "auto_closed"]
+    reason: str | None = Field(default=None, max_length=1000)
+    resolution_code: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class AssignRequest(Strict):
+    assignee: str | None = Field(max_length=200)
+
+
+class CommentRequest(Strict):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class SeverityRequest(Strict):
+    severity: Literal["low", "medium", "high", "critical"]
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+def _command(build, *args, **kwargs):
+    """Build a domain command; its validation errors become 422 naming field and rule."""
+    try:
+        return build(*args, **kwargs)
+    except domain.InvalidCommandError as e:
+        raise ProblemError(422, "Invalid request", str(e),
+                           errors=[{"field": e.field, "rule": e.rule}]) from e
+
+
+async def _append(state: State, who: Principal, discrepancy_id: str, command,
+                  key: str | None = None):
+    actor = domain.Actor(who.actor().id, who.role)
+    decision = store.decision(discrepancy_id, command, actor, key)
+    try:
+        return await asyncio.wrap_future(state.appender.submit(who.tenant, decision))
+    except store.DomainRefusedError as e:
+        raise _refusal(e.error, discrepancy_id) from e
+
+
+def _refusal(error: domain.DomainError, discrepancy_id: str) -> ProblemError:
+    if isinstance(error, domain.TransitionRefusedError):
+        return ProblemError(409, "Transition refused", str(error), discrepancy_id=discrepancy_id,
+                            current_status=str(error.status), requested=str(error.requested),
+                            role=str(error.role), allowed=[str(s) for s in error.allowed])
+    if isinstance(error, domain.PermissionRefusedError):
+        return ProblemError(403, "Forbidden", str(error), discrepancy_id=discrepancy_id)
+    if isinstance(error, domain.UnknownDiscrepancyError):
+        return ProblemError(404, "Unknown discrepancy", str(error), discrepancy_id=discrepancy_id)
+    if isinstance(error, domain.InvalidCommandError):
+        return ProblemError(422, "Invalid request", str(error),
+                            errors=[{"field": error.field, "rule": error.rule}])
+    return ProblemError(409, "Refused", str(error), discrepancy_id=discrepancy_id)
+
+
+async def _current(state: State, who: Principal, discrepancy_id: str) -> dict:
+    found = await state.read(who.tenant, store.current, who.tenant, discrepancy_id)
+    if found is None:
+        raise ProblemError(404, "Unknown discrepancy",
+                           f"no discrepancy {discrepancy_id} in this tenant")
+    return found
+
+
+@router.post("/v1/discrepancies", status_code=201)
+async def open_discrepancy(body: OpenRequest, who: Worker, state: State):
+    """Record a discrepancy. Reporting the same (source, external_ref) again returns the
+    existing one (200), so engines can retry safely."""
+    command = _command(domain.OpenDiscrepancy, external_ref=body.external_ref, source=body.source,
+                       kind=body.kind, expected_amount=body.expected_amount,
+                       actual_amount=body.actual_amount, currency=body.currency,
+                       detected_at=body.detected_at, severity=body.severity,
+                       metadata=body.metadata, transaction_refs=tuple(body.transaction_refs))
+    existing = await state.read(who.tenant, store.find_by_ref, who.tenant, body.source,
+                                body.external_ref)
+    discrepancy_id = existing or store.new_id()
+    appended = None if existing else await _append(
+        state, who, discrepancy_id, command, store.open_key(body.source, body.external_ref))
+    if appended is not None and appended.replayed:  # a concurrent report won the race
+        discrepancy_id = appended.stream.removeprefix(store.PREFIX)
+    found = await _current(state, who, discrepancy_id)
+    created = appended is not None and not appended.replayed
+    return JSONResponse(found, status_code=201 if created else 200)
+
+
+@router.get("/v1/discrepancies/{discrepancy_id}")
+async def get_discrepancy(discrepancy_id: DiscrepancyId, who: Reader, state: State,
+                          as_of: Annotated[str | None, Query(max_length=40, description=
+                              "a seq (integer) or an RFC 3339 time: the discrepancy as it was then")] = None):
+    if as_of is None:
+        return await _current(state, who, discrepancy_id)
+    then, _ = await state.read(who.tenant, store.history, who.tenant, discrepancy_id,
+                               **_as_of(as_of))
+    if then is None:
+        raise ProblemError(404, "Unknown discrepancy",
+                           f"discrepancy {discrepancy_id} did not exist as of {as_of}")
+    return then.to_dict()
+
+
+def _as_of(value: str) -> dict:
+    if value.isdigit():
+        return {"until_seq": int(value)}
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ProblemError(422, "Invalid request", f"as_of: {value!r} is neither a seq nor an "
+                           "RFC 3339 time", errors=[{"field": "query.as_of", "rule": "seq or time"}]) from e
+    if moment.tzinfo is None:
+        raise ProblemError(422, "Invalid request", "as_of: the time needs a UTC offset",
+                           errors=[{"field": "query.as_of", "rule": "timezone required"}])
+    return {"until_time": moment}
+
+
+@router.get("/v1/discrepancies/{discrepancy_id}/history")
+async def get_history(discrepancy_id: DiscrepancyId, who: Reader, state: State) -> dict:
+    """Every ledger entry about the discrepancy, in order."""
+    _, items = await state.read(who.tenant, store.history, who.tenant, discrepancy_id)
+    if not items:
+        raise ProblemError(404, "Unknown discrepancy", f"no discrepancy {discrepancy_id} in this tenant")
+    return {"discrepancy_id": discrepancy_id, "entries": [
+        {"seq": i.seq, "at": i.at, "type": i.type, "actor": i.actor_id, "role": i.role,
+         "status_before": i.status_before, "status_after": i.status_after,
+         "leaf_hash": b64(i.leaf_hash), "data": i.data} for i in items]}
+
+
+@router.post("/v1/discrepancies/{discrepancy_id}/transitions")
+async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who: Worker,
+                     state: State, key: IdempotencyKey = None) -> dict:
+    """Move the discrepancy; refused (409) unless the lifecycle allows it for this role now."""
+    command = _command(domain.Transition, to=body.to, reason=body.reason,
+                       resolution_code=body.resolution_code, note=body.note)
+    appended = await _append(state, who, discrepancy_id, command, key)
+    return {**await _current(state, who, discrepancy_id), "seq": appended.seq}
+
+
+@router.post("/v1/discrepancies/{discrepancy_id}/assignment")
+async def assign(discrepancy_id: DiscrepancyId, body: AssignRequest, who: Worker, state: State,
+                 key: IdempotencyKey = None) -> dict:
+    appended = await _append(state, who, discrepancy_id,
+                             _command(domain.Assign, assignee=body.assignee), key)
+    return {**await _current(state, who, discrepancy_id), "seq": appended.seq}
+
+
+@router.post("/v1/discrepancies/{discrepancy_id}/comments", status_code=201)
+async def comment(discrepancy_id: DiscrepancyId, body: CommentRequest, who: Worker, state: State,
+                  key: IdempotencyKey = None) -> dict:
+    appended = await _append(state, who, discrepancy_id,
+                             _command(domain.Comment, text=body.text), key)
+    return {"discrepancy_id": discrepancy_id, "seq": appended.seq}
+
+
+@router.post("/v1/discrepancies/{discrepancy_id}/severity")
+async def change_severity(discrepancy_id: DiscrepancyId, body: SeverityRequest, who: Worker,
+                          state: State, key: IdempotencyKey = None) -> dict:
+    command = _command(domain.ChangeSeverity, severity=body.severity, reason=body.reason)
+    appended = await _append(state, who, discrepancy_id, command, key)
+    return {**await _current(state, who, discrepancy_id), "seq": appended.seq}

@@ -1,0 +1,162 @@
+"""Discrepancies in the ledger: decisions, the read model, history and time travel.
+
+The state a command is judged against is replayed from the stream's own ledger entries
+under the log-head lock (the ledger is the truth; a discrepancy has few entries). The
+`discrepancies` table is the projection queries use, written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from indelible import domain
+from indelible.entry import Actor as EntryActor
+from indelible.entry import NewEntry, decode_entry, format_time, time_ordered_ids
+from indelible.store.appender import Appended, Decision
+from indelible.store.errors import AppendRefusedError
+
+PREFIX = "disc/"
+
+
+class DomainRefusedError(AppendRefusedError):
+    """A domain rule refused the command; `.error` is the domain's own refusal."""
+
+    def __init__(self, error: domain.DomainError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def stream_of(discrepancy_id: str) -> str:
+    return PREFIX + discrepancy_id
+
+
+def new_id() -> str:
+    return str(time_ordered_ids(datetime.now(timezone.utc), 1)[0])
+
+
+def open_key(source: str, external_ref: str) -> str:
+    """One discrepancy per (tenant, source, external_ref): a repeated report replays."""
+    return "open:" + orjson.dumps([source, external_ref]).decode()
+
+
+def decision(discrepancy_id: str, command, actor: domain.Actor,
+             idempotency_key: str | None = None) -> Decision:
+    """The appender's Decision for a domain command on one discrepancy."""
+    stream = stream_of(discrepancy_id)
+
+    def decide(state: domain.Discrepancy | None) -> NewEntry:
+        try:
+            event = domain.decide(state, command, actor, discrepancy_id=discrepancy_id)
+        except domain.DomainError as e:
+            raise DomainRefusedError(e) from e
+        kind = "system" if actor.role == domain.Role.SYSTEM else "user"
+        return NewEntry(stream=stream, type=str(event.type), data=event.data,
+                        actor=EntryActor(actor.id, str(actor.role), kind),
+                        idempotency_key=idempotency_key)
+    return Decision(stream, decide, idempotency_key)
+
+
+def _event(document: dict) -> domain.Event:
+    return domain.Event(type=domain.EventType(document["type"]), data=document["data"])
+
+
+class Discrepancies:
+    """StreamModel of `disc/…` streams."""
+
+    def owns(self, stream: str) -> bool:
+        return stream.startswith(PREFIX)
+
+    def load(self, conn, tenant, streams):
+        rows = conn.execute("SELECT stream_id, entry FROM ledger_entries WHERE tenant_id = %s "
+                            "AND stream_id = ANY(%s) ORDER BY seq", (tenant, streams))
+        states: dict[str, domain.Discrepancy] = {}
+        for stream, entry in rows:
+            document = decode_entry(bytes(entry))
+            states[stream] = domain.evolve(states.get(stream), _event(document), at=document["at"])
+        return states
+
+    def evolve(self, state, appended: Appended):
+        document = decode_entry(appended.entry)
+        return domain.evolve(state, _event(document), at=document["at"])
+
+    def project(self, conn, tenant, states):
+        for stream, d in states.items():
+            conn.execute(_UPSERT, (tenant, d.id, d.external_ref, d.source, str(d.kind),
+                                   d.currency, d.expected_amount, d.actual_amount, d.difference,
+                                   str(d.severity), str(d.status), d.assignee, d.detected_at,
+                                   d.opened_at, d.updated_at, d.version, tenant, stream,
+                                   Jsonb(d.to_dict())))
+
+
+_UPSERT = """
+INSERT INTO discrepancies (tenant_id, id, external_ref, source, kind, currency, expected_amount,
+    actual_amount, difference, severity, status, assignee, detected_at, opened_at, updated_at,
+    version, last_seq, state)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+        (SELECT max(seq) FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s), %s)
+ON CONFLICT (tenant_id, id) DO UPDATE SET severity = EXCLUDED.severity,
+    status = EXCLUDED.status, assignee = EXCLUDED.assignee, updated_at = EXCLUDED.updated_at,
+    version = EXCLUDED.version, last_seq = EXCLUDED.last_seq, state = EXCLUDED.state
+"""
+
+
+def find_by_ref(conn: psycopg.Connection, tenant: str, source: str, external_ref: str) -> str | None:
+    row = conn.execute("SELECT id::text FROM discrepancies WHERE tenant_id = %s AND source = %s "
+                       "AND external_ref = %s", (tenant, source, external_ref)).fetchone()
+    return row[0] if row else None
+
+
+def current(conn: psycopg.Connection, tenant: str, discrepancy_id: str) -> dict | None:
+    row = conn.execute("SELECT state FROM discrepancies WHERE tenant_id = %s AND id = %s",
+                       (tenant, _uuid(discrepancy_id))).fetchone()
+    return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    seq: int
+    at: str
+    type: str
+    actor_id: str
+    role: str
+    status_before: str | None
+    status_after: str
+    leaf_hash: bytes
+    data: dict
+
+
+def history(conn: psycopg.Connection, tenant: str, discrepancy_id: str, *,
+            until_seq: int | None = None, until_time: datetime | None = None
+            ) -> tuple[domain.Discrepancy | None, list[HistoryItem]]:
+    """Every entry about the discrepancy in order (up to a seq or a time), and the state then."""
+    rows = conn.execute(
+        "SELECT seq, entry, leaf_hash FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s "
+        "AND seq <= %s AND recorded_at <= %s ORDER BY seq",
+        (tenant, stream_of(discrepancy_id), until_seq if until_seq is not None else 2**62,
+         until_time or datetime.max.replace(tzinfo=timezone.utc)))
+    state, items = None, []
+    for seq, entry, leaf in rows:
+        document = decode_entry(bytes(entry))
+        before = state.status.value if state else None
+        state = domain.evolve(state, _event(document), at=document["at"])
+        items.append(HistoryItem(seq, document["at"], document["type"], document["actor"]["id"],
+                                 document["actor"]["role"], before, state.status.value,
+                                 bytes(leaf), document["data"]))
+    return state, items
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+__all__ = ["DomainRefusedError", "Discrepancies", "current", "decision", "find_by_ref",
+           "format_time", "history", "new_id", "open_key", "stream_of"]

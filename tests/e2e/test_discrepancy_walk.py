@@ -1,0 +1,120 @@
+"""A new user's walk, through the real HTTP API: tenant and keys, a discrepancy opened,
+refused a premature move, walked to resolved, its history and time travel, its inclusion
+proof, and a clean `indelible verify`."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+import psycopg
+import pytest
+
+from indelible import proofs
+from indelible.store.tenants import create_tenant
+
+from .cli_helpers import indelible
+from .test_http import Service, _checkpoint, _interrupt, _start, cli_env
+
+OPEN = {"external_ref": "stripe-po-1042", "source": "stripe", "kind": "amount_mismatch",
+        "expected_amount": "9850.00", "actual_amount": "10000.00", "currency": "EUR",
+        "detected_at": "2026-11-23T05:00:00Z", "metadata": {"batch": "2026-11-22"}}
+
+
+@pytest.fixture
+def service(tmp_path, owner_url, app_url):
+    env = cli_env(tmp_path / "data", owner_url)
+    env["INDELIBLE_CHECKPOINT_INTERVAL"] = "0.2"
+    tenant = f"walk-{secrets.token_hex(3)}"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        create_tenant(conn, tenant, base_origin="test.indelible.local/log")
+    process, base = _start(env)
+    vkey = indelible(env, "signing-key", "show").stdout.strip()
+    service = Service(base, tenant, proofs.NoteVerifier.from_key_text(vkey), env, [])
+    yield service
+    for client in service.clients:
+        client.close()
+    assert _interrupt(process) == 0
+
+
+def test_a_discrepancy_walks_from_open_to_resolved_with_proofs(service):
+    analyst, manager, auditor = (service.key(r) for r in ("analyst", "compliance_manager", "auditor"))
+
+    opened = analyst.post("/v1/discrepancies", json=OPEN)
+    assert opened.status_code == 201, opened.text
+    d = opened.json()
+    assert (d["status"], d["difference"], d["severity"]) == ("open", "150.00", "medium")
+    again = analyst.post("/v1/discrepancies", json=OPEN)
+    assert again.status_code == 200 and again.json()["id"] == d["id"]
+
+    path = f"/v1/discrepancies/{d['id']}"
+    assert analyst.post(f"{path}/transitions", json={"to": "acknowledged"}).status_code == 200
+    premature = analyst.post(f"{path}/transitions",
+                             json={"to": "resolved", "resolution_code": "corrected_in_ledger",
+                                   "note": "fixed"})
+    assert premature.status_code == 409
+    problem = premature.json()
+    assert (problem["current_status"], problem["requested"], problem["allowed"]) == (
+        "acknowledged", "resolved", ["investigating"])
+    assert d["id"] in problem["detail"]
+
+    assert manager.post(f"{path}/assignment", json={"assignee": "ana"}).status_code == 200
+    assert analyst.post(f"{path}/comments", json={"text": "Processor fee not booked"}).status_code == 201
+    assert analyst.post(f"{path}/transitions", json={"to": "investigating"}).status_code == 200
+    resolved = analyst.post(f"{path}/transitions", json={
+        "to": "resolved", "resolution_code": "corrected_in_ledger", "note": "Fee booked"})
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    assert analyst.post(f"{path}/transitions", json={"to": "investigating"}).status_code == 409
+
+    history = auditor.get(f"{path}/history").json()["entries"]
+    assert [(h["status_before"], h["status_after"]) for h in history] == [
+        (None, "open"), ("open", "acknowledged"), ("acknowledged", "acknowledged"),
+        ("acknowledged", "acknowledged"), ("acknowledged", "investigating"),
+        ("investigating", "resolved")]
+    assert all(h["role"] and h["actor"] for h in history)
+    then = auditor.get(path, params={"as_of": history[1]["seq"]}).json()
+    assert then["status"] == "acknowledged" and then["assignee"] is None
+
+    last = history[-1]
+    _checkpoint(auditor, service.tenant, size=last["seq"] + 1)
+    proof = auditor.get(f"/v1/logs/{service.tenant}/entries/{last['seq']}",
+                        params={"format": "tlog-proof"}).text
+    _, entry = proofs.verify_tlog_proof(proof, service.verifier)
+    assert proofs.leaf_hash(entry) == base64.b64decode(last["leaf_hash"])
+
+    verified = indelible(service.env, "verify", "--tenant", service.tenant)
+    assert verified.returncode == 0, verified.stdout
+
+
+def test_bad_input_is_refused_naming_the_field(service):
+    analyst = service.key("analyst")
+    floats = analyst.post("/v1/discrepancies", json={**OPEN, "expected_amount": 9850.0})
+    assert floats.status_code == 422 and floats.json()["errors"][0]["field"] == "body.expected_amount"
+    yen = analyst.post("/v1/discrepancies", json={**OPEN, "currency": "JPY",
+                                                  "expected_amount": "100.5"})
+    assert yen.status_code == 422 and "JPY" in yen.json()["detail"]
+    extra = analyst.post("/v1/discrepancies", json={**OPEN, "surprise": True})
+    assert extra.status_code == 422
+
+
+def test_auditors_may_read_but_not_change_and_other_tenants_see_nothing(service, app_url):
+    analyst, auditor = service.key("analyst"), service.key("auditor")
+    d = analyst.post("/v1/discrepancies", json=OPEN).json()
+    path = f"/v1/discrepancies/{d['id']}"
+    assert auditor.get(path).status_code == 200
+    for method, url, body in (("post", "/v1/discrepancies", OPEN),
+                              ("post", f"{path}/transitions", {"to": "acknowledged"}),
+                              ("post", f"{path}/comments", {"text": "x"}),
+                              ("post", f"{path}/assignment", {"assignee": "x"}),
+                              ("post", f"{path}/severity", {"severity": "low", "reason": "x"})):
+        refused = getattr(auditor, method)(url, json=body)
+        assert refused.status_code == 403, url
+
+    other = f"{service.tenant}-o"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        create_tenant(conn, other, base_origin="test.indelible.local/log")
+    stranger = service.key("compliance_manager", tenant=other)
+    assert stranger.get(path).status_code == 404
+    assert stranger.get(f"{path}/history").status_code == 404
+    assert stranger.post(f"{path}/transitions", json={"to": "acknowledged"}).status_code == 404
+    assert analyst.get(path).json()["status"] == "open"  # nothing changed
