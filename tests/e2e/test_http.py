@@ -111,7 +111,7 @@ def test_the_latest_checkpoint_is_served_as_a_signed_note(service):
 
 
 def test_an_entry_comes_with_an_inclusion_proof_in_json_and_as_a_tlog_proof(service):
-    base, tenant, verifier = service.base, service.tenant, service.verifier
+    tenant, verifier = service.tenant, service.verifier
     client = service.key("auditor")
     _checkpoint(client, tenant, size=301)
     body = client.get(f"/v1/logs/{tenant}/entries/123").json()
