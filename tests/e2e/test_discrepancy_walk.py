@@ -118,3 +118,43 @@ def test_auditors_may_read_but_not_change_and_other_tenants_see_nothing(service,
     assert stranger.get(f"{path}/history").status_code == 404
     assert stranger.post(f"{path}/transitions", json={"to": "acknowledged"}).status_code == 404
     assert analyst.get(path).json()["status"] == "open"  # nothing changed
+
+
+def test_listing_filters_pages_stably_and_counts(service):
+    analyst = service.key("analyst")
+    made = []
+    for i, (source, currency) in enumerate([("stripe", "EUR"), ("paypal", "USD"), ("bank", "JPY")] * 3):
+        body = {**OPEN, "external_ref": f"ref-{i:02d}", "source": source, "currency": currency,
+                "expected_amount": "100" if currency == "JPY" else "100.00",
+                "actual_amount": "90" if currency == "JPY" else "90.00"}
+        made.append(analyst.post("/v1/discrepancies", json=body).json()["id"])
+    analyst.post(f"/v1/discrepancies/{made[0]}/transitions", json={"to": "acknowledged"})
+
+    pages, cursor = [], None
+    while True:
+        page = analyst.get("/v1/discrepancies", params={"limit": 4, **({"cursor": cursor} if cursor else {})}).json()
+        pages.append([d["id"] for d in page["items"]])
+        # A new arrival between pages must not shift or repeat what was already listed.
+        if len(pages) == 1:
+            analyst.post("/v1/discrepancies", json={**OPEN, "external_ref": "late"})
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    listed = [i for p in pages for i in p]
+    assert listed == list(reversed(made)) and [len(p) for p in pages] == [4, 4, 1]
+
+    stripe = analyst.get("/v1/discrepancies", params={"source": "stripe"}).json()["items"]
+    assert {d["source"] for d in stripe} == {"stripe"} and len(stripe) == 4  # 3 + "late"
+    acknowledged = analyst.get("/v1/discrepancies", params={"status": "acknowledged"}).json()
+    assert [d["id"] for d in acknowledged["items"]] == [made[0]]
+    by_text = analyst.get("/v1/discrepancies", params={"q": "REF-0"}).json()["items"]
+    assert len(by_text) == 9
+    assert analyst.get("/v1/discrepancies", params={"opened_after": "2999-01-01T00:00:00Z"}).json()["items"] == []
+
+    counts = analyst.get("/v1/discrepancy-counts").json()
+    assert counts["total"] == 10 and counts["by_status"]["acknowledged"] == 1
+    assert counts["by_status"]["open"] == 9 and sum(counts["by_severity"].values()) == 10
+
+    bad = analyst.get("/v1/discrepancies", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.cursor"
+    assert analyst.get("/v1/discrepancies", params={"status": "lost"}).status_code == 422

@@ -160,3 +160,59 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 __all__ = ["DomainRefusedError", "Discrepancies", "current", "decision", "find_by_ref",
            "format_time", "history", "new_id", "open_key", "stream_of"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    severity: str | None = None
+    source: str | None = None
+    assignee: str | None = None
+    ref_contains: str | None = None
+    opened_after: datetime | None = None
+    opened_before: datetime | None = None
+
+
+def list_page(conn: psycopg.Connection, tenant: str, filters: Filters, *, limit: int,
+              after: tuple[datetime, str] | None = None) -> list[dict]:
+    """Newest first; `after` is the (opened_at, id) of the last item of the previous page,
+    so pages stay stable while new discrepancies arrive (keyset, not offset)."""
+    where, args = _where(tenant, filters)
+    if after is not None:
+        where.append("(opened_at, id) < (%s, %s)")
+        args += [after[0], _uuid(after[1])]
+    rows = conn.execute(f"SELECT state FROM discrepancies WHERE {' AND '.join(where)} "
+                        "ORDER BY opened_at DESC, id DESC LIMIT %s", (*args, limit))
+    return [r[0] for r in rows]
+
+
+def counts(conn: psycopg.Connection, tenant: str, filters: Filters) -> dict:
+    where, args = _where(tenant, filters)
+    rows = conn.execute(f"SELECT status, severity, count(*) FROM discrepancies "
+                        f"WHERE {' AND '.join(where)} GROUP BY status, severity", args).fetchall()
+    by_status: dict[str, int] = {s.value: 0 for s in domain.Status}
+    by_severity: dict[str, int] = {s.value: 0 for s in domain.Severity}
+    for status, severity, n in rows:
+        by_status[status] += n
+        by_severity[severity] += n
+    return {"total": sum(by_status.values()), "by_status": by_status, "by_severity": by_severity}
+
+
+def _where(tenant: str, f: Filters) -> tuple[list[str], list]:
+    where, args = ["tenant_id = %s"], [tenant]
+    for column in ("status", "severity", "source", "assignee"):
+        value = getattr(f, column)
+        if value is not None:
+            where.append(f"{column} = %s")
+            args.append(value)
+    if f.ref_contains:
+        escaped = f.ref_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("external_ref ILIKE %s")
+        args.append(f"%{escaped}%")
+    if f.opened_after is not None:
+        where.append("opened_at > %s")
+        args.append(f.opened_after)
+    if f.opened_before is not None:
+        where.append("opened_at < %s")
+        args.append(f.opened_before)
+    return where, args

@@ -7,9 +7,12 @@ lock. Refusals are RFC 9457 problems that name what was refused and what is allo
 from __future__ import annotations
 
 import asyncio
+import base64
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -127,6 +130,57 @@ async def open_discrepancy(body: OpenRequest, who: Worker, state: State):
     found = await _current(state, who, discrepancy_id)
     created = appended is not None and not appended.replayed
     return JSONResponse(found, status_code=201 if created else 200)
+
+
+Status = Literal["open", "acknowledged", "investigating", "resolved", "escalated", "auto_closed"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+def _filters(status: Status | None = None, severity: Severity | None = None,
+             source: Annotated[str | None, Query(max_length=64)] = None,
+             assignee: Annotated[str | None, Query(max_length=200)] = None,
+             q: Annotated[str | None, Query(max_length=200, description="text in external_ref")] = None,
+             opened_after: datetime | None = None,
+             opened_before: datetime | None = None) -> store.Filters:
+    for name, moment in (("opened_after", opened_after), ("opened_before", opened_before)):
+        if moment is not None and moment.tzinfo is None:
+            raise ProblemError(422, "Invalid request", f"{name}: the time needs a UTC offset",
+                               errors=[{"field": f"query.{name}", "rule": "timezone required"}])
+    return store.Filters(status, severity, source, assignee, q, opened_after, opened_before)
+
+
+Filters = Annotated[store.Filters, Depends(_filters)]
+
+
+@router.get("/v1/discrepancies")
+async def list_discrepancies(who: Reader, state: State, filters: Filters,
+                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                             cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    items = await state.read(who.tenant, store.list_page, who.tenant, filters, limit=limit,
+                             after=_decode_cursor(cursor) if cursor else None)
+    last = items[-1] if len(items) == limit else None
+    return {"items": items, "next_cursor": _encode_cursor(last) if last else None}
+
+
+@router.get("/v1/discrepancy-counts")
+async def discrepancy_counts(who: Reader, state: State, filters: Filters) -> dict:
+    """How many discrepancies by status and by severity (for a dashboard)."""
+    return await state.read(who.tenant, store.counts, who.tenant, filters)
+
+
+def _encode_cursor(item: dict) -> str:
+    raw = orjson.dumps([item["opened_at"], item["id"]])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        opened_at, discrepancy_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(opened_at.replace("Z", "+00:00")), str(uuid.UUID(discrepancy_id))
+    except (ValueError, TypeError, orjson.JSONDecodeError) as e:
+        raise ProblemError(422, "Invalid request", "cursor: not a cursor this API returned",
+                           errors=[{"field": "query.cursor", "rule": "opaque cursor"}]) from e
 
 
 @router.get("/v1/discrepancies/{discrepancy_id}")

@@ -1,0 +1,106 @@
+"""Discrepancies in the store: decisions under the lock, projection, history, time travel."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from indelible import domain
+from indelible.bootstrap import projections
+from indelible.store import discrepancies as store
+from indelible.store.appender import Appended, GroupCommitAppender, append_batch
+
+pytestmark = pytest.mark.storage
+
+ANALYST = domain.Actor("key:ana", "analyst")
+MANAGER = domain.Actor("key:max", "compliance_manager")
+
+
+def _open(conn, tenant, ref="po-1"):
+    command = domain.OpenDiscrepancy(external_ref=ref, source="stripe", kind="amount_mismatch",
+                                     expected_amount="9850.00", actual_amount="10000.00",
+                                     currency="EUR", detected_at="2026-11-23T05:00:00Z")
+    discrepancy_id = store.new_id()
+    (out,) = append_batch(conn, tenant, [store.decision(discrepancy_id, command, ANALYST,
+                                                        store.open_key("stripe", ref))],
+                          model=projections())
+    assert isinstance(out, Appended), out
+    return discrepancy_id
+
+
+def _move(discrepancy_id, to, actor=ANALYST, **extra):
+    if to == "escalated":
+        extra.setdefault("reason", "over the manager's limit")
+    return store.decision(discrepancy_id, domain.Transition(to=to, **extra), actor)
+
+
+def _scoped(conn, tenant, fn, *args, **kwargs):
+    with conn.transaction():
+        conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
+        return fn(conn, tenant, *args, **kwargs)
+
+
+def test_moves_in_one_batch_are_judged_one_after_the_other(conn, registered_tenant):
+    d = _open(conn, registered_tenant)
+    out = append_batch(conn, registered_tenant, [
+        _move(d, "acknowledged"), _move(d, "acknowledged"), _move(d, "investigating")],
+        model=projections())
+    assert isinstance(out[0], Appended) and isinstance(out[2], Appended)
+    assert isinstance(out[1], store.DomainRefusedError)
+    assert isinstance(out[1].error, domain.TransitionRefusedError)
+    assert _scoped(conn, registered_tenant, store.current, d)["status"] == "investigating"
+
+
+def test_racing_appenders_cannot_make_an_illegal_history(app_url, conn, registered_tenant):
+    """8 appenders on their own connections race the same moves on one discrepancy."""
+    d = _open(conn, registered_tenant)
+    wins, refusals, lock = [], [], threading.Lock()
+    moves = ["acknowledged", "investigating", "escalated", "investigating"]
+
+    def racer() -> None:
+        appender = GroupCommitAppender(conninfo=app_url, model=projections())
+        for to in moves:
+            try:
+                outcome = appender.submit(registered_tenant, _move(d, to, MANAGER)).result(60)
+                with lock:
+                    wins.append((to, outcome.seq))
+            except store.DomainRefusedError as e:
+                with lock:
+                    refusals.append(e.error)
+        appender.close()
+
+    threads = [threading.Thread(target=racer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(wins) + len(refusals) == 32
+    assert all(isinstance(r, domain.TransitionRefusedError) for r in refusals)
+    # Replaying the ledger checks every recorded move against the status it left.
+    state, items = _scoped(conn, registered_tenant, store.history, d)
+    assert [i.status_after for i in items][0] == "open"
+    assert all(i.status_before != i.status_after for i in items[1:])
+    assert _scoped(conn, registered_tenant, store.current, d) == state.to_dict()
+
+
+def test_history_and_time_travel_follow_the_ledger(conn, registered_tenant):
+    d = _open(conn, registered_tenant)
+    append_batch(conn, registered_tenant, [_move(d, "acknowledged")], model=projections())
+    (moved,) = append_batch(conn, registered_tenant, [_move(d, "investigating")],
+                            model=projections())
+    then, items = _scoped(conn, registered_tenant, store.history, d, until_seq=moved.seq - 1)
+    assert then.status == domain.Status.ACKNOWLEDGED and len(items) == 2
+    now, items = _scoped(conn, registered_tenant, store.history, d)
+    assert now.status == domain.Status.INVESTIGATING and items[-1].seq == moved.seq
+
+
+def test_the_same_report_twice_is_one_discrepancy(conn, registered_tenant):
+    first = _open(conn, registered_tenant, ref="dup-1")
+    command = domain.OpenDiscrepancy(external_ref="dup-1", source="stripe", kind="amount_mismatch",
+                                     expected_amount="1.00", actual_amount="2.00",
+                                     currency="EUR", detected_at="2026-11-23T05:00:00Z")
+    (again,) = append_batch(conn, registered_tenant, [store.decision(
+        store.new_id(), command, ANALYST, store.open_key("stripe", "dup-1"))], model=projections())
+    assert again.replayed and again.stream == store.stream_of(first)
