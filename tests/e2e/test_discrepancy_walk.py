@@ -5,12 +5,14 @@ proof, and a clean `indelible verify`."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 
 import psycopg
 import pytest
 
 from indelible import proofs
+from indelible.proofs import canonical_json
 from indelible.store.tenants import create_tenant
 
 from .cli_helpers import indelible
@@ -65,6 +67,7 @@ def test_a_discrepancy_walks_from_open_to_resolved_with_proofs(service):
         "to": "resolved", "resolution_code": "corrected_in_ledger", "note": "Fee booked"})
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
     assert analyst.post(f"{path}/transitions", json={"to": "investigating"}).status_code == 409
+    assert analyst.get(f"{path}/snapshot").status_code == 200
 
     history = auditor.get(f"{path}/history").json()["entries"]
     assert [(h["status_before"], h["status_after"]) for h in history] == [
@@ -74,6 +77,11 @@ def test_a_discrepancy_walks_from_open_to_resolved_with_proofs(service):
     assert all(h["role"] and h["actor"] for h in history)
     then = auditor.get(path, params={"as_of": history[1]["seq"]}).json()
     assert then["status"] == "acknowledged" and then["assignee"] is None
+
+    frozen = auditor.get(f"{path}/snapshot").json()
+    assert frozen["discrepancy"]["status"] == "resolved" and frozen["seq"] == history[-1]["seq"]
+    digest = hashlib.sha256(canonical_json([[h["seq"], h["leaf_hash"]] for h in history])).hexdigest()
+    assert frozen["history"]["digest_sha256"] == digest
 
     last = history[-1]
     _checkpoint(auditor, service.tenant, size=last["seq"] + 1)

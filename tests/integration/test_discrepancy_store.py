@@ -104,3 +104,22 @@ def test_the_same_report_twice_is_one_discrepancy(conn, registered_tenant):
     (again,) = append_batch(conn, registered_tenant, [store.decision(
         store.new_id(), command, ANALYST, store.open_key("stripe", "dup-1"))], model=projections())
     assert again.replayed and again.stream == store.stream_of(first)
+
+
+def test_a_resolution_snapshot_is_frozen_once_and_never_changes(conn, owner_url, registered_tenant):
+    import psycopg
+
+    d = _open(conn, registered_tenant)
+    append_batch(conn, registered_tenant, [
+        _move(d, "investigating"),
+        _move(d, "resolved", resolution_code="corrected_in_ledger", note="fee booked")],
+        model=projections())
+    frozen = _scoped(conn, registered_tenant, store.snapshot, d)
+    assert frozen["discrepancy"]["status"] == "resolved" and frozen["history"]["entries"] == 3
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        for sql in ("UPDATE resolution_snapshots SET seq = 0 WHERE discrepancy_id = %s",
+                    "DELETE FROM resolution_snapshots WHERE discrepancy_id = %s"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                owner.execute(sql, (d,))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+        conn.execute("DELETE FROM resolution_snapshots")

@@ -7,6 +7,7 @@ under the log-head lock (the ledger is the truth; a discrepancy has few entries)
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,7 +18,8 @@ from psycopg.types.json import Jsonb
 
 from indelible import domain
 from indelible.entry import Actor as EntryActor
-from indelible.entry import NewEntry, decode_entry, format_time, time_ordered_ids
+from indelible.entry import NewEntry, b64, decode_entry, format_time, time_ordered_ids
+from indelible.proofs import canonical_json
 from indelible.store.appender import Appended, Decision
 from indelible.store.errors import AppendRefusedError
 
@@ -92,6 +94,31 @@ class Discrepancies:
                                    str(d.severity), str(d.status), d.assignee, d.detected_at,
                                    d.opened_at, d.updated_at, d.version, tenant, stream,
                                    Jsonb(d.to_dict())))
+            if d.status in domain.TERMINAL:
+                _freeze(conn, tenant, d)
+
+
+def _freeze(conn: psycopg.Connection, tenant: str, d: domain.Discrepancy) -> None:
+    """Snapshot a decided discrepancy once: rendered state + digest of its whole history."""
+    history = conn.execute("SELECT seq, leaf_hash FROM ledger_entries WHERE tenant_id = %s "
+                           "AND stream_id = %s ORDER BY seq", (tenant, stream_of(d.id))).fetchall()
+    digest = hashlib.sha256(canonical_json([[seq, b64(bytes(h))] for seq, h in history])).digest()
+    snapshot = canonical_json({"discrepancy": d.to_dict(), "history": {
+        "entries": len(history), "first_seq": history[0][0], "last_seq": history[-1][0],
+        "digest_sha256": digest.hex(),
+        "digest_rule": "SHA-256 of the canonical JSON list of [seq, base64 leaf hash]"}})
+    conn.execute("INSERT INTO resolution_snapshots (tenant_id, discrepancy_id, seq, snapshot, "
+                 "history_digest) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                 (tenant, d.id, history[-1][0], snapshot, digest))
+
+
+def snapshot(conn: psycopg.Connection, tenant: str, discrepancy_id: str) -> dict | None:
+    row = conn.execute("SELECT seq, snapshot, created_at FROM resolution_snapshots "
+                       "WHERE tenant_id = %s AND discrepancy_id = %s",
+                       (tenant, _uuid(discrepancy_id))).fetchone()
+    if row is None:
+        return None
+    return {"seq": row[0], "frozen_at": row[2].isoformat(), **orjson.loads(bytes(row[1]))}
 
 
 _UPSERT = """

@@ -14,7 +14,7 @@ APP_ROLE = "indelible_app"
 MIGRATION_LOCK = 0x1DE1_1B1E  # advisory lock id: one migrator at a time across processes
 
 # Tables whose rows are evidence: append-only for everyone, forever.
-EVIDENCE_TABLES = ("ledger_entries", "merkle_nodes", "checkpoints")
+EVIDENCE_TABLES = ("ledger_entries", "merkle_nodes", "checkpoints")  # of the ledger core
 
 _V1_LEDGER = """
 CREATE FUNCTION indelible_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -169,10 +169,30 @@ CREATE POLICY {table}_tenant ON {table}
 """ for table in ("api_keys", "discrepancies"))
 
 
+# Evidence: the discrepancy as it stood the day it was decided. Never updated.
+_V3_SNAPSHOTS = f"""
+CREATE TABLE resolution_snapshots (
+    tenant_id      text NOT NULL REFERENCES tenants (tenant_id),
+    discrepancy_id uuid NOT NULL,
+    seq            bigint NOT NULL,   -- the entry that resolved or auto-closed it
+    snapshot       bytea NOT NULL,    -- canonical JSON of the rendered discrepancy
+    history_digest bytea NOT NULL CHECK (octet_length(history_digest) = 32),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, discrepancy_id)
+);
+GRANT SELECT, INSERT ON resolution_snapshots TO {APP_ROLE};
+ALTER TABLE resolution_snapshots ENABLE ROW LEVEL SECURITY;
+CREATE POLICY resolution_snapshots_tenant ON resolution_snapshots
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("resolution_snapshots")
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
     (2, "tenants, API keys, discrepancies; row-level security on read models", _V2_READ_MODELS),
+    (3, "resolution snapshots (append-only evidence)", _V3_SNAPSHOTS),
 ]
 
 

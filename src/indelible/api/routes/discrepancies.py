@@ -223,6 +223,16 @@ async def get_history(discrepancy_id: DiscrepancyId, who: Reader, state: State) 
          "leaf_hash": b64(i.leaf_hash), "data": i.data} for i in items]}
 
 
+@router.get("/v1/discrepancies/{discrepancy_id}/snapshot")
+async def get_snapshot(discrepancy_id: DiscrepancyId, who: Reader, state: State) -> dict:
+    """The discrepancy frozen when it was resolved or auto-closed, with its history digest."""
+    found = await state.read(who.tenant, store.snapshot, who.tenant, discrepancy_id)
+    if found is None:
+        raise ProblemError(404, "No snapshot", f"discrepancy {discrepancy_id} has no resolution "
+                           "snapshot in this tenant (it is not resolved or auto-closed)")
+    return found
+
+
 @router.post("/v1/discrepancies/{discrepancy_id}/transitions")
 async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who: Worker,
                      state: State, key: IdempotencyKey = None) -> dict:
