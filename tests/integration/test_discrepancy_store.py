@@ -123,3 +123,32 @@ def test_a_resolution_snapshot_is_frozen_once_and_never_changes(conn, owner_url,
                 owner.execute(sql, (d,))
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
         conn.execute("DELETE FROM resolution_snapshots")
+
+
+def test_rebuilt_read_models_equal_the_live_ones(conn, owner_url, registered_tenant):
+    import psycopg
+
+    from indelible.entry import Actor
+    from indelible.store.api_keys import issue_command, revoke_decision
+    from indelible.store.rebuild import rebuild_projections
+
+    admin = Actor("key:root", "admin")
+    keys = [issue_command(role=r, name=None, by=admin)[1] for r in ("analyst", "auditor")]
+    append_batch(conn, registered_tenant, keys, model=projections())
+    append_batch(conn, registered_tenant, [revoke_decision(keys[0].data["key_id"], by=admin)],
+                 model=projections())
+    ids = [_open(conn, registered_tenant, ref=f"r-{i}") for i in range(3)]
+    append_batch(conn, registered_tenant, [
+        _move(ids[0], "acknowledged"), _move(ids[1], "investigating"),
+        _move(ids[1], "resolved", resolution_code="written_off", note="below threshold"),
+        store.decision(ids[2], domain.Assign(assignee="ana"), MANAGER)], model=projections())
+
+    def read_models():
+        with psycopg.connect(owner_url) as c:
+            return [c.execute(f"SELECT * FROM {t} WHERE tenant_id = %s ORDER BY 2",
+                              (registered_tenant,)).fetchall() for t in ("api_keys", "discrepancies")]
+
+    live = read_models()
+    assert len(live[0]) == 2 and len(live[1]) == 3
+    assert rebuild_projections(owner_url, registered_tenant, projections()) == 5
+    assert read_models() == live

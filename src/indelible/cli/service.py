@@ -104,3 +104,21 @@ def api_key_create(tenant: str, role: str, name: str | None) -> None:
     click.echo(f"key {entry.data['key_id']} ({role}) issued at seq {issued.seq}; "
                "the token is shown only now:", err=True)
     click.echo(token)
+
+
+@main.group()
+def projections() -> None:
+    """Read models derived from the ledger."""
+
+
+@projections.command("rebuild")
+@click.option("--tenant", required=True)
+def projections_rebuild(tenant: str) -> None:
+    """Drop the tenant's read models and rebuild them from its ledger."""
+    from indelible.bootstrap import open_database
+    from indelible.bootstrap import projections as all_models
+    from indelible.store.rebuild import READ_MODELS, rebuild_projections
+
+    with open_database(settings_from_env()) as db:
+        streams = rebuild_projections(db.owner_url, tenant, all_models())
+    click.echo(f"rebuilt {', '.join(READ_MODELS)} of {tenant} from the ledger: {streams} streams")
