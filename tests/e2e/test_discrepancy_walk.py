@@ -62,6 +62,12 @@ def test_a_discrepancy_walks_from_open_to_resolved_with_proofs(service):
 
     assert manager.post(f"{path}/assignment", json={"assignee": "ana"}).status_code == 200
     assert analyst.post(f"{path}/comments", json={"text": "Processor fee not booked"}).status_code == 201
+    statement = b"%PDF-1.4 processor statement, fee line 150.00 EUR"
+    attached = analyst.post(f"{path}/evidence", params={"name": "statement.pdf"}, content=statement,
+                            headers={"Content-Type": "application/pdf"})
+    assert attached.status_code == 201, attached.text
+    assert attached.json()["sha256"] == hashlib.sha256(statement).hexdigest()
+    assert auditor.get(f"/v1/evidence/{attached.json()['sha256']}").content == statement
     assert analyst.post(f"{path}/transitions", json={"to": "investigating"}).status_code == 200
     resolved = analyst.post(f"{path}/transitions", json={
         "to": "resolved", "resolution_code": "corrected_in_ledger", "note": "Fee booked"})
@@ -72,8 +78,10 @@ def test_a_discrepancy_walks_from_open_to_resolved_with_proofs(service):
     history = auditor.get(f"{path}/history").json()["entries"]
     assert [(h["status_before"], h["status_after"]) for h in history] == [
         (None, "open"), ("open", "acknowledged"), ("acknowledged", "acknowledged"),
-        ("acknowledged", "acknowledged"), ("acknowledged", "investigating"),
-        ("investigating", "resolved")]
+        ("acknowledged", "acknowledged"), ("acknowledged", "acknowledged"),
+        ("acknowledged", "investigating"), ("investigating", "resolved")]
+    assert history[4]["type"] == "discrepancy.evidence_attached"
+    assert history[4]["data"]["media_type"] == "application/pdf"
     assert all(h["role"] and h["actor"] for h in history)
     then = auditor.get(path, params={"as_of": history[1]["seq"]}).json()
     assert then["status"] == "acknowledged" and then["assignee"] is None
@@ -114,7 +122,8 @@ def test_auditors_may_read_but_not_change_and_other_tenants_see_nothing(service,
                               ("post", f"{path}/transitions", {"to": "acknowledged"}),
                               ("post", f"{path}/comments", {"text": "x"}),
                               ("post", f"{path}/assignment", {"assignee": "x"}),
-                              ("post", f"{path}/severity", {"severity": "low", "reason": "x"})):
+                              ("post", f"{path}/severity", {"severity": "low", "reason": "x"}),
+                              ("post", f"{path}/evidence?name=x.txt", None)):
         refused = getattr(auditor, method)(url, json=body)
         assert refused.status_code == 403, url
 
@@ -123,6 +132,8 @@ def test_auditors_may_read_but_not_change_and_other_tenants_see_nothing(service,
         create_tenant(conn, other, base_origin="test.indelible.local/log")
     stranger = service.key("compliance_manager", tenant=other)
     assert stranger.get(path).status_code == 404
+    assert stranger.get(f"{path}/snapshot").status_code == 404
+    assert stranger.post(f"{path}/evidence", params={"name": "x.txt"}, content=b"x").status_code == 404
     assert stranger.get(f"{path}/history").status_code == 404
     assert stranger.post(f"{path}/transitions", json={"to": "acknowledged"}).status_code == 404
     assert analyst.get(path).json()["status"] == "open"  # nothing changed

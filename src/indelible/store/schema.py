@@ -188,11 +188,32 @@ CREATE POLICY resolution_snapshots_tenant ON resolution_snapshots
 """ + _append_only_triggers("resolution_snapshots")
 
 
+# Evidence files, content-addressed: the attach entry in the ledger names the SHA-256, so a
+# file's bytes are proved by the ledger and can never be swapped.
+_V4_EVIDENCE_FILES = f"""
+CREATE TABLE evidence_files (
+    tenant_id  text NOT NULL REFERENCES tenants (tenant_id),
+    sha256     bytea NOT NULL CHECK (octet_length(sha256) = 32),
+    size       bigint NOT NULL CHECK (size >= 0),
+    content    bytea NOT NULL,
+    stored_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, sha256),
+    CHECK (octet_length(content) = size)
+);
+GRANT SELECT, INSERT ON evidence_files TO {APP_ROLE};
+ALTER TABLE evidence_files ENABLE ROW LEVEL SECURITY;
+CREATE POLICY evidence_files_tenant ON evidence_files
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("evidence_files")
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
     (2, "tenants, API keys, discrepancies; row-level security on read models", _V2_READ_MODELS),
     (3, "resolution snapshots (append-only evidence)", _V3_SNAPSHOTS),
+    (4, "evidence files, content-addressed (append-only)", _V4_EVIDENCE_FILES),
 ]
 
 

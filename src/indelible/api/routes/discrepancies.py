@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from indelible import domain
@@ -22,6 +23,7 @@ from indelible.api.context import State, require
 from indelible.api.problems import ProblemError
 from indelible.entry import b64
 from indelible.store import discrepancies as store
+from indelible.store import evidence
 from indelible.store.api_keys import Principal
 
 router = APIRouter(tags=["discrepancies"])
@@ -231,6 +233,50 @@ async def get_snapshot(discrepancy_id: DiscrepancyId, who: Reader, state: State)
         raise ProblemError(404, "No snapshot", f"discrepancy {discrepancy_id} has no resolution "
                            "snapshot in this tenant (it is not resolved or auto-closed)")
     return found
+
+
+@router.post("/v1/discrepancies/{discrepancy_id}/evidence", status_code=201)
+async def attach_evidence(discrepancy_id: DiscrepancyId, request: Request, who: Worker,
+                          state: State,
+                          name: Annotated[str, Query(min_length=1, max_length=255)],
+                          key: IdempotencyKey = None) -> dict:
+    """Attach a file: the raw request body, its Content-Type as media type. The bytes are
+    stored content-addressed; the ledger entry records hash, name, size and type."""
+    content = await _body(request)
+    media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
+    sha256 = hashlib.sha256(content).hexdigest()
+    command = _command(domain.AttachEvidence, sha256=sha256, name=name, size=len(content),
+                       media_type=media_type)
+    await state.read(who.tenant, evidence.store_file, who.tenant, content)
+    appended = await _append(state, who, discrepancy_id, command, key)
+    return {"discrepancy_id": discrepancy_id, "sha256": sha256, "size": len(content),
+            "name": name, "media_type": command.media_type, "seq": appended.seq}
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > evidence.MAX_FILE:
+        raise ProblemError(413, "File too large", f"evidence files are limited to "
+                           f"{evidence.MAX_FILE} bytes; this one declares {declared}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > evidence.MAX_FILE:
+            raise ProblemError(413, "File too large",
+                               f"evidence files are limited to {evidence.MAX_FILE} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/v1/evidence/{sha256}")
+async def download_evidence(sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], who: Reader,
+                            state: State) -> Response:
+    """The bytes of an evidence file of this tenant, by its SHA-256."""
+    content = await state.read(who.tenant, evidence.load_file, who.tenant, sha256)
+    if content is None:
+        raise ProblemError(404, "Unknown evidence", f"no evidence file {sha256} in this tenant")
+    return Response(content, media_type="application/octet-stream",
+                    headers={"Digest": f"sha-256={base64.b64encode(bytes.fromhex(sha256)).decode()}"})
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/transitions")
