@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indelible.audit import NotFoundError
 from indelible.store.errors import StoreUnavailableError, UnknownLogError
 from indelible.store.logs import InvalidTenantError
 
 PROBLEM_JSON = "application/problem+json"
+
+
+# RFC 9457 problem details; members beyond these name what was refused.
+PROBLEM_SCHEMA = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                   "status": {"type": "integer"}, "detail": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+
+def problem_responses(*statuses: int) -> dict:
+    """OpenAPI documentation of the problem responses a route can give."""
+    titles = {400: "Bad request", 401: "No valid API key", 403: "Role not allowed",
+              404: "Not found in this tenant", 409: "Refused in the current state",
+              413: "Too large", 422: "Invalid request", 503: "Storage unavailable"}
+    return {code: {"description": titles[code], "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+            for code in statuses}
 
 
 class ProblemError(Exception):
@@ -33,6 +54,13 @@ def install(app: FastAPI) -> None:
         response = problem(e.status, e.title, e.detail, **e.extra)
         if headers:
             response.headers.update(headers)
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, e: StarletteHTTPException):
+        title = HTTPStatus(e.status_code).phrase if e.status_code in HTTPStatus._value2member_map_ else "Error"
+        response = problem(e.status_code, title, str(e.detail))
+        response.headers.update(e.headers or {})
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -13,10 +13,11 @@ from fastapi.responses import PlainTextResponse
 
 from indelible import audit
 from indelible.api.context import Caller, State
+from indelible.api.problems import problem_responses
 from indelible.entry import b64, decode_entry
 from indelible.store.errors import UnknownLogError
 
-router = APIRouter(tags=["auditor"])
+router = APIRouter(tags=["auditor"], responses=problem_responses(401, 404, 422, 503))
 Tenant = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 TEXT = "text/plain; charset=utf-8"
 

@@ -20,13 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from indelible import domain
 from indelible.api.context import State, require
-from indelible.api.problems import ProblemError
+from indelible.api.problems import ProblemError, problem_responses
 from indelible.entry import b64
 from indelible.store import discrepancies as store
 from indelible.store import evidence
 from indelible.store.api_keys import Principal
 
-router = APIRouter(tags=["discrepancies"])
+router = APIRouter(tags=["discrepancies"], responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503))
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
 Worker = Annotated[Principal, Depends(require("analyst", "compliance_manager", "system"))]
 DiscrepancyId = Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]

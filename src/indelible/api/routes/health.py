@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from indelible.api.context import State
-from indelible.api.problems import ProblemError
+from indelible.api.problems import ProblemError, problem_responses
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=problem_responses(503))
 
 
 @router.get("/healthz")

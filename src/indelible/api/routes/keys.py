@@ -9,11 +9,17 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from indelible.api.context import State, require
-from indelible.api.problems import ProblemError
-from indelible.store.api_keys import (KeyAlreadyRevokedError, Principal, UnknownKeyError,
-                                      issue_command, list_keys, revoke_decision)
+from indelible.api.problems import ProblemError, problem_responses
+from indelible.store.api_keys import (
+    KeyAlreadyRevokedError,
+    Principal,
+    UnknownKeyError,
+    issue_command,
+    list_keys,
+    revoke_decision,
+)
 
-router = APIRouter(tags=["api keys"])
+router = APIRouter(tags=["api keys"], responses=problem_responses(400, 401, 403, 404, 409, 422, 503))
 Admin = Annotated[Principal, Depends(require("admin"))]
 Role = Literal["analyst", "compliance_manager", "auditor", "admin", "system"]
 
@@ -44,7 +50,7 @@ async def get_keys(admin: Admin, state: State) -> dict:
 
 
 @router.delete("/v1/api-keys/{key_id}")
-async def revoke_key(key_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")], admin: Admin,
+async def revoke_key(key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")], admin: Admin,
                      state: State) -> dict:
     """Revoke a key of this tenant; it stops authenticating at once."""
     try:
