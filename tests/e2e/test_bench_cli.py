@@ -84,3 +84,19 @@ def test_bench_refuses_an_invalid_tenant_name(env):
 
     assert result.exit_code == 2
     assert "not a valid slug" in result.output
+
+
+def test_bench_api_walks_discrepancies_over_http_against_the_bare_ledger(tmp_path, owner_url):
+    from click.testing import CliRunner
+
+    from indelible.cli import main
+
+    env = {"INDELIBLE_DATA_DIR": str(tmp_path / "data"), "INDELIBLE_DATABASE_URL": owner_url}
+    result = CliRunner().invoke(main, ["bench", "api", "--json", "--tenant", "bench-api-t",
+                                       "--clients", "4", "--discrepancies", "12"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    rate = report["measurements"]["api_transitions_rate"]
+    assert rate["details"]["transitions"] == 36 and rate["ours"]["rate"] > 0
+    latency = report["measurements"]["api_transitions_latency"]
+    assert latency["ours"]["p99"] >= latency["ours"]["p50"] > 0

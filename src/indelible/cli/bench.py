@@ -1,4 +1,4 @@
-"""Benchmarks: `indelible bench append|verify` (see benchmarks/ for what they measure)."""
+"""Benchmarks: `indelible bench append|verify|api` (see benchmarks/ for what they measure)."""
 
 from __future__ import annotations
 
@@ -99,3 +99,21 @@ def bench_verify(tenant: str, as_json: bool, size: int, proof_count: int,
         options = VerifyOptions(size=size, proofs=proof_count, workers=workers)
         measurements, extra = run(db, tenant, signer, options)
     _output("verify", tenant, measurements, as_json, extra)
+
+
+@bench.command("api")
+@click.option("--tenant", default="bench-api", show_default=True,
+              help="Tenant the benchmark works in (kept afterwards).")
+@_json
+@click.option("--clients", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Concurrent HTTP clients.")
+@click.option("--discrepancies", default=2_000, show_default=True, type=click.IntRange(min=1),
+              help="Discrepancies walked acknowledged → investigating → resolved.")
+def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int) -> None:
+    """Sustained HTTP lifecycle transitions/s and latency vs the bare ledger append rate."""
+    from indelible.bench.api import ApiOptions, run
+
+    with _bench_database(tenant) as (settings, db):
+        measurements, extra = run(db, settings, tenant,
+                                  ApiOptions(clients=clients, discrepancies=discrepancies))
+    _output("api", tenant, measurements, as_json, extra)

@@ -139,12 +139,12 @@ class ApiKeys:
                        revoked_by=data["actor"]["id"])
 
     def project(self, conn, tenant, states):
-        for s in states.values():
-            conn.execute(
+        with conn.cursor() as cur:
+            cur.executemany(
                 "INSERT INTO api_keys (tenant_id, key_id, name, role, token_hash, issued_seq, "
                 "issued_at, issued_by, revoked_seq, revoked_at, revoked_by) "
                 "VALUES (%s, %s, %s, %s, decode(%s, 'hex'), %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (tenant_id, key_id) DO UPDATE SET revoked_seq = EXCLUDED.revoked_seq, "
                 "revoked_at = EXCLUDED.revoked_at, revoked_by = EXCLUDED.revoked_by",
-                (tenant, s.key_id, s.name, s.role, s.token_sha256, s.issued_seq, s.issued_at,
-                 s.issued_by, s.revoked_seq, s.revoked_at, s.revoked_by))
+                [(tenant, s.key_id, s.name, s.role, s.token_sha256, s.issued_seq, s.issued_at,
+                  s.issued_by, s.revoked_seq, s.revoked_at, s.revoked_by) for s in states.values()])

@@ -53,6 +53,7 @@ class Appended:
     recorded_at: datetime
     entry: bytes
     replayed: bool = False  # True: an earlier append with this idempotency key is returned
+    state: Any = None  # the stream's read-model state right after this entry, if modeled
 
 
 Outcome = Appended | AppendRefusedError
@@ -188,8 +189,10 @@ class _Batch:
         appended = Appended(self.tenant, self.seq, event_id, command.stream, version, leaf,
                             self.at, entry)
         if self.model is not None and self.model.owns(command.stream):
-            self.states[command.stream] = self.model.evolve(self.states.get(command.stream), appended)
+            state = self.model.evolve(self.states.get(command.stream), appended)
+            self.states[command.stream] = state
             self.changed.add(command.stream)
+            appended = replace(appended, state=state)
         versions[command.stream] = version
         if command.idempotency_key is not None:
             replays[command.idempotency_key] = (appended, command)

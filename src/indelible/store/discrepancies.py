@@ -88,12 +88,15 @@ class Discrepancies:
         return domain.evolve(state, _event(document), at=document["at"])
 
     def project(self, conn, tenant, states):
-        for stream, d in states.items():
-            conn.execute(_UPSERT, (tenant, d.id, d.external_ref, d.source, str(d.kind),
-                                   d.currency, d.expected_amount, d.actual_amount, d.difference,
-                                   str(d.severity), str(d.status), d.assignee, d.detected_at,
-                                   d.opened_at, d.updated_at, d.version, tenant, stream,
-                                   Jsonb(d.to_dict())))
+        # executemany pipelines the statements: one round trip for the batch, not one per
+        # discrepancy, while the log head is locked.
+        with conn.cursor() as cur:
+            cur.executemany(_UPSERT, [
+                (tenant, d.id, d.external_ref, d.source, str(d.kind), d.currency,
+                 d.expected_amount, d.actual_amount, d.difference, str(d.severity),
+                 str(d.status), d.assignee, d.detected_at, d.opened_at, d.updated_at, d.version,
+                 tenant, stream, Jsonb(d.to_dict())) for stream, d in states.items()])
+        for d in states.values():
             if d.status in domain.TERMINAL:
                 _freeze(conn, tenant, d)
 

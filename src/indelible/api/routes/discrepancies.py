@@ -105,6 +105,13 @@ def _refusal(error: domain.DomainError, discrepancy_id: str) -> ProblemError:
     return ProblemError(409, "Refused", str(error), discrepancy_id=discrepancy_id)
 
 
+async def _after(state: State, who: Principal, discrepancy_id: str, appended) -> dict:
+    """The discrepancy right after `appended` (a replayed request re-reads the current one)."""
+    current = appended.state.to_dict() if appended.state is not None else \
+        await _current(state, who, discrepancy_id)
+    return {**current, "seq": appended.seq}
+
+
 async def _current(state: State, who: Principal, discrepancy_id: str) -> dict:
     found = await state.read(who.tenant, store.current, who.tenant, discrepancy_id)
     if found is None:
@@ -129,8 +136,8 @@ async def open_discrepancy(body: OpenRequest, who: Worker, state: State):
         state, who, discrepancy_id, command, store.open_key(body.source, body.external_ref))
     if appended is not None and appended.replayed:  # a concurrent report won the race
         discrepancy_id = appended.stream.removeprefix(store.PREFIX)
-    found = await _current(state, who, discrepancy_id)
     created = appended is not None and not appended.replayed
+    found = appended.state.to_dict() if created else await _current(state, who, discrepancy_id)
     return JSONResponse(found, status_code=201 if created else 200)
 
 
@@ -286,7 +293,7 @@ async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who
     command = _command(domain.Transition, to=body.to, reason=body.reason,
                        resolution_code=body.resolution_code, note=body.note)
     appended = await _append(state, who, discrepancy_id, command, key)
-    return {**await _current(state, who, discrepancy_id), "seq": appended.seq}
+    return await _after(state, who, discrepancy_id, appended)
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/assignment")
@@ -294,7 +301,7 @@ async def assign(discrepancy_id: DiscrepancyId, body: AssignRequest, who: Worker
                  key: IdempotencyKey = None) -> dict:
     appended = await _append(state, who, discrepancy_id,
                              _command(domain.Assign, assignee=body.assignee), key)
-    return {**await _current(state, who, discrepancy_id), "seq": appended.seq}
+    return await _after(state, who, discrepancy_id, appended)
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/comments", status_code=201)
@@ -310,4 +317,4 @@ async def change_severity(discrepancy_id: DiscrepancyId, body: SeverityRequest, 
                           state: State, key: IdempotencyKey = None) -> dict:
     command = _command(domain.ChangeSeverity, severity=body.severity, reason=body.reason)
     appended = await _append(state, who, discrepancy_id, command, key)
-    return {**await _current(state, who, discrepancy_id), "seq": appended.seq}
+    return await _after(state, who, discrepancy_id, appended)

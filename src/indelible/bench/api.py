@@ -1,0 +1,192 @@
+"""`indelible bench api`: lifecycle transitions over real HTTP with many concurrent clients.
+
+Ours: the service runs as its own `indelible up` process (as in production); `clients`
+asyncio clients each take discrepancies from a shared queue and walk them
+acknowledged → investigating → resolved, one request at a time; every transition is a
+bearer-authenticated request, decided under the log-head lock, appended, projected and
+answered. The clock covers the transitions only (the discrepancies are opened before it).
+Baseline: the bare ledger in the same run: `clients` threads each appending single entries
+through the group-commit appender (no HTTP, no domain, no read model), the rate the ledger
+itself sustains at that concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+
+from indelible.bench.common import BenchError, Measurement, latency_ms, rate
+from indelible.bench.http_client import Connection
+from indelible.bootstrap import Database
+from indelible.config import Settings
+from indelible.entry import Actor, NewEntry
+from indelible.runtime import free_port
+from indelible.store.api_keys import ApiKeys, issue_command
+from indelible.store.appender import GroupCommitAppender, append_batch
+from indelible.store.tenants import create_tenant
+
+TARGET_RATE = 3_000  # transitions/s
+TARGET_P99 = 25.0  # ms
+WALK = ("acknowledged", "investigating", "resolved")
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    clients: int = 64
+    discrepancies: int = 2_000  # each gets len(WALK) transitions
+
+
+def run(db: Database, settings: Settings, tenant: str,
+        options: ApiOptions) -> tuple[list[Measurement], dict]:
+    token = _setup(db, settings, tenant)
+    transitions = options.discrepancies * len(WALK)
+    base_rate, base_lat = _bare_appends(db.app_url, tenant, transitions, options.clients)
+    with _service(db, settings) as url:
+        opened, open_seconds = asyncio.run(_open_all(url, token, options))
+        ours_rate, ours_lat = asyncio.run(_walk_all(url, token, opened, options.clients))
+    details = {"clients": options.clients, "transitions": transitions}
+    return [
+        Measurement("api_transitions_rate", f"HTTP lifecycle transitions ({options.clients} "
+                    f"clients, {transitions:,} transitions)", "transitions/s",
+                    {"rate": base_rate}, {"rate": ours_rate},
+                    f"bare ledger: single appends from {options.clients} threads",
+                    "POST /v1/discrepancies/{id}/transitions", f">= {TARGET_RATE:,}/s",
+                    ours_rate >= TARGET_RATE, details),
+        Measurement("api_transitions_latency", "HTTP lifecycle transition latency", "ms",
+                    base_lat, ours_lat, "one bare ledger append (same concurrency)",
+                    "one transition request, end to end", f"p99 <= {TARGET_P99:g} ms",
+                    ours_lat["p99"] <= TARGET_P99, details),
+    ], {"discrepancies_opened_per_second": round(options.discrepancies / open_seconds)}
+
+
+def _setup(db: Database, settings: Settings, tenant: str) -> str:
+    with psycopg.connect(db.app_url, autocommit=True) as conn:
+        create_tenant(conn, tenant, base_origin=settings.base_origin)
+        token, entry = issue_command(role="compliance_manager", name="bench api",
+                                     by=Actor("bench", "admin", "operator"))
+        append_batch(conn, tenant, [entry], model=ApiKeys())
+    return token
+
+
+def _bare_appends(app_url: str, tenant: str, count: int, clients: int) -> tuple[float, dict]:
+    appender = GroupCommitAppender(conninfo=app_url)
+    samples: list[float] = []
+    lock = threading.Lock()
+    per_client = count // clients
+
+    def client(worker: int) -> None:
+        for i in range(per_client):
+            started = time.perf_counter()
+            appender.append(tenant, NewEntry(stream=f"bench-bare/{worker}", type="bench.bare",
+                                             actor=Actor("bench", "system", "engine"),
+                                             data={"i": i}))
+            with lock:
+                samples.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    appender.close()
+    return rate(len(samples), seconds), latency_ms(samples)
+
+
+class _service:
+    """`indelible up` as its own process, on the bench's database and data directory."""
+
+    def __init__(self, db: Database, settings: Settings):
+        self.port = free_port()
+        env = {**os.environ, "INDELIBLE_DATABASE_URL": db.owner_url,
+               "INDELIBLE_DATA_DIR": str(settings.data_dir)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "indelible", "up", "--port", str(self.port)], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def __enter__(self) -> str:
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"indelible up exited: {self.process.stderr.read()}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise BenchError("indelible up did not become ready within 60 s")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        finally:
+            self.process.kill()
+            self.process.stderr.close()
+
+
+async def _open_all(url: str, token: str, options: ApiOptions) -> tuple[list[str], float]:
+    run_id = os.urandom(4).hex()
+    pending = list(range(options.discrepancies))
+    opened: list[str] = []
+
+    async def opener(conn: Connection) -> None:
+        while pending:
+            i = pending.pop()
+            status, body = await conn.post("/v1/discrepancies", {
+                "external_ref": f"bench-{run_id}-{i}", "source": "bench", "kind": "amount_mismatch",
+                "expected_amount": "100.00", "actual_amount": f"{100 + i % 900}.50",
+                "currency": "EUR", "detected_at": "2026-11-23T00:00:00Z"})
+            _check("open", status, 201, body)
+            opened.append(body["id"])
+
+    started = time.perf_counter()
+    await _clients(url, token, options.clients, opener)
+    return opened, time.perf_counter() - started
+
+
+async def _walk_all(url: str, token: str, ids: list[str], clients: int) -> tuple[float, dict]:
+    pending = list(ids)
+    samples: list[float] = []
+
+    async def walker(conn: Connection) -> None:
+        while pending:
+            discrepancy_id = pending.pop()
+            for to in WALK:
+                body = {"to": to}
+                if to == "resolved":
+                    body |= {"resolution_code": "corrected_in_ledger", "note": "benchmark"}
+                started = time.perf_counter()
+                status, answer = await conn.post(f"/v1/discrepancies/{discrepancy_id}/transitions", body)
+                samples.append(time.perf_counter() - started)
+                _check(to, status, 200, answer)
+
+    started = time.perf_counter()
+    await _clients(url, token, clients, walker)
+    return rate(len(samples), time.perf_counter() - started), latency_ms(samples)
+
+
+async def _clients(url: str, token: str, count: int, work) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def one() -> None:
+        async with Connection(host, int(port), headers) as conn:
+            await work(conn)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
+def _check(what: str, status: int, expected: int, body: dict) -> None:
+    if status != expected:
+        raise BenchError(f"{what} answered {status}: {str(body)[:300]}")
