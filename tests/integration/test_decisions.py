@@ -110,3 +110,25 @@ def test_racing_appenders_never_push_a_stream_past_its_limit(app_url, tenant):
         (count,) = c.execute("SELECT count(*) FROM ledger_entries WHERE tenant_id = %s",
                              (tenant,)).fetchone()
     assert count == limit
+
+
+class Picky(Counters):
+    """Projects each count into a text cast; a stream named with NUL makes PostgreSQL refuse."""
+
+    def project(self, conn, tenant, states):
+        for stream in states:
+            conn.execute("SELECT %s::text", (stream.replace("ctr/poison", "ctr/\x00"),))
+
+
+def test_a_command_the_database_refuses_fails_alone_not_its_batch_mates(app_url, tenant):
+    from indelible.store.errors import InvalidEntryError
+
+    appender = GroupCommitAppender(conninfo=app_url, model=Picky())
+    # One submit_many is one queue item, so the three are committed as one batch.
+    futures = appender.submit_many(tenant, [increment("ctr/ok-1", 5), increment("ctr/poison", 5),
+                                            increment("ctr/ok-2", 5)])
+    assert isinstance(futures[0].result(30), Appended)
+    with pytest.raises(InvalidEntryError, match="the database refused this entry"):
+        futures[1].result(30)
+    assert isinstance(futures[2].result(30), Appended)
+    appender.close()

@@ -76,8 +76,8 @@ def issue_command(*, role: str, name: str | None, by: Actor) -> tuple[str, NewEn
     if role not in ROLES:
         raise InvalidKeyRequestError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     name = name or f"{role} key"
-    if not 0 < len(name) <= MAX_NAME:
-        raise InvalidKeyRequestError(f"name must be 1..{MAX_NAME} characters")
+    if not 0 < len(name) <= MAX_NAME or any(ord(c) < 0x20 for c in name):
+        raise InvalidKeyRequestError(f"name must be 1..{MAX_NAME} characters, no control characters")
     token = new_token()
     key_id = str(time_ordered_ids(datetime.now(timezone.utc), 1)[0])
     entry = NewEntry(stream=PREFIX + key_id, type="api_key.issued", actor=by, expected_version=0,

@@ -358,6 +358,15 @@ class GroupCommitAppender:
             for _, future in pending:
                 future.set_exception(e)
             return
+        except psycopg.errors.DataError as e:
+            # Something in one command's data was refused by the database (the whole batch
+            # rolled back). Retry one by one so only that command fails, not its batch-mates.
+            if len(pending) > 1:
+                for item in pending:
+                    self._commit(tenant, [item])
+                return
+            pending[0][1].set_exception(InvalidEntryError(f"the database refused this entry: {e}"))
+            return
         except psycopg.Error as e:
             self._drop_connection()
             error = StoreUnavailableError(f"append to {tenant!r} failed, nothing was written: {e}")

@@ -141,14 +141,16 @@ async def open_discrepancy(body: OpenRequest, who: Worker, state: State):
     return JSONResponse(found, status_code=201 if created else 200)
 
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge
 Status = Literal["open", "acknowledged", "investigating", "resolved", "escalated", "auto_closed"]
 Severity = Literal["low", "medium", "high", "critical"]
 
 
 def _filters(status: Status | None = None, severity: Severity | None = None,
-             source: Annotated[str | None, Query(max_length=64)] = None,
-             assignee: Annotated[str | None, Query(max_length=200)] = None,
-             q: Annotated[str | None, Query(max_length=200, description="text in external_ref")] = None,
+             source: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+             assignee: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+             q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL,
+                                            description="text in external_ref")] = None,
              opened_after: datetime | None = None,
              opened_before: datetime | None = None) -> store.Filters:
     for name, moment in (("opened_after", opened_after), ("opened_before", opened_before)):
@@ -186,6 +188,8 @@ def _encode_cursor(item: dict) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         opened_at, discrepancy_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(opened_at, str) and isinstance(discrepancy_id, str)):
+            raise TypeError("cursor members must be strings")
         return datetime.fromisoformat(opened_at.replace("Z", "+00:00")), str(uuid.UUID(discrepancy_id))
     except (ValueError, TypeError, orjson.JSONDecodeError) as e:
         raise ProblemError(422, "Invalid request", "cursor: not a cursor this API returned",
@@ -207,7 +211,7 @@ async def get_discrepancy(discrepancy_id: DiscrepancyId, who: Reader, state: Sta
 
 
 def _as_of(value: str) -> dict:
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return {"until_seq": int(value)}
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

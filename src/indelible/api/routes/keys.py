@@ -27,7 +27,7 @@ Role = Literal["analyst", "compliance_manager", "auditor", "admin", "system"]
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]*$")
 
 
 @router.post("/v1/api-keys", status_code=201)
