@@ -177,3 +177,46 @@ def test_listing_filters_pages_stably_and_counts(service):
     bad = analyst.get("/v1/discrepancies", params={"cursor": "not-a-cursor"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.cursor"
     assert analyst.get("/v1/discrepancies", params={"status": "lost"}).status_code == 422
+
+
+def test_every_endpoint_with_another_tenants_key_leaks_nothing_and_changes_nothing(service, app_url):
+    analyst, admin = service.key("analyst"), service.key("admin")
+    d = analyst.post("/v1/discrepancies", json=OPEN).json()
+    path = f"/v1/discrepancies/{d['id']}"
+    sha = analyst.post(f"{path}/evidence", params={"name": "a.txt"}, content=b"ours",
+                       headers={"Content-Type": "text/plain"}).json()["sha256"]
+    key_id = admin.post("/v1/api-keys", json={"role": "auditor"}).json()["key_id"]
+
+    other = f"{service.tenant}-s"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        create_tenant(conn, other, base_origin="test.indelible.local/log")
+    stranger, stranger_admin = service.key("compliance_manager", tenant=other), service.key("admin", tenant=other)
+
+    assert stranger.get("/v1/discrepancies").json()["items"] == []
+    assert stranger.get("/v1/discrepancy-counts").json()["total"] == 0
+    assert key_id not in {k["key_id"] for k in stranger_admin.get("/v1/api-keys").json()["keys"]}
+    for method, url, kwargs in (
+            ("get", path, {}), ("get", f"{path}?as_of=1", {}), ("get", f"{path}/history", {}),
+            ("get", f"{path}/snapshot", {}), ("get", f"/v1/evidence/{sha}", {}),
+            ("post", f"{path}/transitions", {"json": {"to": "acknowledged"}}),
+            ("post", f"{path}/assignment", {"json": {"assignee": "mallory"}}),
+            ("post", f"{path}/comments", {"json": {"text": "mine now"}}),
+            ("post", f"{path}/severity", {"json": {"severity": "low", "reason": "x"}}),
+            ("post", f"{path}/evidence?name=x.txt", {"content": b"x"}),
+            ("get", f"/v1/logs/{service.tenant}/checkpoint", {}),
+            ("get", f"/v1/logs/{service.tenant}/entries/0", {})):
+        assert getattr(stranger, method)(url, **kwargs).status_code == 404, url
+    assert stranger_admin.delete(f"/v1/api-keys/{key_id}").status_code == 404
+
+    after = analyst.get(path).json()
+    assert (after["version"], after["status"], after["assignee"], after["comments"]) == (
+        d["version"] + 1, "open", None, 0)  # + our own evidence entry, nothing of theirs
+    assert service.key("admin").get("/v1/api-keys").json()["keys"][-1]["revoked_seq"] is None
+
+
+def test_the_auditor_role_cannot_manage_keys(service):
+    auditor, admin = service.key("auditor"), service.key("admin")
+    key_id = admin.post("/v1/api-keys", json={"role": "analyst"}).json()["key_id"]
+    assert auditor.post("/v1/api-keys", json={"role": "admin"}).status_code == 403
+    assert auditor.get("/v1/api-keys").status_code == 403
+    assert auditor.delete(f"/v1/api-keys/{key_id}").status_code == 403
