@@ -51,3 +51,23 @@ def test_the_service_role_has_no_update_or_delete_privilege(conn, filled, table,
 
 def test_the_service_works_as_the_restricted_role(conn):
     assert conn.execute("SELECT current_user").fetchone() == ("indelible_app",)
+
+
+@pytest.mark.parametrize("table", ("log_heads", "merkle_nodes", "checkpoints"))
+def test_a_query_with_another_tenants_setting_sees_nothing_of_this_tenant(conn, filled, table):
+    with conn.transaction():
+        conn.execute("SELECT set_config('indelible.tenant', 'someone-else', true)")
+        assert conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s",
+                            (filled,)).fetchone() == (0,)
+    with conn.transaction():
+        conn.execute("SELECT set_config('indelible.tenant', %s, true)", (filled,))
+        assert conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s",
+                            (filled,)).fetchone()[0] > 0
+
+
+def test_an_append_cannot_write_rows_of_another_tenant_than_its_setting(conn, filled):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        with conn.transaction():
+            conn.execute("SELECT set_config('indelible.tenant', 'someone-else', true)")
+            conn.execute("INSERT INTO checkpoints (tenant_id, size, root_hash, note, key_id) "
+                         "VALUES (%s, 999, sha256('x'), 'n', '\\x00000000')", (filled,))

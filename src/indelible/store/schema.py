@@ -219,6 +219,19 @@ ALTER TABLE ledger_entries SET (autovacuum_analyze_scale_factor = 0.002,
 """
 
 
+# The second wall on the ledger tables. Requests and appends always set the tenant: then a
+# query sees, and may insert, only that tenant's rows. Cross-tenant system work (the
+# checkpointer's scan, verification, operator commands) runs with no tenant set and sees all.
+# Not on ledger_entries: PostgreSQL refuses COPY FROM into a table under row-level security,
+# and binary COPY is the append path; its reads keep the explicit tenant filter only.
+_V6_LEDGER_RLS = "".join(f"""
+ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+CREATE POLICY {table}_tenant ON {table}
+    USING (tenant_id = coalesce(nullif(current_setting('indelible.tenant', true), ''), tenant_id))
+    WITH CHECK (tenant_id = coalesce(nullif(current_setting('indelible.tenant', true), ''), tenant_id));
+""" for table in ("log_heads", "merkle_nodes", "checkpoints"))
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -226,6 +239,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (3, "resolution snapshots (append-only evidence)", _V3_SNAPSHOTS),
     (4, "evidence files, content-addressed (append-only)", _V4_EVIDENCE_FILES),
     (5, "re-analyze the ledger often enough for new tenants", _V5_PLANNER_STATISTICS),
+    (6, "row-level security on the ledger tables", _V6_LEDGER_RLS),
 ]
 
 
