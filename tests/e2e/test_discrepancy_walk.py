@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 
 import psycopg
 import pytest
@@ -16,7 +15,7 @@ from indelible.proofs import canonical_json
 from indelible.store.tenants import create_tenant
 
 from .cli_helpers import indelible
-from .test_http import Service, _checkpoint, _interrupt, _start, cli_env
+from .test_http import _checkpoint, running_service
 
 OPEN = {"external_ref": "stripe-po-1042", "source": "stripe", "kind": "amount_mismatch",
         "expected_amount": "9850.00", "actual_amount": "10000.00", "currency": "EUR",
@@ -25,18 +24,8 @@ OPEN = {"external_ref": "stripe-po-1042", "source": "stripe", "kind": "amount_mi
 
 @pytest.fixture
 def service(tmp_path, owner_url, app_url):
-    env = cli_env(tmp_path / "data", owner_url)
-    env["INDELIBLE_CHECKPOINT_INTERVAL"] = "0.2"
-    tenant = f"walk-{secrets.token_hex(3)}"
-    with psycopg.connect(app_url, autocommit=True) as conn:
-        create_tenant(conn, tenant, base_origin="test.indelible.local/log")
-    process, base = _start(env)
-    vkey = indelible(env, "signing-key", "show").stdout.strip()
-    service = Service(base, tenant, proofs.NoteVerifier.from_key_text(vkey), env, [])
-    yield service
-    for client in service.clients:
-        client.close()
-    assert _interrupt(process) == 0
+    with running_service(tmp_path, owner_url, app_url, "walk") as s:
+        yield s
 
 
 def test_a_discrepancy_walks_from_open_to_resolved_with_proofs(service):

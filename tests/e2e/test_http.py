@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple
 
 import httpx
@@ -25,15 +27,18 @@ from .cli_helpers import cli_env, indelible
 HTTP_TIMEOUT = 90  # seconds for a cold start (embedded PostgreSQL initdb included)
 
 
-def _start(env) -> tuple[subprocess.Popen, str]:
+def _start(env, log: Path) -> tuple[subprocess.Popen, str]:
+    """`indelible up` on a free port; its output goes to `log` (a pipe nobody reads could
+    fill up and block the server)."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "indelible", "up", "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "indelible", "up", "--port", str(port)],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + HTTP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"indelible up exited: {process.stderr.read()}")
+            raise AssertionError(f"indelible up exited: {log.read_text()}")
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return process, base
@@ -49,8 +54,6 @@ def _interrupt(process: subprocess.Popen) -> int:
         return process.wait(60)
     finally:
         process.kill()
-        process.stdout.close()
-        process.stderr.close()
 
 
 class Service(NamedTuple):
@@ -72,21 +75,31 @@ class Service(NamedTuple):
         return self.clients[-1]
 
 
-@pytest.fixture
-def service(tmp_path, owner_url, app_url):
+@contextmanager
+def running_service(tmp_path: Path, owner_url: str, app_url: str, prefix: str, entries: int = 0):
+    """A tenant (with `entries` sample entries) and `indelible up` on the suite's database."""
     env = cli_env(tmp_path / "data", owner_url)
     env["INDELIBLE_CHECKPOINT_INTERVAL"] = "0.2"
-    tenant = f"web-{secrets.token_hex(3)}"
+    tenant = f"{prefix}-{secrets.token_hex(3)}"
     with psycopg.connect(app_url, autocommit=True) as conn:
         create_tenant(conn, tenant, base_origin="test.indelible.local/log")
-        append_batch(conn, tenant, [command(i) for i in range(299)])
-    process, base = _start(env)
+        if entries:
+            append_batch(conn, tenant, [command(i) for i in range(entries)])
+    process, base = _start(env, tmp_path / "service.log")
     vkey = indelible(env, "signing-key", "show").stdout.strip()
     service = Service(base, tenant, proofs.NoteVerifier.from_key_text(vkey), env, [])
-    yield service
-    for client in service.clients:
-        client.close()
-    assert _interrupt(process) == 0
+    try:
+        yield service
+    finally:
+        for client in service.clients:
+            client.close()
+        assert _interrupt(process) == 0
+
+
+@pytest.fixture
+def service(tmp_path, owner_url, app_url):
+    with running_service(tmp_path, owner_url, app_url, "web", entries=299) as s:
+        yield s
 
 
 def _checkpoint(client: httpx.Client, tenant: str, size: int = 300) -> httpx.Response:
@@ -192,7 +205,7 @@ def test_admins_issue_list_and_revoke_keys_and_others_may_not(service):
 
 def test_up_starts_its_own_postgresql_when_none_is_configured_and_stops_it(tmp_path):
     env = cli_env(tmp_path / "data", None)
-    process, base = _start(env)
+    process, base = _start(env, tmp_path / "service.log")
     pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
     postmaster = int(pid_file.read_text().split()[0])
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from indelible import domain
 from indelible.entry import Actor as EntryActor
-from indelible.entry import NewEntry, b64, decode_entry, format_time, time_ordered_ids
+from indelible.entry import NewEntry, b64, decode_entry, time_ordered_ids
 from indelible.proofs import canonical_json
 from indelible.store.appender import Appended, Decision
 from indelible.store.errors import AppendRefusedError
@@ -189,7 +189,7 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 __all__ = ["DomainRefusedError", "Discrepancies", "current", "decision", "find_by_ref",
-           "format_time", "history", "new_id", "open_key", "stream_of"]
+           "history", "new_id", "open_key", "stream_of"]
 
 
 @dataclass(frozen=True)
