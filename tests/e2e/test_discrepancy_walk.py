@@ -209,3 +209,30 @@ def test_the_auditor_role_cannot_manage_keys(service):
     assert auditor.post("/v1/api-keys", json={"role": "admin"}).status_code == 403
     assert auditor.get("/v1/api-keys").status_code == 403
     assert auditor.delete(f"/v1/api-keys/{key_id}").status_code == 403
+
+
+def test_an_idempotency_key_replays_its_own_request_and_is_refused_for_another(service):
+    analyst = service.key("analyst")
+    a = analyst.post("/v1/discrepancies", json={**OPEN, "external_ref": "idem-a"}).json()["id"]
+    b = analyst.post("/v1/discrepancies", json={**OPEN, "external_ref": "idem-b"}).json()["id"]
+    key = {"Idempotency-Key": "retry-1"}
+
+    first = analyst.post(f"/v1/discrepancies/{a}/transitions", json={"to": "acknowledged"}, headers=key)
+    again = analyst.post(f"/v1/discrepancies/{a}/transitions", json={"to": "acknowledged"}, headers=key)
+    assert first.status_code == again.status_code == 200 and again.json()["seq"] == first.json()["seq"]
+
+    other = analyst.post(f"/v1/discrepancies/{b}/transitions", json={"to": "acknowledged"}, headers=key)
+    assert other.status_code == 409 and "retry-1" in other.json()["detail"]
+    assert analyst.get(f"/v1/discrepancies/{b}").json()["status"] == "open"
+
+    # The service's own keys are out of a client's reach, whatever it sends.
+    sneaky = analyst.post(f"/v1/discrepancies/{b}/comments", json={"text": "x"},
+                          headers={"Idempotency-Key": "tenant.created"})
+    assert sneaky.status_code == 201 and sneaky.json()["seq"] > 0
+
+
+def test_the_longest_source_and_external_ref_are_accepted(service):
+    analyst = service.key("analyst")
+    body = {**OPEN, "source": "s" * 64, "external_ref": "r" * 200}
+    assert analyst.post("/v1/discrepancies", json=body).status_code == 201
+    assert analyst.post("/v1/discrepancies", json=body).status_code == 200

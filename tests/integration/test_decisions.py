@@ -132,3 +132,15 @@ def test_a_command_the_database_refuses_fails_alone_not_its_batch_mates(app_url,
         futures[1].result(30)
     assert isinstance(futures[2].result(30), Appended)
     appender.close()
+
+
+def test_the_writer_survives_a_decision_that_crashes_and_keeps_serving(app_url, tenant):
+    def broken(_state):
+        raise RuntimeError("a bug in a model")
+
+    appender = GroupCommitAppender(conninfo=app_url, model=Counters())
+    crashed = appender.submit(tenant, Decision("ctr/bug", broken))
+    with pytest.raises(RuntimeError, match="a bug in a model"):
+        crashed.result(30)
+    assert isinstance(appender.submit(tenant, increment("ctr/after", 5)).result(30), Appended)
+    appender.close()

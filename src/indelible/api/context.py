@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from indelible.proofs import NoteSigner
 from indelible.store.api_keys import Principal, authenticate
 from indelible.store.appender import GroupCommitAppender
 
+APPEND_TIMEOUT = 30.0  # seconds a request waits for its entry to commit
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer idl_…`")
 
 
@@ -32,6 +34,15 @@ class AppState:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
             yield conn
+
+    async def append(self, tenant: str, command: Any) -> Any:
+        """Hand a command to the appender and await its outcome (or its refusal)."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(self.appender.submit(tenant, command)), APPEND_TIMEOUT)
+        except TimeoutError as e:
+            raise ProblemError(503, "Storage unavailable", "the ledger did not commit within "
+                               f"{APPEND_TIMEOUT:g} s; retry with the same Idempotency-Key") from e
 
     async def read(self, tenant: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn(conn, *args, **kwargs)` in a worker thread, scoped to `tenant`."""

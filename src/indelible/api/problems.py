@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indelible.audit import NotFoundError
-from indelible.store.errors import StoreUnavailableError, UnknownLogError
+from indelible.store.errors import (AppendRefusedError, IdempotencyConflictError,
+                                    InvalidEntryError, StoreUnavailableError, UnknownLogError)
 from indelible.store.logs import InvalidTenantError
 
 PROBLEM_JSON = "application/problem+json"
@@ -69,6 +70,14 @@ def install(app: FastAPI) -> None:
                   for err in e.errors()]
         detail = "; ".join(f"{x['field']}: {x['rule']}" for x in errors[:5])
         return problem(422, "Invalid request", detail, errors=errors)
+
+    @app.exception_handler(AppendRefusedError)
+    async def refused(_: Request, e: AppendRefusedError):
+        if isinstance(e, InvalidEntryError):
+            return problem(422, "Invalid request", str(e))
+        if isinstance(e, IdempotencyConflictError):
+            return problem(409, "Idempotency-Key reused", str(e))
+        return problem(409, "Refused", str(e))
 
     @app.exception_handler(UnknownLogError)
     async def unknown_log(_: Request, e: UnknownLogError):

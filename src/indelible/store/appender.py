@@ -201,7 +201,10 @@ class _Batch:
 
     def _decide(self, d: Decision, replays: dict, versions: dict, copy) -> Outcome:
         if d.idempotency_key is not None and d.idempotency_key in replays:
-            return _as_replay(replays[d.idempotency_key][0])
+            original = replays[d.idempotency_key][0]
+            if original.stream != d.stream:  # the key was used for something else
+                return IdempotencyConflictError(d.idempotency_key, original.seq)
+            return _as_replay(original)
         try:
             command = d.decide(self.states.get(d.stream))
         except AppendRefusedError as refused:
@@ -373,6 +376,12 @@ class GroupCommitAppender:
             error.__cause__ = e
             for _, future in pending:
                 future.set_exception(error)
+            return
+        except Exception as e:  # a bug or corrupt state must fail this batch, not the writer
+            log.exception("append batch for tenant %r failed unexpectedly", tenant)
+            self._drop_connection()
+            for _, future in pending:
+                future.set_exception(e)
             return
         for (_, future), outcome in zip(pending, outcomes):
             if isinstance(outcome, AppendRefusedError):

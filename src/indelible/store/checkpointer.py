@@ -10,7 +10,6 @@ import psycopg
 
 from indelible.proofs import NoteSigner
 from indelible.store.checkpoints import sign_checkpoint
-from indelible.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,9 @@ class Checkpointer:
             if unsigned >= self._entries or age >= self._interval:
                 try:
                     signed += sign_checkpoint(conn, tenant, self._signer) is not None
-                except StoreError:
+                except psycopg.Error:
+                    raise  # the connection is the problem: the loop reconnects
+                except Exception:  # noqa: BLE001 - one tenant's bad state must not stop the rest
                     # Refusing to sign is the safe outcome; it must be loud, never silent.
                     log.exception("checkpoint of tenant %r refused", tenant)
         return signed

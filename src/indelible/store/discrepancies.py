@@ -43,8 +43,9 @@ def new_id() -> str:
 
 
 def open_key(source: str, external_ref: str) -> str:
-    """One discrepancy per (tenant, source, external_ref): a repeated report replays."""
-    return "open:" + orjson.dumps([source, external_ref]).decode()
+    """One discrepancy per (tenant, source, external_ref): a repeated report replays.
+    Hashed, so any lengths fit the key column and no client key can spell it."""
+    return "open:" + hashlib.sha256(orjson.dumps([source, external_ref])).hexdigest()
 
 
 def decision(discrepancy_id: str, command, actor: domain.Actor,

@@ -6,7 +6,6 @@ lock. Refusals are RFC 9457 problems that name what was refused and what is allo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import uuid
@@ -81,11 +80,15 @@ def _command(build, *args, **kwargs):
 
 
 async def _append(state: State, who: Principal, discrepancy_id: str, command,
-                  key: str | None = None):
+                  key: str | None = None, *, client_key: bool = True):
+    """Append the command's decision. A client's Idempotency-Key is namespaced by its API
+    key, so it can never collide with another client's or with the service's own keys."""
     actor = domain.Actor(who.actor().id, who.role)
+    if key is not None and client_key:
+        key = f"req:{who.key_id}:{key}"
     decision = store.decision(discrepancy_id, command, actor, key)
     try:
-        return await asyncio.wrap_future(state.appender.submit(who.tenant, decision))
+        return await state.append(who.tenant, decision)
     except store.DomainRefusedError as e:
         raise _refusal(e.error, discrepancy_id) from e
 
@@ -133,7 +136,8 @@ async def open_discrepancy(body: OpenRequest, who: Worker, state: State):
                                 body.external_ref)
     discrepancy_id = existing or store.new_id()
     appended = None if existing else await _append(
-        state, who, discrepancy_id, command, store.open_key(body.source, body.external_ref))
+        state, who, discrepancy_id, command, store.open_key(body.source, body.external_ref),
+        client_key=False)
     if appended is not None and appended.replayed:  # a concurrent report won the race
         discrepancy_id = appended.stream.removeprefix(store.PREFIX)
     created = appended is not None and not appended.replayed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path
@@ -34,7 +33,7 @@ class KeyRequest(BaseModel):
 async def create_key(body: KeyRequest, admin: Admin, state: State) -> dict:
     """Issue a key; the token is in this response only (it is stored as a hash)."""
     token, entry = issue_command(role=body.role, name=body.name, by=admin.actor())
-    issued = await asyncio.wrap_future(state.appender.submit(admin.tenant, entry))
+    issued = await state.append(admin.tenant, entry)
     return {"key_id": entry.data["key_id"], "role": body.role, "name": entry.data["name"],
             "token": token, "issued_seq": issued.seq}
 
@@ -54,8 +53,7 @@ async def revoke_key(key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]
                      state: State) -> dict:
     """Revoke a key of this tenant; it stops authenticating at once."""
     try:
-        revoked = await asyncio.wrap_future(
-            state.appender.submit(admin.tenant, revoke_decision(key_id, by=admin.actor())))
+        revoked = await state.append(admin.tenant, revoke_decision(key_id, by=admin.actor()))
     except UnknownKeyError as e:
         raise ProblemError(404, "Unknown API key", str(e)) from e
     except KeyAlreadyRevokedError as e:
