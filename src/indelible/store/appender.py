@@ -74,6 +74,9 @@ class Decision:
     stream: str
     decide: Callable[[Any], NewEntry]
     idempotency_key: str | None = None
+    # True when the key names a fact independent of the stream (e.g. "this report opened a
+    # discrepancy"): a replay then returns the original whatever stream it landed on.
+    key_spans_streams: bool = False
 
 
 class StreamModel(Protocol):
@@ -202,7 +205,7 @@ class _Batch:
     def _decide(self, d: Decision, replays: dict, versions: dict, copy) -> Outcome:
         if d.idempotency_key is not None and d.idempotency_key in replays:
             original = replays[d.idempotency_key][0]
-            if original.stream != d.stream:  # the key was used for something else
+            if original.stream != d.stream and not d.key_spans_streams:  # used for something else
                 return IdempotencyConflictError(d.idempotency_key, original.seq)
             return _as_replay(original)
         try:

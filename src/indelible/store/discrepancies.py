@@ -62,7 +62,8 @@ def decision(discrepancy_id: str, command, actor: domain.Actor,
         return NewEntry(stream=stream, type=str(event.type), data=event.data,
                         actor=EntryActor(actor.id, str(actor.role), kind),
                         idempotency_key=idempotency_key)
-    return Decision(stream, decide, idempotency_key)
+    opening = isinstance(command, domain.OpenDiscrepancy)
+    return Decision(stream, decide, idempotency_key, key_spans_streams=opening)
 
 
 def _event(document: dict) -> domain.Event:
