@@ -164,3 +164,41 @@ def _rewrite_tail(rogue, conn, tenant: str, start: int, key: NoteSigner) -> None
                        data={"n": i, "note": "nothing to see"}) for i in range(start, SIZE)]
     append_batch(conn, tenant, forged)
     sign_checkpoint(conn, tenant, key)
+
+
+def test_a_tampered_checkpoint_size_column_is_reported_not_a_crash(app_url, log, rogue, signer):
+    tenant, _ = log
+    rogue.execute("UPDATE checkpoints SET size = size + 1 WHERE tenant_id = %s AND size = 300",
+                  (tenant,))
+    report = _verify(app_url, tenant, signer)
+    assert any(f.check == "checkpoint" and "disagree with its signed note" in f.detail
+               for f in report.findings), report.to_text()
+
+
+def test_verifying_while_entries_and_checkpoints_keep_arriving_finds_nothing(app_url, conn, log, signer):
+    import threading
+
+    tenant, _ = log
+    stop = threading.Event()
+
+    def keep_appending():
+        import psycopg
+
+        with psycopg.connect(app_url, autocommit=True) as writer:
+            i = SIZE
+            while not stop.is_set():
+                append_batch(writer, tenant, [command(j) for j in range(i, i + 5)])
+                if i % 20 == 0:
+                    sign_checkpoint(writer, tenant, signer)
+                i += 5
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        # Many quick single-process runs: the race is between the first few reads.
+        reports = [verify_log(app_url, tenant, verifier_of(signer), workers=1, chunk=256)
+                   for _ in range(30)]
+    finally:
+        stop.set()
+        writer.join()
+    assert all(r.ok for r in reports), [r.to_text() for r in reports if not r.ok]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from indelible.cli.root import EXIT_INVALID, main, settings_from_env
+from indelible.cli.root import EXIT_ERROR, EXIT_INVALID, main, settings_from_env
 
 
 @contextmanager
@@ -123,8 +123,14 @@ def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkey: str | Non
     verifier = _verifier(vkey)
     notes = [_read_text(path) for path in trusted]
     with _app_connection() as (db, _):
-        report = verify_log(db.app_url, tenant, verifier, trusted_notes=notes,
-                            workers=workers, progress=_progress())
+        try:
+            report = verify_log(db.app_url, tenant, verifier, trusted_notes=notes,
+                                workers=workers, progress=_progress())
+        except Exception as e:  # noqa: BLE001 - "could not run" must never read as "tampered"
+            if isinstance(e, click.ClickException):
+                raise
+            click.echo(f"error: verification could not run: {e!r}", err=True)
+            sys.exit(EXIT_ERROR)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.to_text())
     sys.exit(0 if report.ok else EXIT_INVALID)
 

@@ -64,8 +64,11 @@ def verify_log(conninfo: str, tenant: str, verifier: NoteVerifier, *,
     if chunk <= 0 or chunk % GROUP:
         raise ValueError(f"chunk must be a positive multiple of {GROUP}, got {chunk}")
     started = time.monotonic()
-    # 1.
-    with psycopg.connect(conninfo) as conn:
+    # 1. One snapshot: appends and checkpoints committed meanwhile must not look like
+    #    tampering. Workers then scan only seqs below the snapshot's size, which already
+    #    existed (entries are never removed by the service), so they see the same log.
+    with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         head = read_head(conn, tenant)
         (last_seq,) = conn.execute("SELECT max(seq) FROM ledger_entries WHERE tenant_id = %s",
                                    (tenant,)).fetchone()
@@ -75,7 +78,9 @@ def verify_log(conninfo: str, tenant: str, verifier: NoteVerifier, *,
     report = VerificationReport(tenant, head.origin, size=head.size)
     trusted = _open_trusted(report, trusted_notes, verifier, head.origin)
     scan_size = max(head.size, (last_seq if last_seq is not None else -1) + 1)
-    boundaries = {c.size for c in checkpoints} | {t.size for t in trusted} | {head.size}
+    # Sizes from the signed notes too: a tampered size column must not hide a boundary.
+    boundaries = ({c.size for c in checkpoints} | _signed_sizes(checkpoints)
+                  | {t.size for t in trusted} | {head.size})
     keep = frozenset(s // GROUP for s in boundaries if s % GROUP and s <= scan_size)
     # 2.
     chunks = _scan(conninfo, tenant, head.origin, scan_size, keep, workers, progress, chunk)
@@ -89,6 +94,16 @@ def verify_log(conninfo: str, tenant: str, verifier: NoteVerifier, *,
     _check_trusted(report, tree, trusted, head.size, scan_size)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _signed_sizes(checkpoints) -> set[int]:
+    sizes = set()
+    for row in checkpoints:
+        try:
+            sizes.add(proofs.parse_checkpoint_body(row.note.split("\n\n", 1)[0] + "\n").size)
+        except ProofError:
+            pass  # reported when the checkpoints are checked
+    return sizes
 
 
 def _scan(conninfo, tenant, origin, size, keep, workers, progress, chunk) -> list[ChunkResult]:
