@@ -32,7 +32,8 @@ def open_database(settings: Settings) -> Iterator[Database]:
     """The configured PostgreSQL, or the embedded one (reused if `indelible up` runs it)."""
     if settings.database_url:
         migrate(settings.database_url)
-        yield Database(settings.database_url, app_conninfo(settings.database_url))
+        yield Database(settings.database_url,
+                       app_conninfo(settings.database_url, settings.app_database_url))
         return
     server = EmbeddedPostgres(settings.data_dir / "postgres")
     port = server.running_port()

@@ -71,3 +71,17 @@ def test_an_append_cannot_write_rows_of_another_tenant_than_its_setting(conn, fi
             conn.execute("SELECT set_config('indelible.tenant', 'someone-else', true)")
             conn.execute("INSERT INTO checkpoints (tenant_id, size, root_hash, note, key_id) "
                          "VALUES (%s, 999, sha256('x'), 'n', '\\x00000000')", (filled,))
+
+
+def test_the_service_role_cannot_become_the_owner(conn):
+    assert conn.execute("SELECT session_user").fetchone() == ("indelible_app",)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SET ROLE postgres")
+
+
+def test_a_temporary_table_cannot_stand_in_for_the_api_keys(conn):
+    conn.execute("CREATE TEMP TABLE api_keys (tenant_id text, key_id uuid, role text, name text, "
+                 "token_hash bytea, revoked_at timestamptz)")
+    conn.execute("INSERT INTO api_keys VALUES ('evil', gen_random_uuid(), 'admin', 'forged', "
+                 "sha256('x'), NULL)")
+    assert conn.execute("SELECT * FROM indelible_authenticate(sha256('x'))").fetchall() == []

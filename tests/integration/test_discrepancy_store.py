@@ -152,3 +152,15 @@ def test_rebuilt_read_models_equal_the_live_ones(conn, owner_url, registered_ten
     assert len(live[0]) == 2 and len(live[1]) == 3
     assert rebuild_projections(owner_url, registered_tenant, projections()) == 5
     assert read_models() == live
+
+
+def test_the_snapshot_is_the_state_at_the_resolving_entry_not_later(conn, registered_tenant):
+    d = _open(conn, registered_tenant)
+    out = append_batch(conn, registered_tenant, [
+        _move(d, "investigating"),
+        _move(d, "resolved", resolution_code="corrected_in_ledger", note="fee booked"),
+        store.decision(d, domain.Comment(text="noted after the fact"), ANALYST)],
+        model=projections())
+    frozen = _scoped(conn, registered_tenant, store.snapshot, d)
+    assert frozen["seq"] == out[1].seq and frozen["discrepancy"]["comments"] == 0
+    assert frozen["history"]["last_seq"] == out[1].seq

@@ -7,8 +7,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from indelible.store.schema import APP_ROLE
 
 
-def app_conninfo(owner_url: str) -> str:
-    """The owner's URL, switched at connect time to the INSERT/SELECT-only role."""
-    options = conninfo_to_dict(owner_url).get("options") or ""
-    return make_conninfo(owner_url, options=f"{options} -c role={APP_ROLE}".strip(),
-                         application_name="indelible")
+def app_conninfo(owner_url: str, app_url: str | None = None) -> str:
+    """How the service connects: as the INSERT/SELECT-only role itself, never as the owner.
+
+    `app_url` (INDELIBLE_APP_DATABASE_URL) is for servers where that role has credentials of
+    its own; otherwise the owner's address is used with the role's name (trust or peer
+    authentication, as the embedded server and local test servers have).
+    """
+    if app_url:
+        return app_url
+    params = conninfo_to_dict(owner_url)
+    params.pop("password", None)
+    params.update(user=APP_ROLE, application_name="indelible")
+    return make_conninfo(**params)

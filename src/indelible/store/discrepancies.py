@@ -104,11 +104,22 @@ class Discrepancies:
 
 
 def _freeze(conn: psycopg.Connection, tenant: str, d: domain.Discrepancy) -> None:
-    """Snapshot a decided discrepancy once: rendered state + digest of its whole history."""
-    history = conn.execute("SELECT seq, leaf_hash FROM ledger_entries WHERE tenant_id = %s "
-                           "AND stream_id = %s ORDER BY seq", (tenant, stream_of(d.id))).fetchall()
-    digest = hashlib.sha256(canonical_json([[seq, b64(bytes(h))] for seq, h in history])).digest()
-    snapshot = canonical_json({"discrepancy": d.to_dict(), "history": {
+    """Snapshot a decided discrepancy once, as it stood at the entry that decided it (later
+    entries, such as comments in the same batch, are not part of the decision)."""
+    if conn.execute("SELECT 1 FROM resolution_snapshots WHERE tenant_id = %s AND "
+                    "discrepancy_id = %s", (tenant, d.id)).fetchone():
+        return
+    rows = conn.execute("SELECT seq, entry, leaf_hash FROM ledger_entries WHERE tenant_id = %s "
+                        "AND stream_id = %s ORDER BY seq", (tenant, stream_of(d.id))).fetchall()
+    state, history = None, []
+    for seq, entry, leaf in rows:
+        document = decode_entry(bytes(entry))
+        state = domain.evolve(state, _event(document), at=document["at"])
+        history.append([seq, b64(bytes(leaf))])
+        if state.status in domain.TERMINAL:
+            break
+    digest = hashlib.sha256(canonical_json(history)).digest()
+    snapshot = canonical_json({"discrepancy": state.to_dict(), "history": {
         "entries": len(history), "first_seq": history[0][0], "last_seq": history[-1][0],
         "digest_sha256": digest.hex(),
         "digest_rule": "SHA-256 of the canonical JSON list of [seq, base64 leaf hash]"}})

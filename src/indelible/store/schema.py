@@ -232,6 +232,21 @@ CREATE POLICY {table}_tenant ON {table}
 """ for table in ("log_heads", "merkle_nodes", "checkpoints"))
 
 
+# Two doors closed. The token lookup runs with its owner's rights, so its search path must
+# not let a caller's temporary table stand in for api_keys (pg_temp is searched first unless
+# placed last). And the service logs in as its own role instead of switching to it from the
+# owner's session, which a `SET ROLE` could undo.
+_V7_HARDENING = f"""
+CREATE OR REPLACE FUNCTION indelible_authenticate(hash bytea)
+RETURNS TABLE (tenant_id text, key_id uuid, role text, name text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT k.tenant_id, k.key_id, k.role, k.name FROM public.api_keys k
+    WHERE k.token_hash = hash AND k.revoked_at IS NULL
+$$;
+ALTER ROLE {APP_ROLE} LOGIN;
+"""
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -240,6 +255,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (4, "evidence files, content-addressed (append-only)", _V4_EVIDENCE_FILES),
     (5, "re-analyze the ledger often enough for new tenants", _V5_PLANNER_STATISTICS),
     (6, "row-level security on the ledger tables", _V6_LEDGER_RLS),
+    (7, "token lookup search path; the service role logs in", _V7_HARDENING),
 ]
 
 
