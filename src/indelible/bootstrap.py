@@ -47,7 +47,25 @@ def open_database(settings: Settings) -> Iterator[Database]:
         yield Database(server.url, app_conninfo(server.url))
     finally:
         if port is None:
-            server.stop()
+            _stop_unless_in_use(server)
+
+
+def _stop_unless_in_use(server: EmbeddedPostgres) -> None:
+    """Stop the server this process started, unless others (say, an `indelible up` that
+    started meanwhile) are connected to it: they would lose their database."""
+    import psycopg
+
+    try:
+        with psycopg.connect(server.url, connect_timeout=5) as conn:
+            (others,) = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()").fetchone()
+    except psycopg.Error:
+        others = 0
+    if others:
+        log.warning("leaving embedded PostgreSQL running: %d other connection(s) use it", others)
+        return
+    server.stop()
 
 
 def projections() -> Projections:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from indelible.proofs import NoteSigner, ProofError
@@ -17,13 +18,17 @@ def load_or_create_signer(path: Path, name: str) -> NoteSigner:
         return load_signer(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     signer = NoteSigner.generate(name)
-    # O_EXCL: two processes starting at once must not each write a different key.
+    # Written whole to a private temporary file, then linked into place: a concurrent start
+    # never reads a half-written key, and if two race, the first link wins for both.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".signing-", text=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(signer.private_key_text() + "\n")
+        os.link(temporary, path)
     except FileExistsError:
         return load_signer(path)
-    with os.fdopen(fd, "w") as f:
-        f.write(signer.private_key_text() + "\n")
+    finally:
+        os.unlink(temporary)
     return signer
 
 

@@ -45,7 +45,9 @@ class EmbeddedPostgres:
 
     pgdata: Path
     port: int = field(default_factory=free_port)
-    _run_as: str | None = None
+    # PostgreSQL refuses to run as root: then every pg_ctl runs as the wheel's system user,
+    # whichever handle (the one that started the server or another) calls it.
+    _run_as: str | None = field(default_factory=lambda: PG_SYSTEM_USER if os.geteuid() == 0 else None)
 
     @property
     def url(self) -> str:
@@ -109,7 +111,6 @@ class EmbeddedPostgres:
                                              ensure_user_exists)
 
         ensure_user_exists(PG_SYSTEM_USER)
-        self._run_as = PG_SYSTEM_USER
         ensure_prefix_permissions(self.pgdata)
         bins = _bin_dir()
         ensure_prefix_permissions(bins)

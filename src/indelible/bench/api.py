@@ -109,21 +109,26 @@ class _service:
         self.port = free_port()
         env = {**os.environ, "INDELIBLE_DATABASE_URL": db.owner_url,
                "INDELIBLE_DATA_DIR": str(settings.data_dir)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "indelible", "up", "--port", str(self.port)], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # Output to a file: an unread pipe could fill up and block the server mid-run.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = settings.data_dir / "bench-api-service.log"
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "indelible", "up", "--port", str(self.port)], env=env,
+                stdout=out, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> str:
         url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BenchError(f"indelible up exited: {self.process.stderr.read()}")
+                raise BenchError(f"indelible up exited: {self.log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     return url
             except httpx.TransportError:
                 time.sleep(0.2)
+        self.__exit__()
         raise BenchError("indelible up did not become ready within 60 s")
 
     def __exit__(self, *exc) -> None:
@@ -132,7 +137,6 @@ class _service:
             self.process.wait(30)
         finally:
             self.process.kill()
-            self.process.stderr.close()
 
 
 async def _open_all(url: str, token: str, options: ApiOptions) -> tuple[list[str], float]:
