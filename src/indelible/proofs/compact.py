@@ -119,7 +119,9 @@ class CompactRange:
     def extend(self, leaf_hashes: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
         """Add leaves in order; return every tile-level subtree completed, in completion order.
 
-        Same as :meth:`append` per leaf, inlined: this loop is the batch appender's hot path.
+        Same as :meth:`append` per leaf, inlined for bulk use (rebuilding a frontier from many
+        leaves). The appender calls :meth:`append`, since each leaf hash depends on the entry
+        before it.
         """
         stack, size = self._hashes, self._size
         node, mask, limit = NODE_PREFIX, _TILE_MASK, _MAX_SIZE  # locals: faster in the loop
