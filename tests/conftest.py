@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
-from indelible.store.db import app_conninfo
+from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.logs import create_log
 from indelible.store.schema import migrate
 
@@ -50,6 +50,18 @@ def owner_url(pg_server_url):
 @pytest.fixture(scope="session")
 def app_url(owner_url):
     return app_conninfo(owner_url)
+
+
+@pytest.fixture(scope="session")
+def request_url(owner_url):
+    return request_conninfo(owner_url)
+
+
+@pytest.fixture
+def request_conn(request_url):
+    """A connection as HTTP request handlers make them (row-level security applies)."""
+    with psycopg.connect(request_url, autocommit=True) as c:
+        yield c
 
 
 @pytest.fixture

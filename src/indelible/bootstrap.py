@@ -14,7 +14,7 @@ from indelible.runtime import EmbeddedPostgres
 from indelible.store import api_keys, discrepancies
 from indelible.store.appender import GroupCommitAppender
 from indelible.store.checkpointer import Checkpointer
-from indelible.store.db import app_conninfo
+from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.projections import Projections
 from indelible.store.schema import migrate
 
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Database:
     owner_url: str  # migrations, operator tasks
-    app_url: str  # everything else: the INSERT/SELECT-only role
+    app_url: str  # the service's own work: the INSERT/SELECT-only role
+    request_url: str  # HTTP request handlers: held to the request's tenant by row-level security
 
 
 @contextmanager
@@ -33,7 +34,8 @@ def open_database(settings: Settings) -> Iterator[Database]:
     if settings.database_url:
         migrate(settings.database_url)
         yield Database(settings.database_url,
-                       app_conninfo(settings.database_url, settings.app_database_url))
+                       app_conninfo(settings.database_url, settings.app_database_url),
+                       request_conninfo(settings.database_url, settings.api_database_url))
         return
     server = EmbeddedPostgres(settings.data_dir / "postgres")
     port = server.running_port()
@@ -44,7 +46,7 @@ def open_database(settings: Settings) -> Iterator[Database]:
         server.start()
     try:
         migrate(server.url)
-        yield Database(server.url, app_conninfo(server.url))
+        yield Database(server.url, app_conninfo(server.url), request_conninfo(server.url))
     finally:
         if port is None:
             _stop_unless_in_use(server)

@@ -25,6 +25,7 @@ class Settings:
     data_dir: Path
     database_url: str | None = None  # None: start the embedded PostgreSQL in data_dir
     app_database_url: str | None = None  # how the service role logs in, if not as the owner's host with trust
+    api_database_url: str | None = None  # how request handlers log in, likewise
     base_origin: str = "indelible.local/log"  # checkpoint origin is "<base_origin>/<tenant>"
     signing_key_file: Path | None = None  # None: <data_dir>/signing.key, generated on first start
     checkpoint_interval: float = 5.0  # seconds between checkpointer passes
@@ -51,6 +52,7 @@ class Settings:
             data_dir=Path(env.get("INDELIBLE_DATA_DIR") or _default_data_dir()).expanduser(),
             database_url=env.get("INDELIBLE_DATABASE_URL") or None,
             app_database_url=env.get("INDELIBLE_APP_DATABASE_URL") or None,
+            api_database_url=env.get("INDELIBLE_API_DATABASE_URL") or None,
             base_origin=env.get("INDELIBLE_ORIGIN", cls.base_origin),
             signing_key_file=Path(key_file).expanduser() if key_file else None,
             checkpoint_interval=_number(env, "INDELIBLE_CHECKPOINT_INTERVAL", cls.checkpoint_interval, float),

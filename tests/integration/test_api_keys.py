@@ -63,12 +63,12 @@ def test_revoking_another_tenants_key_is_refused_as_unknown(conn, registered_ten
     assert isinstance(outcome, UnknownKeyError)
 
 
-def test_row_level_security_shows_a_tenant_only_its_own_keys(conn, registered_tenant):
+def test_row_level_security_shows_a_request_only_its_tenants_keys(conn, request_conn, registered_tenant):
     _issue(conn, registered_tenant)
-    assert conn.execute("SELECT count(*) FROM api_keys").fetchone() == (0,)  # no tenant set
-    with conn.transaction():
-        conn.execute("SELECT set_config('indelible.tenant', 'someone-else', true)")
-        assert conn.execute("SELECT count(*) FROM api_keys").fetchone() == (0,)
-    with conn.transaction():
-        conn.execute("SELECT set_config('indelible.tenant', %s, true)", (registered_tenant,))
-        assert conn.execute("SELECT count(*) FROM api_keys").fetchone() == (1,)
+    assert request_conn.execute("SELECT count(*) FROM api_keys").fetchone() == (0,)  # no tenant set
+    with request_conn.transaction():
+        request_conn.execute("SELECT set_config('indelible.tenant', 'someone-else', true)")
+        assert request_conn.execute("SELECT count(*) FROM api_keys").fetchone() == (0,)
+    with request_conn.transaction():
+        request_conn.execute("SELECT set_config('indelible.tenant', %s, true)", (registered_tenant,))
+        assert request_conn.execute("SELECT count(*) FROM api_keys").fetchone() == (1,)

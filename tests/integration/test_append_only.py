@@ -53,24 +53,32 @@ def test_the_service_works_as_the_restricted_role(conn):
     assert conn.execute("SELECT current_user").fetchone() == ("indelible_app",)
 
 
-@pytest.mark.parametrize("table", ("log_heads", "merkle_nodes", "checkpoints"))
-def test_a_query_with_another_tenants_setting_sees_nothing_of_this_tenant(conn, filled, table):
-    with conn.transaction():
-        conn.execute("SELECT set_config('indelible.tenant', 'someone-else', true)")
-        assert conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s",
-                            (filled,)).fetchone() == (0,)
-    with conn.transaction():
-        conn.execute("SELECT set_config('indelible.tenant', %s, true)", (filled,))
-        assert conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s",
-                            (filled,)).fetchone()[0] > 0
+TENANT_TABLES = ("log_heads", "ledger_entries", "merkle_nodes", "checkpoints")
 
 
-def test_an_append_cannot_write_rows_of_another_tenant_than_its_setting(conn, filled):
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-        with conn.transaction():
-            conn.execute("SELECT set_config('indelible.tenant', 'someone-else', true)")
-            conn.execute("INSERT INTO checkpoints (tenant_id, size, root_hash, note, key_id) "
-                         "VALUES (%s, 999, sha256('x'), 'n', '\\x00000000')", (filled,))
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_a_request_with_another_tenants_setting_sees_nothing_of_this_tenant(request_conn, filled, table):
+    with request_conn.transaction():
+        request_conn.execute("SELECT set_config('indelible.tenant', 'someone-else', true)")
+        assert request_conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s",
+                                    (filled,)).fetchone() == (0,)
+    with request_conn.transaction():
+        request_conn.execute("SELECT set_config('indelible.tenant', %s, true)", (filled,))
+        assert request_conn.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s",
+                                    (filled,)).fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_a_request_with_no_tenant_setting_sees_nothing_at_all(request_conn, filled, table):
+    assert request_conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+
+
+def test_the_request_role_cannot_write_the_ledger(request_conn, filled):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+        with request_conn.transaction():
+            request_conn.execute("SELECT set_config('indelible.tenant', %s, true)", (filled,))
+            request_conn.execute("INSERT INTO checkpoints (tenant_id, size, root_hash, note, key_id) "
+                                 "VALUES (%s, 999, sha256('x'), 'n', '\\x00000000')", (filled,))
 
 
 def test_the_service_role_cannot_become_the_owner(conn):

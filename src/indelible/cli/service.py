@@ -22,7 +22,7 @@ def up(host: str, port: int) -> None:
         click.echo(f"indelible: data in {settings.data_dir}; verifier key "
                    f"{service.signer.verifier_key_text()}", err=True)
         click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
-        app = create_app(conninfo=service.db.app_url, signer=service.signer,
+        app = create_app(conninfo=service.db.request_url, signer=service.signer,
                          appender=service.appender)
         uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from indelible.store.schema import APP_ROLE
+from indelible.store.schema import API_ROLE, APP_ROLE
 
 
 def app_conninfo(owner_url: str, app_url: str | None = None) -> str:
@@ -14,9 +14,16 @@ def app_conninfo(owner_url: str, app_url: str | None = None) -> str:
     its own; otherwise the owner's address is used with the role's name (trust or peer
     authentication, as the embedded server and local test servers have).
     """
-    if app_url:
-        return app_url
+    return app_url or _as_role(owner_url, APP_ROLE)
+
+
+def request_conninfo(owner_url: str, api_url: str | None = None) -> str:
+    """How HTTP request handlers connect: the role row-level security holds to one tenant."""
+    return api_url or _as_role(owner_url, API_ROLE)
+
+
+def _as_role(owner_url: str, role: str) -> str:
     params = conninfo_to_dict(owner_url)
     params.pop("password", None)
-    params.update(user=APP_ROLE, application_name="indelible")
+    params.update(user=role, application_name="indelible")
     return make_conninfo(**params)

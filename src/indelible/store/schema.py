@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import psycopg
 
-APP_ROLE = "indelible_app"
+APP_ROLE = "indelible_app"  # the service's own work: appender, checkpointer, verifier, CLI
+API_ROLE = "indelible_api"  # HTTP request handlers: reads under fail-closed row-level security
 MIGRATION_LOCK = 0x1DE1_1B1E  # advisory lock id: one migrator at a time across processes
 
 # Tables whose rows are evidence: append-only for everyone, forever.
@@ -247,6 +248,43 @@ ALTER ROLE {APP_ROLE} LOGIN;
 """
 
 
+# The request path gets a role of its own that row-level security holds to the request's
+# tenant, fail-closed, on every tenant table including ledger_entries: code serving a request
+# cannot see another tenant's rows even if it forgets a filter. The service's internal role
+# (appender, checkpointer, verifier) works across tenants and must binary-COPY into
+# ledger_entries, which PostgreSQL allows under row-level security only to BYPASSRLS roles;
+# granting that takes a superuser. Without one, the earlier policies stay and we say so.
+_TENANT_TABLES = ("log_heads", "ledger_entries", "merkle_nodes", "checkpoints", "tenants",
+                  "api_keys", "discrepancies", "resolution_snapshots", "evidence_files")
+_V8_REQUEST_ROLE = f"""
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{API_ROLE}') THEN
+        CREATE ROLE {API_ROLE} LOGIN;
+    END IF;
+END $$;
+GRANT USAGE ON SCHEMA public TO {API_ROLE};
+GRANT SELECT ON {", ".join(_TENANT_TABLES)} TO {API_ROLE};
+GRANT INSERT ON evidence_files TO {API_ROLE};
+GRANT EXECUTE ON FUNCTION indelible_authenticate(bytea) TO {API_ROLE};
+DO $$ BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        ALTER ROLE {APP_ROLE} BYPASSRLS;
+        ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE ledger_entries ENABLE ROW LEVEL SECURITY;
+""" + "".join(f"""
+        DROP POLICY IF EXISTS {t}_tenant ON {t};
+        CREATE POLICY {t}_tenant ON {t}
+            USING (tenant_id = current_setting('indelible.tenant', true))
+            WITH CHECK (tenant_id = current_setting('indelible.tenant', true));""" for t in _TENANT_TABLES) + f"""
+    ELSE
+        RAISE WARNING 'indelible: % is not a superuser, so {APP_ROLE} cannot be given BYPASSRLS: '
+            'ledger_entries keeps the explicit tenant filter only, and log_heads, merkle_nodes '
+            'and checkpoints stay visible when no tenant is set', current_user;
+    END IF;
+END $$;
+"""
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -256,6 +294,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "re-analyze the ledger often enough for new tenants", _V5_PLANNER_STATISTICS),
     (6, "row-level security on the ledger tables", _V6_LEDGER_RLS),
     (7, "token lookup search path; the service role logs in", _V7_HARDENING),
+    (8, "a request role under fail-closed row-level security on every tenant table",
+     _V8_REQUEST_ROLE),
 ]
 
 
