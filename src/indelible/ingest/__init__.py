@@ -1,0 +1,1 @@
+"""Ingestion from reconciliation engines over NATS JetStream."""
