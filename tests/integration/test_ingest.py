@@ -1,0 +1,160 @@
+"""Ingestion against a real nats-server and real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import nats
+import orjson
+import psycopg
+import pytest
+
+from indelible.bootstrap import projections
+from indelible.ingest.consumer import DLQ_STREAM, Consumer, IngestConfig
+from indelible.runtime import EmbeddedNats
+from indelible.store.appender import GroupCommitAppender
+
+pytestmark = pytest.mark.storage
+
+PREFIX = "recon.discrepancies"
+
+
+def detected(tenant: str, ref: str, **extra) -> dict:
+    return {"type": "discrepancy.detected", "tenant": tenant, "source": "stripe",
+            "external_ref": ref, "kind": "amount_mismatch", "expected_amount": "100.00",
+            "actual_amount": "90.00", "currency": "EUR", "detected_at": "2026-11-23T05:00:00Z",
+            **extra}
+
+
+def matched(tenant: str, ref: str) -> dict:
+    return {"type": "discrepancy.matched", "tenant": tenant, "source": "stripe",
+            "external_ref": ref, "matched_at": "2026-11-23T06:00:00Z", "reason": "settled late"}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    with EmbeddedNats(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+class RunningConsumer:
+    """The consumer on its own thread and event loop, as `indelible up` runs it."""
+
+    def __init__(self, nats_url: str, app_url: str):
+        self.appender = GroupCommitAppender(conninfo=app_url, model=projections())
+        self.consumer = Consumer(config=IngestConfig(nats_url=nats_url, prefix=PREFIX),
+                                 appender=self.appender, conninfo=app_url)
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        self.loop.run_until_complete(self.consumer.run(self.stop))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(30)
+        self.loop.close()  # its self-pipe sockets would otherwise warn in some later test
+        self.appender.close()
+
+
+@pytest.fixture
+def consumer(broker, app_url):
+    with RunningConsumer(broker.url, app_url) as running:
+        yield running
+
+
+def publish(url: str, messages: list[tuple[str, bytes]]) -> None:
+    async def send():
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        for subject, data in messages:
+            await js.publish(subject, data)
+        await nc.close()
+    asyncio.run(send())
+
+
+def dead_letters(url: str) -> list:
+    async def read():
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        sub = await js.subscribe("indelible.dlq.>", ordered_consumer=True, stream=DLQ_STREAM)
+        found = []
+        try:
+            while True:
+                found.append(await sub.next_msg(timeout=0.5))
+        except nats.errors.TimeoutError:
+            pass
+        await nc.close()
+        return found
+    return asyncio.run(read())
+
+
+def wait_for(predicate, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def entries(app_url: str, tenant: str, type_: str | None = None) -> list[dict]:
+    with psycopg.connect(app_url) as conn:
+        rows = conn.execute("SELECT entry FROM ledger_entries WHERE tenant_id = %s ORDER BY seq",
+                            (tenant,)).fetchall()
+    docs = [orjson.loads(bytes(r[0])) for r in rows]
+    return [d for d in docs if type_ is None or d["type"] == type_]
+
+
+def test_detections_are_appended_once_however_often_they_are_delivered(broker, consumer, app_url,
+                                                                       registered_tenant):
+    subject = f"{PREFIX}.{registered_tenant}"
+    messages = [(subject, orjson.dumps(detected(registered_tenant, f"r{i}"))) for i in range(50)]
+    publish(broker.url, messages + messages)  # every report published twice
+    wait_for(lambda: len(entries(app_url, registered_tenant, "discrepancy.opened")) >= 50)
+    time.sleep(1)
+    assert len(entries(app_url, registered_tenant, "discrepancy.opened")) == 50
+
+
+def test_a_match_closes_its_discrepancy_even_when_it_arrives_first(broker, consumer, app_url,
+                                                                   registered_tenant):
+    subject = f"{PREFIX}.{registered_tenant}"
+    publish(broker.url, [(subject, orjson.dumps(matched(registered_tenant, "early")))])
+    time.sleep(1.5)  # the match waits: nothing to close yet, and it is not dropped
+    publish(broker.url, [(subject, orjson.dumps(detected(registered_tenant, "early")))])
+    closed = wait_for(lambda: entries(app_url, registered_tenant, "discrepancy.transitioned"))
+    assert closed[0]["data"]["to"] == "auto_closed" and "settled late" in closed[0]["data"]["reason"]
+
+
+def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_flow(broker, consumer, app_url,
+                                                                             registered_tenant):
+    subject = f"{PREFIX}.{registered_tenant}"
+    publish(broker.url, [
+        (subject, orjson.dumps(detected(registered_tenant, "good-1"))),
+        (subject, orjson.dumps(detected(registered_tenant, "bad", expected_amount=100.0))),
+        (subject, b"{not json"),
+        (subject, orjson.dumps(detected(registered_tenant, "good-2")))])
+    wait_for(lambda: len(entries(app_url, registered_tenant, "discrepancy.opened")) == 2)
+    logged = wait_for(lambda: len(entries(app_url, registered_tenant, "ingest.dead_lettered")) == 2
+                      and entries(app_url, registered_tenant, "ingest.dead_lettered"))
+    reasons = sorted(e["data"]["reason"] for e in logged)
+    assert "expected_amount: must be a decimal string, not a float" in reasons[0]
+    assert reasons[1].startswith("not JSON")
+    kept = [m for m in dead_letters(broker.url) if m.headers.get("Indelible-Subject") == subject]
+    assert {m.data for m in kept} >= {b"{not json"}
+    assert all(m.headers["Indelible-Reason"] and m.headers["Indelible-Attempts"] == "1" for m in kept)
+
+
+def test_a_message_for_an_unknown_tenant_is_dead_lettered_not_lost(broker, consumer):
+    publish(broker.url, [(f"{PREFIX}.nobody", orjson.dumps(detected("nobody", "x")))])
+    found = wait_for(lambda: [m for m in dead_letters(broker.url)
+                              if m.headers.get("Indelible-Subject") == f"{PREFIX}.nobody"])
+    assert found[0].headers["Indelible-Reason"] == "unknown tenant 'nobody'"
