@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from indelible.config import Settings
+from indelible.ingest.service import Ingestion
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
@@ -82,10 +83,12 @@ class Service:
     db: Database
     signer: NoteSigner
     appender: GroupCommitAppender
+    nats_url: str | None  # None: ingestion is switched off
 
 
 @contextmanager
-def running_service(settings: Settings, *, checkpointer: bool = True) -> Iterator[Service]:
+def running_service(settings: Settings, *, checkpointer: bool = True,
+                    ingest: bool = True) -> Iterator[Service]:
     with open_database(settings) as db:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
@@ -95,9 +98,14 @@ def running_service(settings: Settings, *, checkpointer: bool = True) -> Iterato
                                entries=settings.checkpoint_entries)
         if checkpointer:
             signing.start()
+        ingestion = None
+        if settings.ingest_enabled and ingest:
+            ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
         try:
-            yield Service(settings, db, signer, appender)
+            yield Service(settings, db, signer, appender, ingestion.url if ingestion else None)
         finally:
+            if ingestion is not None:
+                ingestion.stop()
             if checkpointer:
                 signing.stop()
             appender.close()

@@ -26,6 +26,9 @@ class Settings:
     database_url: str | None = None  # None: start the embedded PostgreSQL in data_dir
     app_database_url: str | None = None  # how the service role logs in, if not as the owner's host with trust
     api_database_url: str | None = None  # how request handlers log in, likewise
+    nats_url: str | None = None  # None: start the embedded nats-server in data_dir
+    ingest_enabled: bool = True  # consume reconciliation messages from NATS JetStream
+    subject_prefix: str = "recon.discrepancies"  # engines publish to "<prefix>.<tenant>"
     base_origin: str = "indelible.local/log"  # checkpoint origin is "<base_origin>/<tenant>"
     signing_key_file: Path | None = None  # None: <data_dir>/signing.key, generated on first start
     checkpoint_interval: float = 5.0  # seconds between checkpointer passes
@@ -53,6 +56,9 @@ class Settings:
             database_url=env.get("INDELIBLE_DATABASE_URL") or None,
             app_database_url=env.get("INDELIBLE_APP_DATABASE_URL") or None,
             api_database_url=env.get("INDELIBLE_API_DATABASE_URL") or None,
+            nats_url=env.get("INDELIBLE_NATS_URL") or None,
+            ingest_enabled=_flag(env, "INDELIBLE_INGEST_ENABLED", cls.ingest_enabled),
+            subject_prefix=env.get("INDELIBLE_SUBJECT_PREFIX") or cls.subject_prefix,
             base_origin=env.get("INDELIBLE_ORIGIN", cls.base_origin),
             signing_key_file=Path(key_file).expanduser() if key_file else None,
             checkpoint_interval=_number(env, "INDELIBLE_CHECKPOINT_INTERVAL", cls.checkpoint_interval, float),
@@ -61,6 +67,17 @@ class Settings:
             batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float,
                                minimum=0) / 1000,
         )
+
+
+def _flag(env, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
 def _number(env, name: str, default, kind, minimum=None):

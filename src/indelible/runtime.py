@@ -168,9 +168,22 @@ class EmbeddedNats:
              "-sd", str(self.store_dir), "-l", str(log)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_port(self.port, self._process, log)
+        (self.store_dir / "url").write_text(self.url + "\n")  # how `indelible simulate` finds it
         return self
 
+    @staticmethod
+    def running_url(store_dir: Path) -> str | None:
+        """The URL of an embedded server another process (e.g. `indelible up`) started."""
+        try:
+            url = (store_dir / "url").read_text().strip()
+            host, port = url.removeprefix("nats://").split(":")
+            with socket.create_connection((host, int(port)), timeout=1):
+                return url
+        except (OSError, ValueError):
+            return None
+
     def stop(self) -> None:
+        (self.store_dir / "url").unlink(missing_ok=True)
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:

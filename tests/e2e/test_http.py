@@ -222,3 +222,30 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_simulated_engines_feed_a_running_service_and_the_log_verifies(tmp_path, owner_url, app_url):
+    """`indelible up` with its own nats-server, fed by `indelible simulate`."""
+    env = cli_env(tmp_path / "data", owner_url)
+    tenant = f"sim-{secrets.token_hex(3)}"
+    assert indelible(env, "tenant", "create", tenant).returncode == 0
+    process, _ = _start(env, tmp_path / "service.log")
+    try:
+        sent = indelible(env, "simulate", "--tenant", tenant, "--count", "200", "--matched-share", "0.25")
+        assert sent.returncode == 0, sent.stderr
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with psycopg.connect(app_url) as conn:
+                counts = dict(conn.execute(
+                    "SELECT type, count(*) FROM ledger_entries WHERE tenant_id = %s GROUP BY type",
+                    (tenant,)).fetchall())
+            if counts.get("discrepancy.opened") == 200 and counts.get("discrepancy.transitioned"):
+                break
+            time.sleep(0.3)
+        assert counts.get("discrepancy.opened") == 200, counts
+        assert counts.get("discrepancy.transitioned", 0) > 10  # the matched ones, auto-closed
+        assert indelible(env, "checkpoint", "--tenant", tenant).returncode == 0
+        verified = indelible(env, "verify", "--tenant", tenant)
+        assert verified.returncode == 0, verified.stdout
+    finally:
+        assert _interrupt(process) == 0

@@ -21,6 +21,9 @@ def up(host: str, port: int) -> None:
     with running_service(settings) as service:
         click.echo(f"indelible: data in {settings.data_dir}; verifier key "
                    f"{service.signer.verifier_key_text()}", err=True)
+        if service.nats_url:
+            click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
+                       f"{service.nats_url}", err=True)
         click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
         app = create_app(conninfo=service.db.request_url, signer=service.signer,
                          appender=service.appender)
@@ -122,3 +125,35 @@ def projections_rebuild(tenant: str) -> None:
     with open_database(settings_from_env()) as db:
         streams = rebuild_projections(db.owner_url, tenant, all_models())
     click.echo(f"rebuilt {', '.join(READ_MODELS)} of {tenant} from the ledger: {streams} streams")
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--count", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--matched-share", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of discrepancies the engine later reports as matched.")
+def simulate(tenant: str, count: int, matched_share: float) -> None:
+    """Publish realistic reconciliation messages to the service's NATS stream."""
+    import asyncio
+
+    from indelible.ingest.consumer import ensure_streams
+    from indelible.ingest.service import nats_url
+    from indelible.ingest.simulate import messages, publish
+
+    settings = settings_from_env()
+    url = nats_url(settings)
+    if url is None:
+        raise click.UsageError("no NATS server: start `indelible up`, or set INDELIBLE_NATS_URL")
+    bodies = messages(tenant, count, matched_share=matched_share)
+
+    async def run() -> int:
+        import nats
+
+        nc = await nats.connect(url)
+        await ensure_streams(nc.jetstream(), settings.subject_prefix)
+        await nc.close()
+        return await publish(url, settings.subject_prefix, bodies)
+
+    sent = asyncio.run(run())
+    click.echo(f"published {sent} messages ({count} detected, {sent - count} matched) to "
+               f"{settings.subject_prefix}.{tenant} on {url}")
