@@ -158,3 +158,20 @@ def test_a_message_for_an_unknown_tenant_is_dead_lettered_not_lost(broker, consu
     found = wait_for(lambda: [m for m in dead_letters(broker.url)
                               if m.headers.get("Indelible-Subject") == f"{PREFIX}.nobody"])
     assert found[0].headers["Indelible-Reason"] == "unknown tenant 'nobody'"
+
+
+def test_a_dead_letter_is_listed_and_replayed_after_its_cause_is_fixed(broker, consumer, conn, app_url):
+    from indelible.ingest.dead_letters import list_dead_letters, replay
+    from indelible.store.tenants import create_tenant
+    from tests.conftest import BASE_ORIGIN
+
+    tenant = f"late-{time.monotonic_ns() % 10**8}"
+    publish(broker.url, [(f"{PREFIX}.{tenant}", orjson.dumps(detected(tenant, "r1")))])
+    letter = wait_for(lambda: [d for d in asyncio.run(list_dead_letters(broker.url))
+                               if d.subject == f"{PREFIX}.{tenant}"])[0]
+    assert letter.reason == f"unknown tenant {tenant!r}" and letter.attempts == 1
+
+    create_tenant(conn, tenant, base_origin=BASE_ORIGIN)  # the fix
+    assert asyncio.run(replay(broker.url, letter.seq)) == f"{PREFIX}.{tenant}"
+    opened = wait_for(lambda: entries(app_url, tenant, "discrepancy.opened"))
+    assert opened[0]["data"]["external_ref"] == "r1"

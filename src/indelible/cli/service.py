@@ -157,3 +157,52 @@ def simulate(tenant: str, count: int, matched_share: float) -> None:
     sent = asyncio.run(run())
     click.echo(f"published {sent} messages ({count} detected, {sent - count} matched) to "
                f"{settings.subject_prefix}.{tenant} on {url}")
+
+
+@main.group()
+def dlq() -> None:
+    """Messages the ingestion set aside, with the reason."""
+
+
+def _broker_url() -> str:
+    from indelible.ingest.service import nats_url
+
+    url = nats_url(settings_from_env())
+    if url is None:
+        raise click.UsageError("no NATS server: start `indelible up`, or set INDELIBLE_NATS_URL")
+    return url
+
+
+@dlq.command("list")
+@click.option("--tenant", help="Only this tenant's dead letters.")
+@click.option("--json", "as_json", is_flag=True)
+def dlq_list(tenant: str | None, as_json: bool) -> None:
+    """List dead letters: sequence, original subject, attempts, reason."""
+    import asyncio
+    import dataclasses
+    import json
+
+    from indelible.ingest.dead_letters import list_dead_letters
+
+    letters = asyncio.run(list_dead_letters(_broker_url(), tenant))
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(d) for d in letters], indent=2))
+        return
+    for d in letters:
+        click.echo(f"{d.seq:>8}  {d.subject}  attempts={d.attempts}  {d.size} B  {d.reason}")
+    click.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dlq.command("replay")
+@click.argument("seq", type=click.IntRange(min=1))
+def dlq_replay(seq: int) -> None:
+    """Publish dead letter SEQ to its original subject again (after fixing its cause)."""
+    import asyncio
+
+    from indelible.ingest.dead_letters import DeadLetterError, replay
+
+    try:
+        subject = asyncio.run(replay(_broker_url(), seq))
+    except DeadLetterError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"dead letter {seq} published again to {subject}")
