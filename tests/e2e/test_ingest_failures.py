@@ -1,0 +1,95 @@
+"""Ingestion survives what production does to it: a killed service, a restarted broker."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import time
+
+import psycopg
+import pytest
+
+from indelible.ingest.simulate import messages, publish
+from indelible.runtime import EmbeddedNats
+from indelible.store.tenants import create_tenant
+
+from .cli_helpers import cli_env, indelible
+from .test_http import _interrupt, _start
+
+PREFIX = "recon.discrepancies"
+
+
+def _opened(app_url: str, tenant: str) -> tuple[int, int]:
+    """(entries opening a discrepancy, distinct external_refs among them)."""
+    with psycopg.connect(app_url) as conn:
+        return conn.execute(
+            "SELECT count(*), count(DISTINCT convert_from(entry, 'UTF8')::jsonb #>> '{data,external_ref}') "
+            "FROM ledger_entries WHERE tenant_id = %s AND type = 'discrepancy.opened'",
+            (tenant,)).fetchone()
+
+
+def _wait_opened(app_url: str, tenant: str, at_least: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count, _ = _opened(app_url, tenant)
+        if count >= at_least:
+            return count
+        time.sleep(0.25)
+    raise AssertionError(f"only {_opened(app_url, tenant)[0]} of {at_least} opened in time")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with EmbeddedNats(tmp_path / "nats") as server:
+        yield server
+
+
+def test_killing_the_service_mid_stream_loses_and_duplicates_nothing(tmp_path, broker, owner_url,
+                                                                     app_url):
+    count = 100_000
+    tenant = f"kill-{secrets.token_hex(3)}"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        create_tenant(conn, tenant, base_origin="test.indelible.local/log")
+    env = {**cli_env(tmp_path / "data", owner_url), "INDELIBLE_NATS_URL": broker.url}
+    service, _ = _start(env, tmp_path / "service-1.log")
+    asyncio.run(publish(broker.url, PREFIX, messages(tenant, count, matched_share=0, seed=7)))
+
+    _wait_opened(app_url, tenant, count // 4, timeout=300)
+    service.send_signal(signal.SIGKILL)  # no goodbye: mid-batch, mid-transaction
+    service.wait(30)
+    killed_at, _ = _opened(app_url, tenant)
+    assert killed_at < count, "the kill came too late to prove anything"
+
+    service, _ = _start(env, tmp_path / "service-2.log")
+    try:
+        _wait_opened(app_url, tenant, count, timeout=600)
+        time.sleep(2)  # anything redelivered after the last commit would show up now
+        assert _opened(app_url, tenant) == (count, count)
+    finally:
+        assert _interrupt(service) == 0
+    indelible(env, "checkpoint", "--tenant", tenant)
+    verified = indelible(env, "verify", "--tenant", tenant, timeout=600)
+    assert verified.returncode == 0, verified.stdout
+
+
+def test_the_consumer_reconnects_by_itself_when_the_broker_restarts(tmp_path, broker, owner_url,
+                                                                    app_url):
+    tenant = f"bounce-{secrets.token_hex(3)}"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        create_tenant(conn, tenant, base_origin="test.indelible.local/log")
+    env = {**cli_env(tmp_path / "data", owner_url), "INDELIBLE_NATS_URL": broker.url}
+    service, _ = _start(env, tmp_path / "service.log")
+    try:
+        bodies = messages(tenant, 4000, matched_share=0, seed=11)
+        asyncio.run(publish(broker.url, PREFIX, bodies[:2000]))
+        _wait_opened(app_url, tenant, 500, timeout=120)
+        broker.stop()  # the broker goes away mid-ingestion ...
+        time.sleep(1)
+        broker.start()  # ... and comes back on the same port with its stored stream
+        asyncio.run(publish(broker.url, PREFIX, bodies[2000:]))
+        _wait_opened(app_url, tenant, 4000, timeout=180)
+        time.sleep(1)
+        assert _opened(app_url, tenant) == (4000, 4000)
+    finally:
+        assert _interrupt(service) == 0
