@@ -30,7 +30,7 @@ from indelible.entry import Actor, NewEntry
 from indelible.ingest.contract import ContractError, Detected, Matched, parse_message
 from indelible.store import discrepancies as store
 from indelible.store.appender import Appended, GroupCommitAppender
-from indelible.store.errors import AppendRefusedError
+from indelible.store.errors import AppendRefusedError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,14 @@ class Consumer:
                     log.warning("fetch failed (%s); retrying", e)
                     await asyncio.sleep(RETRY_DELAY)
                     continue
-                await self._handle(js, msgs)
+                try:
+                    await self._handle(js, msgs)
+                except psycopg.Error as e:  # the database is away: these come back later
+                    log.warning("database unavailable (%s); %d messages will be redelivered",
+                                e, len(msgs))
+                    for msg in msgs:
+                        await _nak_quietly(msg)
+                    await asyncio.sleep(RETRY_DELAY)
         finally:
             await nc.close()
 
@@ -161,7 +168,13 @@ class Consumer:
         except AppendRefusedError as e:
             await self._dead_letter(js, msg, str(e), tenant)
             return
-        except Exception as e:  # noqa: BLE001 - the store failed: retry, then dead-letter
+        except StoreUnavailableError as e:
+            # Not the message's fault: retry until the database is back, never dead-letter.
+            log.warning("store unavailable, delivery %d will be retried: %s",
+                        msg.metadata.num_delivered, e)
+            await msg.nak(delay=RETRY_DELAY)
+            return
+        except Exception as e:  # noqa: BLE001 - this message fails: retry, then dead-letter
             attempts = msg.metadata.num_delivered
             if attempts >= MAX_FAILED_DELIVERIES:
                 await self._dead_letter(js, msg, f"failed {attempts} deliveries: {e}", tenant)
@@ -191,6 +204,13 @@ class Consumer:
             await asyncio.wrap_future(self._appender.submit(tenant, entry))
         await msg.ack()
         log.info("dead-lettered stream seq %s: %s", msg.metadata.sequence.stream, reason)
+
+
+async def _nak_quietly(msg) -> None:
+    try:
+        await msg.nak(delay=RETRY_DELAY)
+    except Exception:  # noqa: BLE001 - not acknowledged either way: it will be redelivered
+        log.debug("NAK failed", exc_info=True)
 
 
 def _decision(message: Detected | Matched, discrepancy_id: str):
