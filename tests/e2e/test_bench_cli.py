@@ -100,3 +100,16 @@ def test_bench_api_walks_discrepancies_over_http_against_the_bare_ledger(tmp_pat
     assert rate["details"]["transitions"] == 36 and rate["ours"]["rate"] > 0
     latency = report["measurements"]["api_transitions_latency"]
     assert latency["ours"]["p99"] >= latency["ours"]["p50"] > 0
+
+
+def test_bench_ingest_compares_end_to_end_ingestion_with_raw_consumption(tmp_path, owner_url):
+    from click.testing import CliRunner
+
+    from indelible.cli import main
+
+    env = {"INDELIBLE_DATA_DIR": str(tmp_path / "data"), "INDELIBLE_DATABASE_URL": owner_url}
+    result = CliRunner().invoke(main, ["bench", "ingest", "--json", "--tenant", "bench-ingest-t",
+                                       "--messages", "300"], env=env)
+    assert result.exit_code == 0, result.output
+    measured = json.loads(result.output)["measurements"]["ingest_end_to_end"]
+    assert measured["ours"]["rate"] > 0 and measured["baseline"]["rate"] > 0

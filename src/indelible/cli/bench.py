@@ -117,3 +117,26 @@ def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int) -> N
         measurements, extra = run(db, settings, tenant,
                                   ApiOptions(clients=clients, discrepancies=discrepancies))
     _output("api", tenant, measurements, as_json, extra)
+
+
+@bench.command("ingest")
+@click.option("--tenant", default="bench-ingest", show_default=True,
+              help="Tenant the messages are for (kept afterwards).")
+@_json
+@click.option("--messages", "count", default=20_000, show_default=True, type=click.IntRange(min=1))
+def bench_ingest(tenant: str, as_json: bool, count: int) -> None:
+    """End-to-end ingestion messages/s vs the raw JetStream consume rate."""
+    from indelible.bench.ingest import IngestOptions, run
+    from indelible.ingest.service import nats_url
+    from indelible.runtime import EmbeddedNats
+
+    with _bench_database(tenant) as (settings, db):
+        url = nats_url(settings)
+        broker = None if url else EmbeddedNats(settings.data_dir / "bench-nats").start()
+        try:
+            measurements, extra = run(db, settings, url or broker.url, tenant,
+                                      IngestOptions(messages=count))
+        finally:
+            if broker is not None:
+                broker.stop()
+    _output("ingest", tenant, measurements, as_json, extra)

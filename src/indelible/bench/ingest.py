@@ -1,0 +1,108 @@
+"""`indelible bench ingest`: messages/s from publish to committed ledger entry.
+
+Ours: the real consumer (on its own thread and event loop, as in the service) and the
+group-commit appender with the read models; the clock starts before the first publish and
+stops when the last discrepancy's opening entry is committed. Baseline in the same run: the
+same client library draining an equal number of equally sized messages from a scratch
+stream with a pull consumer, acknowledging each: what JetStream consumption alone costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+
+import nats
+import orjson
+import psycopg
+from nats.js.api import ConsumerConfig, StreamConfig
+
+from indelible.bench.common import BenchError, Measurement, rate
+from indelible.bootstrap import Database, projections
+from indelible.config import Settings
+from indelible.ingest.consumer import Consumer, IngestConfig
+from indelible.ingest.simulate import messages, publish
+from indelible.store.appender import GroupCommitAppender
+from indelible.store.tenants import create_tenant
+
+TARGET_RATE = 20_000  # messages/s
+RAW_STREAM, RAW_SUBJECT = "BENCH_RAW", "bench.raw"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    messages: int = 20_000
+
+
+def run(db: Database, settings: Settings, nats_url: str, tenant: str,
+        options: IngestOptions) -> tuple[list[Measurement], dict]:
+    with psycopg.connect(db.app_url, autocommit=True) as conn:
+        create_tenant(conn, tenant, base_origin=settings.base_origin)
+    bodies = messages(tenant, options.messages, matched_share=0)
+    size = sum(len(orjson.dumps(b)) for b in bodies) / len(bodies)
+    raw_rate = asyncio.run(_raw_consume(nats_url, [orjson.dumps(b) for b in bodies]))
+    ours = _end_to_end(db, settings, nats_url, tenant, bodies)
+    return [Measurement(
+        "ingest_end_to_end", f"ingestion, publish to committed entry ({options.messages:,} "
+        f"messages of {size:.0f} B)", "messages/s", {"rate": raw_rate}, {"rate": ours},
+        "raw JetStream pull consume + ack, same client", "NATS -> consumer -> ledger, committed",
+        f">= {TARGET_RATE:,}/s", ours >= TARGET_RATE, {"messages": options.messages})], {}
+
+
+async def _raw_consume(url: str, payloads: list[bytes]) -> float:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        try:
+            await js.delete_stream(RAW_STREAM)
+        except nats.js.errors.NotFoundError:
+            pass
+        await js.add_stream(StreamConfig(name=RAW_STREAM, subjects=[RAW_SUBJECT]))
+        for lo in range(0, len(payloads), 256):
+            await asyncio.gather(*(js.publish(RAW_SUBJECT, p) for p in payloads[lo:lo + 256]))
+        sub = await js.pull_subscribe(RAW_SUBJECT, durable="bench-raw", stream=RAW_STREAM,
+                                      config=ConsumerConfig(max_ack_pending=50_000))
+        started, done = time.perf_counter(), 0
+        while done < len(payloads):
+            for msg in await sub.fetch(500, timeout=5):
+                await msg.ack()
+                done += 1
+        seconds = time.perf_counter() - started
+        await js.delete_stream(RAW_STREAM)
+        return rate(done, seconds)
+    finally:
+        await nc.close()
+
+
+def _end_to_end(db: Database, settings: Settings, url: str, tenant: str, bodies: list) -> float:
+    appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
+                                   model=projections())
+    consumer = Consumer(config=IngestConfig(nats_url=url, prefix=settings.subject_prefix),
+                        appender=appender, conninfo=db.app_url)
+    loop, stop = asyncio.new_event_loop(), asyncio.Event()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(consumer.run(stop)))
+    thread.start()
+    try:
+        before = _opened(db.app_url, tenant)
+        started = time.perf_counter()
+        asyncio.run(publish(url, settings.subject_prefix, bodies))
+        deadline = time.monotonic() + 600
+        while _opened(db.app_url, tenant) < before + len(bodies):
+            if time.monotonic() > deadline:
+                raise BenchError("ingestion did not finish within 10 minutes")
+            time.sleep(0.05)
+        return rate(len(bodies), time.perf_counter() - started)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(60)
+        loop.close()
+        appender.close()
+
+
+def _opened(app_url: str, tenant: str) -> int:
+    with psycopg.connect(app_url) as conn, conn.transaction():
+        conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
+        return conn.execute("SELECT count(*) FROM discrepancies WHERE tenant_id = %s",
+                            (tenant,)).fetchone()[0]
