@@ -141,8 +141,8 @@ class Consumer:
             else:
                 await msg.nak(delay=RETRY_DELAY)
         futures = self._appender.submit_many(tenant, [d for _, d in submitted])
-        for (msg, _), future in zip(submitted, futures):
-            await self._settle(js, tenant, msg, future)
+        await asyncio.gather(*(self._settle(js, tenant, msg, future)
+                               for (msg, _), future in zip(submitted, futures)))
 
     def _resolve_ids(self, tenant: str, items: list) -> list[str | None]:
         """The discrepancy each message is about: a new id for a detection (an existing one

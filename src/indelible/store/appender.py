@@ -262,10 +262,16 @@ def _existing_by_key(conn: psycopg.Connection, tenant: str,
                      keys: list[str]) -> dict[str, tuple[Appended, None]]:
     if not keys:
         return {}
+    # Per key, an index-ordered probe that only the (tenant_id, idempotency_key) index can
+    # serve: statistics that do not yet know a new tenant cannot steer it elsewhere (with
+    # `tenant_id = $1 AND key = ANY(...)` the planner was seen walking the tenant's log).
     rows = conn.execute(
-        "SELECT idempotency_key, seq, event_id, stream_id, stream_version, leaf_hash, "
-        "recorded_at, entry FROM ledger_entries "
-        "WHERE tenant_id = %s AND idempotency_key = ANY(%s)", (tenant, keys))
+        "SELECT e.idempotency_key, e.seq, e.event_id, e.stream_id, e.stream_version, "
+        "       e.leaf_hash, e.recorded_at, e.entry "
+        "FROM unnest(%(keys)s::text[]) AS k, LATERAL ("
+        "  SELECT * FROM ledger_entries WHERE (tenant_id, idempotency_key) >= (%(t)s, k)"
+        "  AND (tenant_id, idempotency_key) <= (%(t)s, k)"
+        "  ORDER BY tenant_id, idempotency_key LIMIT 1) AS e", {"keys": keys, "t": tenant})
     return {key: (Appended(tenant, seq, event_id, stream, version, bytes(leaf), at, bytes(entry),
                            replayed=True), None)
             for key, seq, event_id, stream, version, leaf, at, entry in rows}
@@ -274,9 +280,14 @@ def _existing_by_key(conn: psycopg.Connection, tenant: str,
 def _stream_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
     if not streams:
         return {}
+    # Likewise: one backward probe per stream down (tenant_id, stream_id, stream_version).
     rows = conn.execute(
-        "SELECT stream_id, max(stream_version) FROM ledger_entries "
-        "WHERE tenant_id = %s AND stream_id = ANY(%s) GROUP BY stream_id", (tenant, streams))
+        "SELECT s, v.stream_version FROM unnest(%(streams)s::text[]) AS s, LATERAL ("
+        "  SELECT stream_version FROM ledger_entries"
+        "  WHERE (tenant_id, stream_id, stream_version) >= (%(t)s, s, 0)"
+        "  AND (tenant_id, stream_id, stream_version) <= (%(t)s, s, 9223372036854775807)"
+        "  ORDER BY tenant_id DESC, stream_id DESC, stream_version DESC LIMIT 1) AS v",
+        {"streams": streams, "t": tenant})
     return dict(rows.fetchall())
 
 
