@@ -175,3 +175,33 @@ def test_a_dead_letter_is_listed_and_replayed_after_its_cause_is_fixed(broker, c
     assert asyncio.run(replay(broker.url, letter.seq)) == f"{PREFIX}.{tenant}"
     opened = wait_for(lambda: entries(app_url, tenant, "discrepancy.opened"))
     assert opened[0]["data"]["external_ref"] == "r1"
+
+
+MALFORMED = {
+    "not-json": (b"<xml/>", "not JSON"),
+    "wrong-type": (lambda t: orjson.dumps(detected(t, "w", external_ref=42)), "external_ref"),
+    "float-amount": (lambda t: orjson.dumps(detected(t, "f", actual_amount=90.5)),
+                     "actual_amount: must be a decimal string, not a float"),
+    "huge": (lambda t: orjson.dumps(detected(t, "h", metadata={"blob": "x" * 200_000})),
+             "bytes; the limit is 65536"),
+    "missing-field": (lambda t: orjson.dumps({k: v for k, v in detected(t, "m").items()
+                                              if k != "detected_at"}), "detected_at: required"),
+    "wrong-scale": (lambda t: orjson.dumps(detected(t, "s", currency="JPY", expected_amount="100.50")),
+                    "JPY allows 0"),
+}
+
+
+def test_every_kind_of_malformed_message_is_dead_lettered_with_its_reason(broker, consumer, app_url,
+                                                                          registered_tenant):
+    subject = f"{PREFIX}.{registered_tenant}"
+    payloads = {name: (data if isinstance(data, bytes) else data(registered_tenant))
+                for name, (data, _) in MALFORMED.items()}
+    publish(broker.url, [(subject, p) for p in payloads.values()])
+    logged = wait_for(lambda: len(entries(app_url, registered_tenant, "ingest.dead_lettered"))
+                      == len(MALFORMED) and entries(app_url, registered_tenant, "ingest.dead_lettered"))
+    reasons = [e["data"]["reason"] for e in logged]
+    for name, (_, reason) in MALFORMED.items():
+        assert any(reason in r for r in reasons), f"{name}: no reason containing {reason!r} in {reasons}"
+    kept = {m.data for m in dead_letters(broker.url) if m.headers.get("Indelible-Subject") == subject}
+    assert set(payloads.values()) <= kept  # the original bytes, every one
+    assert entries(app_url, registered_tenant, "discrepancy.opened") == []
