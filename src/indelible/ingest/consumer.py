@@ -89,9 +89,9 @@ class Consumer:
                     continue
                 try:
                     await self._handle(js, msgs)
-                except psycopg.Error as e:  # the database is away: these come back later
-                    log.warning("database unavailable (%s); %d messages will be redelivered",
-                                e, len(msgs))
+                except Exception as e:  # noqa: BLE001 - e.g. the database is away
+                    # Whatever was not acknowledged comes back; the loop must go on.
+                    log.warning("batch failed (%r); %d messages will be redelivered", e, len(msgs))
                     for msg in msgs:
                         await _nak_quietly(msg)
                     await asyncio.sleep(RETRY_DELAY)
