@@ -66,8 +66,11 @@ def decision(discrepancy_id: str, command, actor: domain.Actor,
     return Decision(stream, decide, idempotency_key, key_spans_streams=opening)
 
 
-def _event(document: dict) -> domain.Event:
-    return domain.Event(type=domain.EventType(document["type"]), data=document["data"])
+def _apply(state: domain.Discrepancy | None, entry: bytes) -> tuple[domain.Discrepancy, dict]:
+    """The state after one stored entry, and the entry's document."""
+    document = decode_entry(bytes(entry))
+    event = domain.Event(type=domain.EventType(document["type"]), data=document["data"])
+    return domain.evolve(state, event, at=document["at"]), document
 
 
 class Discrepancies:
@@ -81,13 +84,11 @@ class Discrepancies:
                             "AND stream_id = ANY(%s) ORDER BY seq", (tenant, streams))
         states: dict[str, domain.Discrepancy] = {}
         for stream, entry in rows:
-            document = decode_entry(bytes(entry))
-            states[stream] = domain.evolve(states.get(stream), _event(document), at=document["at"])
+            states[stream], _ = _apply(states.get(stream), entry)
         return states
 
     def evolve(self, state, appended: Appended):
-        document = decode_entry(appended.entry)
-        return domain.evolve(state, _event(document), at=document["at"])
+        return _apply(state, appended.entry)[0]
 
     def project(self, conn, tenant, states):
         # executemany pipelines the statements: one round trip for the batch, not one per
@@ -97,7 +98,7 @@ class Discrepancies:
                 (tenant, d.id, d.external_ref, d.source, str(d.kind), d.currency,
                  d.expected_amount, d.actual_amount, d.difference, str(d.severity),
                  str(d.status), d.assignee, d.detected_at, d.opened_at, d.updated_at, d.version,
-                 tenant, stream, Jsonb(d.to_dict())) for stream, d in states.items()])
+                 Jsonb(d.to_dict())) for d in states.values()])
         for d in states.values():
             if d.status in domain.TERMINAL:
                 _freeze(conn, tenant, d)
@@ -113,8 +114,7 @@ def _freeze(conn: psycopg.Connection, tenant: str, d: domain.Discrepancy) -> Non
                         "AND stream_id = %s ORDER BY seq", (tenant, stream_of(d.id))).fetchall()
     state, history = None, []
     for seq, entry, leaf in rows:
-        document = decode_entry(bytes(entry))
-        state = domain.evolve(state, _event(document), at=document["at"])
+        state, _ = _apply(state, entry)
         history.append([seq, b64(bytes(leaf))])
         if state.status in domain.TERMINAL:
             break
@@ -140,12 +140,11 @@ def snapshot(conn: psycopg.Connection, tenant: str, discrepancy_id: str) -> dict
 _UPSERT = """
 INSERT INTO discrepancies (tenant_id, id, external_ref, source, kind, currency, expected_amount,
     actual_amount, difference, severity, status, assignee, detected_at, opened_at, updated_at,
-    version, last_seq, state)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        (SELECT max(seq) FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s), %s)
+    version, state)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (tenant_id, id) DO UPDATE SET severity = EXCLUDED.severity,
     status = EXCLUDED.status, assignee = EXCLUDED.assignee, updated_at = EXCLUDED.updated_at,
-    version = EXCLUDED.version, last_seq = EXCLUDED.last_seq, state = EXCLUDED.state
+    version = EXCLUDED.version, state = EXCLUDED.state
 """
 
 
@@ -185,9 +184,8 @@ def history(conn: psycopg.Connection, tenant: str, discrepancy_id: str, *,
          until_time or datetime.max.replace(tzinfo=timezone.utc)))
     state, items = None, []
     for seq, entry, leaf in rows:
-        document = decode_entry(bytes(entry))
         before = state.status.value if state else None
-        state = domain.evolve(state, _event(document), at=document["at"])
+        state, document = _apply(state, entry)
         items.append(HistoryItem(seq, document["at"], document["type"], document["actor"]["id"],
                                  document["actor"]["role"], before, state.status.value,
                                  bytes(leaf), document["data"]))

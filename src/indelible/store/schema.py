@@ -285,6 +285,10 @@ END $$;
 """
 
 
+# discrepancies.last_seq was derived state nothing read, paid for by a subquery per upsert.
+_V9_DROP_LAST_SEQ = "ALTER TABLE discrepancies DROP COLUMN last_seq;"
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -296,6 +300,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (7, "token lookup search path; the service role logs in", _V7_HARDENING),
     (8, "a request role under fail-closed row-level security on every tenant table",
      _V8_REQUEST_ROLE),
+    (9, "drop discrepancies.last_seq (never read)", _V9_DROP_LAST_SEQ),
 ]
 
 
