@@ -11,10 +11,13 @@ import orjson
 import psycopg
 import pytest
 
+from indelible import domain
 from indelible.bootstrap import projections
 from indelible.ingest.consumer import DLQ_STREAM, Consumer, IngestConfig
 from indelible.runtime import EmbeddedNats
-from indelible.store.appender import GroupCommitAppender
+from indelible.store import severity_policy
+from indelible.store.appender import GroupCommitAppender, append_batch
+from indelible.store.tenants import OPERATOR
 
 pytestmark = pytest.mark.storage
 
@@ -132,6 +135,23 @@ def test_a_match_closes_its_discrepancy_even_when_it_arrives_first(broker, consu
     publish(broker.url, [(subject, orjson.dumps(detected(registered_tenant, "early")))])
     closed = wait_for(lambda: entries(app_url, registered_tenant, "discrepancy.transitioned"))
     assert closed[0]["data"]["to"] == "auto_closed" and "settled late" in closed[0]["data"]["reason"]
+
+
+def test_a_report_without_severity_gets_it_from_the_tenants_policy(broker, consumer, app_url,
+                                                                   registered_tenant):
+    policy = domain.parse_policy({"thresholds": {"EUR": {
+        "medium": "5.00", "high": "9.00", "critical": "1000.00"}}})
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        (set_,) = append_batch(conn, registered_tenant, [severity_policy.change(
+            policy, reason="tighter", actor=OPERATOR, expected_version=0)])
+    subject = f"{PREFIX}.{registered_tenant}"
+    publish(broker.url, [(subject, orjson.dumps(detected(registered_tenant, "p1"))),
+                         (subject, orjson.dumps(detected(registered_tenant, "p2", severity="low")))])
+    opened = wait_for(lambda: (found := entries(app_url, registered_tenant, "discrepancy.opened"))
+                      and len(found) == 2 and found)
+    assert [(e["data"]["severity"], e["data"]["severity_basis"]) for e in opened] == [
+        ("high", "tenant_policy"), ("low", "reported")]  # 10.00 EUR apart; built-in: low
+    assert opened[0]["data"]["severity_policy_seq"] == set_.seq
 
 
 def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_flow(broker, consumer, app_url,

@@ -127,6 +127,7 @@ def test_opening_records_the_normalised_report_with_its_difference():
         "expected_amount": "100.00", "actual_amount": "90.00", "currency": "EUR",
         "difference": "-10.00", "severity": "low", "detected_at": "2026-11-22T10:00:00.000000Z",
         "metadata": {"psp": "stripe"}, "transaction_refs": ["ch_1"],
+        "severity_basis": "built_in",
     }
 
 

@@ -7,7 +7,7 @@ from psycopg_pool import ConnectionPool
 
 from indelible.api import problems
 from indelible.api.context import AppState
-from indelible.api.routes import audit, discrepancies, health, keys
+from indelible.api.routes import audit, discrepancies, health, keys, policy
 from indelible.proofs import NoteSigner
 from indelible.store.appender import GroupCommitAppender
 
@@ -25,6 +25,6 @@ def create_app(*, conninfo: str, signer: NoteSigner, appender: GroupCommitAppend
                   description="A compliance ledger nobody can edit.")
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer)
     problems.install(app)
-    for module in (health, audit, keys, discrepancies):
+    for module in (health, audit, keys, discrepancies, policy):
         app.include_router(module.router)
     return app

@@ -1,4 +1,5 @@
-"""Service and operator commands: up, migrate, signing-key, tenant."""
+"""Service and operator commands: up, migrate, signing-key, tenant, api-key, severity-policy,
+projections, simulate, dlq."""
 
 from __future__ import annotations
 
@@ -97,16 +98,77 @@ def api_key_create(tenant: str, role: str, name: str | None) -> None:
     from indelible.bootstrap import open_database
     from indelible.store.api_keys import ApiKeys, issue_command
     from indelible.store.appender import append_batch
-    from indelible.store.tenants import OPERATOR, tenant_exists
+    from indelible.store.tenants import OPERATOR
 
     with open_database(settings_from_env()) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
-        if not tenant_exists(conn, tenant):
-            raise click.BadParameter(f"tenant {tenant!r} does not exist", param_hint="--tenant")
+        _known_tenant(conn, tenant)
         token, entry = issue_command(role=role, name=name, by=OPERATOR)
         (issued,) = append_batch(conn, tenant, [entry], model=ApiKeys())
     click.echo(f"key {entry.data['key_id']} ({role}) issued at seq {issued.seq}; "
                "the token is shown only now:", err=True)
     click.echo(token)
+
+
+@main.group("severity-policy")
+def severity_policy_group() -> None:
+    """The tenant's thresholds for severity when a report gives none."""
+
+
+@severity_policy_group.command("show")
+@click.option("--tenant", required=True)
+def severity_policy_show(tenant: str) -> None:
+    """Print the policy in force as JSON."""
+    import orjson
+    import psycopg
+
+    from indelible.bootstrap import open_database
+    from indelible.store import severity_policy
+
+    with open_database(settings_from_env()) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
+        _known_tenant(conn, tenant)
+        record = severity_policy.current(conn, tenant)
+    click.echo(orjson.dumps(record.to_dict(), option=orjson.OPT_INDENT_2).decode())
+
+
+@severity_policy_group.command("set")
+@click.option("--tenant", required=True)
+@click.option("--file", "path", required=True, type=click.File("rb"),
+              help='JSON: {"thresholds": {"USD": {"medium": "500.00", "high": ..., "critical": ...}}}')
+@click.option("--reason", required=True, help="Why the policy changes (kept in the ledger).")
+def severity_policy_set(tenant: str, path, reason: str) -> None:
+    """Put a new policy in force, recorded as a ledger entry."""
+    import orjson
+    import psycopg
+
+    from indelible import domain
+    from indelible.bootstrap import open_database
+    from indelible.store import severity_policy
+    from indelible.store.appender import append_batch
+    from indelible.store.errors import AppendRefusedError
+    from indelible.store.tenants import OPERATOR
+
+    try:
+        policy = domain.parse_policy(orjson.loads(path.read()))
+    except orjson.JSONDecodeError as e:
+        raise click.BadParameter(f"not JSON: {e}", param_hint="--file") from e
+    except domain.InvalidCommandError as e:
+        raise click.BadParameter(str(e), param_hint="--file") from e
+    with open_database(settings_from_env()) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
+        _known_tenant(conn, tenant)
+        version = severity_policy.current(conn, tenant).version
+        entry = severity_policy.change(policy, reason=reason, actor=OPERATOR,
+                                       expected_version=version)
+        (outcome,) = append_batch(conn, tenant, [entry])
+    if isinstance(outcome, AppendRefusedError):
+        raise click.ClickException(f"not changed: {outcome}")
+    click.echo(f"severity policy of {tenant} is now version {outcome.version} (seq {outcome.seq})")
+
+
+def _known_tenant(conn, tenant: str) -> None:
+    from indelible.store.tenants import tenant_exists
+
+    if not tenant_exists(conn, tenant):
+        raise click.BadParameter(f"tenant {tenant!r} does not exist", param_hint="--tenant")
 
 
 @main.group()

@@ -4,6 +4,7 @@
 - :mod:`.money` ISO 4217 minor units, decimal-string amounts;
 - :mod:`.commands` what may be asked, each command validated when it is built;
 - :mod:`.decisions` :func:`decide`: whether a command is allowed now, and its event;
+- :mod:`.severity` the tenant's severity policy for discrepancies reported without one;
 - :mod:`.events` the facts recorded as ledger entries (type + plain-JSON data);
 - :mod:`.discrepancy` the state, and :func:`evolve` / :func:`replay` that fold events;
 - :mod:`.errors` the exception tree.
@@ -26,7 +27,7 @@ from .commands import (
     OpenDiscrepancy,
     Transition,
 )
-from .decisions import PERMISSIONS, SEVERITY_THRESHOLDS, decide, default_severity
+from .decisions import PERMISSIONS, decide
 from .discrepancy import Discrepancy, Kind, ResolutionCode, Severity, evolve, replay
 from .errors import (
     ClosedDiscrepancyError,
@@ -43,14 +44,16 @@ from .errors import (
 from .events import Event, EventType
 from .lifecycle import TERMINAL, TRANSITIONS, Role, Status, allowed_moves, can_move
 from .money import CURRENCIES, difference, format_amount, minor_units, parse_amount
+from .severity import BUILT_IN, SeverityPolicy, default_severity, parse_policy
 
 __all__ = [
-    "CURRENCIES", "PERMISSIONS", "SEVERITY_THRESHOLDS", "TERMINAL", "TRANSITIONS",
+    "BUILT_IN", "CURRENCIES", "PERMISSIONS", "TERMINAL", "TRANSITIONS",
     "Actor", "Assign", "AttachEvidence", "ChangeSeverity", "ClosedDiscrepancyError", "Command",
     "Comment", "Discrepancy", "DomainError", "DuplicateDiscrepancyError", "Event", "EventType",
     "InvalidCommandError", "InvalidEventError", "Kind", "NoChangeError", "OpenDiscrepancy",
-    "PermissionRefusedError", "RefusedError", "ResolutionCode", "Role", "Severity", "Status",
+    "PermissionRefusedError", "RefusedError", "ResolutionCode", "Role", "Severity",
+    "SeverityPolicy", "Status",
     "Transition", "TransitionRefusedError", "UnknownDiscrepancyError", "allowed_moves",
     "can_move", "decide", "default_severity", "difference", "evolve", "format_amount",
-    "minor_units", "parse_amount", "replay",
+    "minor_units", "parse_amount", "parse_policy", "replay",
 ]

@@ -94,7 +94,7 @@ class OpenDiscrepancy:
     actual_amount: str
     currency: str
     detected_at: str
-    severity: Severity | None = None  # None: default_severity() of the difference
+    severity: Severity | None = None  # None: the tenant's SeverityPolicy decides
     metadata: dict = field(default_factory=dict)
     transaction_refs: tuple[str, ...] = ()
 

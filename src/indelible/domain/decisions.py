@@ -18,7 +18,6 @@ Checks, in this order (the first that fails answers):
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 
 from .commands import (
     Actor,
@@ -30,7 +29,7 @@ from .commands import (
     OpenDiscrepancy,
     Transition,
 )
-from .discrepancy import Discrepancy, Severity
+from .discrepancy import Discrepancy
 from .errors import (
     ClosedDiscrepancyError,
     DuplicateDiscrepancyError,
@@ -41,9 +40,10 @@ from .errors import (
 )
 from .events import Event, EventType
 from .lifecycle import TERMINAL, TRANSITIONS, Role, Status, allowed_moves
-from .money import format_amount, minor_units
+from .money import format_amount
+from .severity import BUILT_IN, SeverityPolicy
 
-__all__ = ["PERMISSIONS", "SEVERITY_THRESHOLDS", "decide", "default_severity"]
+__all__ = ["PERMISSIONS", "decide"]
 
 ANALYST, MANAGER, SYSTEM = Role.ANALYST, Role.COMPLIANCE_MANAGER, Role.SYSTEM
 
@@ -64,34 +64,14 @@ _ACTIONS = {
     ChangeSeverity: "change severity",
 }
 
-# Default severity of a new discrepancy by |difference| in the currency's minor units
-# (cents, fils, yen): below 10,000 low (100.00 EUR), below 1,000,000 medium
-# (10,000.00 EUR), below 100,000,000 high (1,000,000.00 EUR), otherwise critical.
-# Minor units keep JPY, KWD and EUR within a small factor of each other where major
-# units would be 150 times apart; a tenant policy will replace this table.
-SEVERITY_THRESHOLDS: tuple[tuple[int, Severity], ...] = (
-    (10_000, Severity.LOW),
-    (1_000_000, Severity.MEDIUM),
-    (100_000_000, Severity.HIGH),
-)
-
-
-def default_severity(difference: Decimal, currency: str) -> Severity:
-    """The severity of a difference when the reporter gave none (see the thresholds)."""
-    minor = abs(difference).scaleb(minor_units(currency))
-    for below, severity in SEVERITY_THRESHOLDS:
-        if minor < below:
-            return severity
-    return Severity.CRITICAL
-
-
 def decide(state: Discrepancy | None, command: Command, actor: Actor, *,
-           discrepancy_id: str) -> Event:
+           discrepancy_id: str, severity_policy: SeverityPolicy = BUILT_IN) -> Event:
     """The event that records ``command`` by ``actor`` on the discrepancy in ``state``.
 
     ``state`` is None when nothing was recorded under ``discrepancy_id``. For
     :class:`OpenDiscrepancy`, ``discrepancy_id`` is the id to give the new discrepancy
-    and ``state`` the one already recorded for the same source and external_ref, if any.
+    and ``state`` the one already recorded for the same source and external_ref, if any;
+    ``severity_policy`` assigns its severity when the command gives none.
     Raises a :class:`~.errors.RefusedError` subclass when the command is not allowed.
     """
     if not isinstance(actor, Actor):
@@ -103,6 +83,8 @@ def decide(state: Discrepancy | None, command: Command, actor: Actor, *,
         raise TypeError(f"not a discrepancy command: {type(command).__name__}")
     if state is not None and type(command) is not OpenDiscrepancy and state.id != discrepancy_id:
         raise ValueError(f"state is discrepancy {state.id}, not {discrepancy_id}")
+    if type(command) is OpenDiscrepancy:
+        return _open(state, command, actor, discrepancy_id, severity_policy)
     return handler(state, command, actor, discrepancy_id)
 
 
@@ -131,15 +113,20 @@ def _open_case(state: Discrepancy | None, command: Command, discrepancy_id: str)
     return state
 
 
-def _open(state, command: OpenDiscrepancy, actor: Actor, discrepancy_id: str) -> Event:
+def _open(state, command: OpenDiscrepancy, actor: Actor, discrepancy_id: str,
+          policy: SeverityPolicy) -> Event:
     _require_role(command, actor, None)
     if state is not None:
         if (state.source, state.external_ref) != (command.source, command.external_ref):
             raise ValueError(f"state is discrepancy {state.id}, reported under another ref")
         raise DuplicateDiscrepancyError(existing_id=state.id, source=state.source,
                                         external_ref=state.external_ref)
-    severity = command.severity or default_severity(command.difference, command.currency)
+    if command.severity is not None:
+        severity, basis = command.severity, {"severity_basis": "reported"}
+    else:
+        severity, basis = policy.assign(command.difference, command.currency)
     return Event(EventType.OPENED.value, {
+        **basis,
         "id": discrepancy_id,
         "external_ref": command.external_ref,
         "source": command.source,

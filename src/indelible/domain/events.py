@@ -10,13 +10,17 @@ Types and their data::
 
     discrepancy.opened             id, external_ref, source, kind, expected_amount,
                                    actual_amount, currency, difference, severity,
-                                   detected_at, metadata, transaction_refs
+                                   detected_at, metadata, transaction_refs,
+                                   severity_basis (reported | built_in | tenant_policy)
+                                   and severity_policy_seq with tenant_policy
     discrepancy.transitioned       from, to, reason; and resolution_code, note when
                                    ``to`` is resolved
     discrepancy.assigned           from, to            (assignee ids, None = nobody)
     discrepancy.commented          text
     discrepancy.severity_changed   from, to, reason
     discrepancy.evidence_attached  sha256, name, size, media_type
+
+Entries written before severity_basis existed lack it; nothing folds it into the state.
 """
 
 from __future__ import annotations

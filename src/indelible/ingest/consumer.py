@@ -29,6 +29,7 @@ from indelible import domain
 from indelible.entry import Actor, NewEntry
 from indelible.ingest.contract import ContractError, Detected, Matched, parse_message
 from indelible.store import discrepancies as store
+from indelible.store import severity_policy
 from indelible.store.appender import Appended, GroupCommitAppender
 from indelible.store.errors import AppendRefusedError, StoreUnavailableError
 
@@ -123,14 +124,14 @@ class Consumer:
         return tenant in known
 
     async def _append(self, js, tenant: str, items: list) -> None:
-        ids = await asyncio.to_thread(self._resolve_ids, tenant, items)
+        ids, policy = await asyncio.to_thread(self._look_up, tenant, items)
         submitted, waiting = [], []
         for (msg, message), discrepancy_id in zip(items, ids):
             if discrepancy_id is None:
                 waiting.append(msg)
                 continue
             try:
-                submitted.append((msg, _decision(message, discrepancy_id)))
+                submitted.append((msg, _decision(message, discrepancy_id, policy)))
             except domain.InvalidCommandError as e:
                 await self._dead_letter(js, msg, str(e), tenant)
         for msg in waiting:  # a `matched` before its `detected`
@@ -144,12 +145,14 @@ class Consumer:
         await asyncio.gather(*(self._settle(js, tenant, msg, future)
                                for (msg, _), future in zip(submitted, futures)))
 
-    def _resolve_ids(self, tenant: str, items: list) -> list[str | None]:
+    def _look_up(self, tenant: str, items: list) -> tuple[list[str | None], domain.SeverityPolicy]:
         """The discrepancy each message is about: a new id for a detection (an existing one
-        replays under its open key), the recorded one for a match (None: not detected yet)."""
+        replays under its open key), the recorded one for a match (None: not detected yet);
+        and the tenant's severity policy for detections reported without one."""
         in_batch: dict[tuple[str, str], str] = {}
         ids: list[str | None] = []
         with psycopg.connect(self._conninfo) as conn:
+            policy = severity_policy.current(conn, tenant).policy
             for _, message in items:
                 if isinstance(message, Detected):
                     in_batch.setdefault(message.ref, store.new_id())
@@ -157,7 +160,7 @@ class Consumer:
                 else:
                     found = store.find_by_ref(conn, tenant, *message.ref)
                     ids.append(found or in_batch.get(message.ref))
-        return ids
+        return ids, policy
 
     async def _settle(self, js, tenant: str, msg, future) -> None:
         try:
@@ -213,11 +216,11 @@ async def _nak_quietly(msg) -> None:
         log.debug("NAK failed", exc_info=True)
 
 
-def _decision(message: Detected | Matched, discrepancy_id: str):
+def _decision(message: Detected | Matched, discrepancy_id: str, policy: domain.SeverityPolicy):
     if isinstance(message, Detected):
         actor = domain.Actor(f"engine:{message.command.source}", domain.Role.SYSTEM)
         return store.decision(discrepancy_id, message.command, actor,
-                              store.open_key(*message.ref))
+                              store.open_key(*message.ref), severity_policy=policy)
     actor = domain.Actor(f"engine:{message.source}", domain.Role.SYSTEM)
     close = domain.Transition(to=domain.Status.AUTO_CLOSED,
                               reason=f"matched at {message.matched_at}: {message.reason}"[:1000])

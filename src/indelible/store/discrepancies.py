@@ -49,13 +49,16 @@ def open_key(source: str, external_ref: str) -> str:
 
 
 def decision(discrepancy_id: str, command, actor: domain.Actor,
-             idempotency_key: str | None = None) -> Decision:
-    """The appender's Decision for a domain command on one discrepancy."""
+             idempotency_key: str | None = None, *,
+             severity_policy: domain.SeverityPolicy = domain.BUILT_IN) -> Decision:
+    """The appender's Decision for a domain command on one discrepancy (an opening one
+    without a severity gets it from `severity_policy`)."""
     stream = stream_of(discrepancy_id)
 
     def decide(state: domain.Discrepancy | None) -> NewEntry:
         try:
-            event = domain.decide(state, command, actor, discrepancy_id=discrepancy_id)
+            event = domain.decide(state, command, actor, discrepancy_id=discrepancy_id,
+                                  severity_policy=severity_policy)
         except domain.DomainError as e:
             raise DomainRefusedError(e) from e
         kind = "system" if actor.role == domain.Role.SYSTEM else "user"

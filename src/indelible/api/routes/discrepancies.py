@@ -22,7 +22,7 @@ from indelible.api.context import State, require
 from indelible.api.problems import ProblemError, problem_responses
 from indelible.entry import b64
 from indelible.store import discrepancies as store
-from indelible.store import evidence
+from indelible.store import evidence, severity_policy
 from indelible.store.api_keys import Principal
 
 router = APIRouter(tags=["discrepancies"], responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503))
@@ -80,13 +80,15 @@ def _command(build, *args, **kwargs):
 
 
 async def _append(state: State, who: Principal, discrepancy_id: str, command,
-                  key: str | None = None, *, client_key: bool = True):
+                  key: str | None = None, *, client_key: bool = True,
+                  severity_policy: domain.SeverityPolicy = domain.BUILT_IN):
     """Append the command's decision. A client's Idempotency-Key is namespaced by its API
     key, so it can never collide with another client's or with the service's own keys."""
     actor = domain.Actor(who.actor().id, who.role)
     if key is not None and client_key:
         key = f"req:{who.key_id}:{key}"
-    decision = store.decision(discrepancy_id, command, actor, key)
+    decision = store.decision(discrepancy_id, command, actor, key,
+                              severity_policy=severity_policy)
     try:
         return await state.append(who.tenant, decision)
     except store.DomainRefusedError as e:
@@ -135,9 +137,13 @@ async def open_discrepancy(body: OpenRequest, who: Worker, state: State):
     existing = await state.read(who.tenant, store.find_by_ref, who.tenant, body.source,
                                 body.external_ref)
     discrepancy_id = existing or store.new_id()
-    appended = None if existing else await _append(
-        state, who, discrepancy_id, command, store.open_key(body.source, body.external_ref),
-        client_key=False)
+    appended = None
+    if not existing:
+        policy = domain.BUILT_IN if command.severity else (
+            await state.read(who.tenant, severity_policy.current, who.tenant)).policy
+        appended = await _append(
+            state, who, discrepancy_id, command, store.open_key(body.source, body.external_ref),
+            client_key=False, severity_policy=policy)
     if appended is not None and appended.replayed:  # a concurrent report won the race
         discrepancy_id = appended.stream.removeprefix(store.PREFIX)
     created = appended is not None and not appended.replayed
