@@ -203,16 +203,37 @@ def test_admins_issue_list_and_revoke_keys_and_others_may_not(service):
     assert admin.delete(f"/v1/api-keys/{issued['key_id']}").status_code == 409
 
 
-def test_up_starts_its_own_postgresql_when_none_is_configured_and_stops_it(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_starts_its_own_servers_when_none_is_configured_and_stops_them(tmp_path, stop):
     env = cli_env(tmp_path / "data", None)
     process, base = _start(env, tmp_path / "service.log")
     pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
     postmaster = int(pid_file.read_text().split()[0])
+    (broker,) = _processes_of("nats-server", tmp_path / "data")
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
 
-    assert _interrupt(process) == 0
+    process.send_signal(stop)
+    try:
+        assert process.wait(60) == 0
+    finally:
+        process.kill()
     assert not pid_file.exists()
     assert not _running(postmaster)
+    assert not _running(broker)
+
+
+def _processes_of(name: str, data_dir: Path) -> list[int]:
+    """Pids of `name` processes whose command line mentions `data_dir`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and argv[0].endswith(name.encode()) and \
+                any(str(data_dir).encode() in arg for arg in argv):
+            found.append(int(proc.name))
+    return found
 
 
 def _running(pid: int) -> bool:

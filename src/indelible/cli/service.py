@@ -12,12 +12,18 @@ from indelible.cli.root import main, settings_from_env
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 def up(host: str, port: int) -> None:
-    """Run the service (HTTP API, appender, checkpointer) until Ctrl-C."""
+    """Run the service (HTTP API, appender, checkpointer, ingestion) until Ctrl-C or SIGTERM."""
+    import signal
+
     import uvicorn
 
     from indelible.api.app import create_app
     from indelible.bootstrap import running_service
 
+    # SIGTERM (systemd, docker stop) must unwind like Ctrl-C, so the embedded PostgreSQL and
+    # nats-server are stopped too. uvicorn re-raises the signal after its own shutdown; with
+    # the default action that would end the process before any cleanup ran.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = settings_from_env()
     with running_service(settings) as service:
         click.echo(f"indelible: data in {settings.data_dir}; verifier key "
@@ -29,6 +35,10 @@ def up(host: str, port: int) -> None:
         app = create_app(conninfo=service.db.request_url, signer=service.signer,
                          appender=service.appender)
         uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 @main.command()
