@@ -134,6 +134,19 @@ def test_a_command_the_database_refuses_fails_alone_not_its_batch_mates(app_url,
     appender.close()
 
 
+def test_a_submitted_batch_resolves_once_with_every_outcome_in_order(app_url, tenant):
+    from indelible.store.errors import InvalidEntryError
+
+    appender = GroupCommitAppender(conninfo=app_url, model=Picky())
+    outcomes = appender.submit_batch(tenant, [
+        increment("ctr/b-1", 5), increment("ctr/poison", 5), increment("ctr/b-2", 5),
+        increment("ctr/b-2", 1)]).result(30)  # the last: over the limit of 1
+    assert [type(o) for o in outcomes[:3]] == [Appended, InvalidEntryError, Appended]
+    assert isinstance(outcomes[3], LimitReachedError) and "already has 1 of 1" in str(outcomes[3])
+    assert appender.submit_batch(tenant, []).result(1) == []
+    appender.close()
+
+
 def test_the_writer_survives_a_decision_that_crashes_and_keeps_serving(app_url, tenant):
     def broken(_state):
         raise RuntimeError("a bug in a model")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 import threading
 
+import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from indelible import domain
 from indelible.bootstrap import projections
@@ -164,3 +168,29 @@ def test_the_snapshot_is_the_state_at_the_resolving_entry_not_later(conn, regist
     frozen = _scoped(conn, registered_tenant, store.snapshot, d)
     assert frozen["seq"] == out[1].seq and frozen["discrepancy"]["comments"] == 0
     assert frozen["history"]["last_seq"] == out[1].seq
+
+
+def test_a_role_without_bypassrls_projects_new_discrepancies_by_upsert_alike(
+        owner_url, conn, registered_tenant):
+    """Where migration 8 could not grant BYPASSRLS (no superuser), COPY into the read model is
+    not allowed; new rows then go through the upsert, with the same columns."""
+    d = _open(conn, registered_tenant, ref="rls-1")
+    state = _scoped(conn, registered_tenant, lambda c, t: store.Discrepancies().load(
+        c, t, [store.stream_of(d)]))[store.stream_of(d)]
+    twin = dataclasses.replace(state, id=store.new_id(), external_ref="rls-2")
+    role = f"idl_norls_{secrets.token_hex(3)}"
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {role} LOGIN IN ROLE indelible_app")  # privileges, not BYPASSRLS
+        try:
+            with psycopg.connect(make_conninfo(owner_url, user=role)) as limited:
+                assert store._bypasses_rls(limited) is False
+                _scoped(limited, registered_tenant, store.Discrepancies().project,
+                        {store.stream_of(twin.id): twin})
+        finally:
+            owner.execute(f"DROP ROLE {role}")
+    columns = "source, kind, currency, expected_amount, actual_amount, difference, severity, " \
+              "status, assignee, detected_at, opened_at, updated_at, version, state - 'id' - 'external_ref'"
+    rows = conn.execute(f"SELECT {columns} FROM discrepancies WHERE tenant_id = %s AND id = ANY(%s)",
+                        (registered_tenant, [d, twin.id])).fetchall()
+    assert len(rows) == 2 and rows[0] == rows[1]
+    assert store._bypasses_rls(conn) is True

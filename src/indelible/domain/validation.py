@@ -104,7 +104,7 @@ def check_json(value: object, field: str, *, max_bytes: int) -> dict:
     if not isinstance(value, dict):
         raise InvalidCommandError(field, f"must be a JSON object, not {type(value).__name__}")
     copy = _copy_json(value, field, depth=0)
-    size = len(json.dumps(copy, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    size = len(json.dumps(copy, separators=(",", ":")).encode("utf-8"))  # order: same size
     if size > max_bytes:
         raise InvalidCommandError(field, f"is {size} bytes serialized; the limit is {max_bytes}")
     return copy

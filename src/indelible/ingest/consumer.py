@@ -68,6 +68,7 @@ class Consumer:
         self._config = config
         self._appender = appender
         self._conninfo = conninfo
+        self._lookups: psycopg.Connection | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         nc = await nats.connect(self._config.nats_url, max_reconnect_attempts=-1,
@@ -98,6 +99,8 @@ class Consumer:
                     await asyncio.sleep(RETRY_DELAY)
         finally:
             await nc.close()
+            if self._lookups is not None:
+                self._lookups.close()
 
     async def _handle(self, js, msgs) -> None:
         by_tenant: dict[str, list] = {}
@@ -141,9 +144,11 @@ class Consumer:
                                         f"and external_ref after {attempts} deliveries", tenant)
             else:
                 await msg.nak(delay=RETRY_DELAY)
-        futures = self._appender.submit_many(tenant, [d for _, d in submitted])
-        await asyncio.gather(*(self._settle(js, tenant, msg, future)
-                               for (msg, _), future in zip(submitted, futures)))
+        # One future for the batch: the loop wakes once when it commits, not per message.
+        outcomes = await asyncio.wrap_future(
+            self._appender.submit_batch(tenant, [d for _, d in submitted]))
+        for (msg, _), outcome in zip(submitted, outcomes):
+            await self._settle(js, tenant, msg, outcome)
 
     def _look_up(self, tenant: str, items: list) -> tuple[list[str | None], domain.SeverityPolicy]:
         """The discrepancy each message is about: a new id for a detection (an existing one
@@ -151,7 +156,8 @@ class Consumer:
         and the tenant's severity policy for detections reported without one."""
         in_batch: dict[tuple[str, str], str] = {}
         ids: list[str | None] = []
-        with psycopg.connect(self._conninfo) as conn:
+        conn = self._lookup_connection()
+        try:
             policy = severity_policy.current(conn, tenant).policy
             for _, message in items:
                 if isinstance(message, Detected):
@@ -160,11 +166,23 @@ class Consumer:
                 else:
                     found = store.find_by_ref(conn, tenant, *message.ref)
                     ids.append(found or in_batch.get(message.ref))
+        except psycopg.Error:
+            self._lookups = None  # reconnect next time; the batch is redelivered
+            conn.close()
+            raise
         return ids, policy
 
-    async def _settle(self, js, tenant: str, msg, future) -> None:
+    def _lookup_connection(self) -> psycopg.Connection:
+        """One connection for the batch lookups, kept: connecting per batch cost more than
+        the lookups. Only the consumer's own worker thread uses it, one batch at a time."""
+        if self._lookups is None or self._lookups.closed:
+            self._lookups = psycopg.connect(self._conninfo, autocommit=True)
+        return self._lookups
+
+    async def _settle(self, js, tenant: str, msg, outcome) -> None:
         try:
-            outcome = await asyncio.wrap_future(future)
+            if isinstance(outcome, BaseException):
+                raise outcome
         except store.DomainRefusedError as e:
             await self._dead_letter(js, msg, str(e.error), tenant)
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -91,20 +92,48 @@ class Discrepancies:
         return states
 
     def evolve(self, state, appended: Appended):
-        return _apply(state, appended.entry)[0]
+        # The entry was encoded by this process a moment ago (canonical JSON, no floats,
+        # safe ints): orjson reads it exactly as json.loads would, about 3x faster.
+        document = orjson.loads(appended.entry)
+        event = domain.Event(type=domain.EventType(document["type"]), data=document["data"])
+        return domain.evolve(state, event, at=document["at"])
 
     def project(self, conn, tenant, states):
-        # executemany pipelines the statements: one round trip for the batch, not one per
-        # discrepancy, while the log head is locked.
+        # A discrepancy at version 1 was opened by this batch and has no row yet: those are
+        # COPied in where the role may (COPY FROM under row-level security needs BYPASSRLS,
+        # which migration 8 grants when it can). The rest are upserts, pipelined by
+        # executemany: one round trip while the log head is locked.
+        copy_new = _bypasses_rls(conn)
+        new = [d for d in states.values() if copy_new and d.version == 1]
+        changed = [d for d in states.values() if not (copy_new and d.version == 1)]
         with conn.cursor() as cur:
-            cur.executemany(_UPSERT, [
-                (tenant, d.id, d.external_ref, d.source, str(d.kind), d.currency,
-                 d.expected_amount, d.actual_amount, d.difference, str(d.severity),
-                 str(d.status), d.assignee, d.detected_at, d.opened_at, d.updated_at, d.version,
-                 Jsonb(d.to_dict())) for d in states.values()])
+            if new:
+                with cur.copy(_COPY_NEW) as copy:
+                    for d in new:
+                        copy.write_row(_row(tenant, d, orjson.dumps(d.to_dict()).decode()))
+            if changed:
+                cur.executemany(_UPSERT, [_row(tenant, d, Jsonb(d.to_dict(), dumps=orjson.dumps))
+                                          for d in changed])
         for d in states.values():
             if d.status in domain.TERMINAL:
                 _freeze(conn, tenant, d)
+
+
+def _row(tenant: str, d: domain.Discrepancy, state) -> tuple:
+    return (tenant, d.id, d.external_ref, d.source, str(d.kind), d.currency, d.expected_amount,
+            d.actual_amount, d.difference, str(d.severity), str(d.status), d.assignee,
+            d.detected_at, d.opened_at, d.updated_at, d.version, state)
+
+
+_BYPASS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _bypasses_rls(conn: psycopg.Connection) -> bool:
+    """Whether this connection's role bypasses row-level security (asked once per connection)."""
+    if conn not in _BYPASS:
+        _BYPASS[conn] = conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles "
+                                     "WHERE rolname = current_user").fetchone()[0]
+    return _BYPASS[conn]
 
 
 def _freeze(conn: psycopg.Connection, tenant: str, d: domain.Discrepancy) -> None:
@@ -148,6 +177,13 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (tenant_id, id) DO UPDATE SET severity = EXCLUDED.severity,
     status = EXCLUDED.status, assignee = EXCLUDED.assignee, updated_at = EXCLUDED.updated_at,
     version = EXCLUDED.version, state = EXCLUDED.state
+"""
+
+
+_COPY_NEW = """
+COPY discrepancies (tenant_id, id, external_ref, source, kind, currency, expected_amount,
+    actual_amount, difference, severity, status, assignee, detected_at, opened_at, updated_at,
+    version, state) FROM STDIN
 """
 
 
