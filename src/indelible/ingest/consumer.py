@@ -174,7 +174,7 @@ class Consumer:
 
     def _lookup_connection(self) -> psycopg.Connection:
         """One connection for the batch lookups, kept: connecting per batch cost more than
-        the lookups. Only the consumer's own worker thread uses it, one batch at a time."""
+        the lookups. The consumer awaits each lookup, so it serves one batch at a time."""
         if self._lookups is None or self._lookups.closed:
             self._lookups = psycopg.connect(self._conninfo, autocommit=True)
         return self._lookups

@@ -16,9 +16,10 @@ from indelible.store.appender import Appended, StreamModel
 class Projections:
     def __init__(self, models: dict[str, StreamModel]):
         self._models = models  # stream prefix, e.g. "apikey/" -> model
+        self._prefixes = tuple(models)
 
     def owns(self, stream: str) -> bool:
-        return any(stream.startswith(prefix) for prefix in self._models)
+        return stream.startswith(self._prefixes)  # asked twice per entry appended
 
     def _model(self, stream: str) -> StreamModel:
         for prefix, model in self._models.items():
