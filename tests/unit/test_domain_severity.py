@@ -96,3 +96,14 @@ def test_the_opening_event_records_which_rule_gave_the_severity():
     reported = decide(None, report(severity="low"), ENGINE, discrepancy_id="d1",
                       severity_policy=POLICY).data
     assert (reported["severity"], reported["severity_basis"]) == ("low", "reported")
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "x" * 1001])
+def test_a_policy_change_needs_a_reason_worth_keeping(reason):
+    from indelible.entry import Actor as EntryActor
+    from indelible.store import severity_policy
+
+    with pytest.raises(InvalidCommandError) as refused:
+        severity_policy.change(POLICY, reason=reason, actor=EntryActor("op", "admin", "operator"),
+                               expected_version=0)
+    assert refused.value.field == "reason"

@@ -166,8 +166,11 @@ def severity_policy_set(tenant: str, path, reason: str) -> None:
     with open_database(settings_from_env()) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
         _known_tenant(conn, tenant)
         version = severity_policy.current(conn, tenant).version
-        entry = severity_policy.change(policy, reason=reason, actor=OPERATOR,
-                                       expected_version=version)
+        try:
+            entry = severity_policy.change(policy, reason=reason, actor=OPERATOR,
+                                           expected_version=version)
+        except domain.InvalidCommandError as e:
+            raise click.BadParameter(str(e), param_hint="--reason") from e
         (outcome,) = append_batch(conn, tenant, [entry])
     if isinstance(outcome, AppendRefusedError):
         raise click.ClickException(f"not changed: {outcome}")

@@ -72,7 +72,10 @@ def decision(discrepancy_id: str, command, actor: domain.Actor,
 
 def _apply(state: domain.Discrepancy | None, entry: bytes) -> tuple[domain.Discrepancy, dict]:
     """The state after one stored entry, and the entry's document."""
-    document = decode_entry(bytes(entry))
+    return _fold(state, decode_entry(bytes(entry)))
+
+
+def _fold(state: domain.Discrepancy | None, document: dict) -> tuple[domain.Discrepancy, dict]:
     event = domain.Event(type=domain.EventType(document["type"]), data=document["data"])
     return domain.evolve(state, event, at=document["at"]), document
 
@@ -94,9 +97,7 @@ class Discrepancies:
     def evolve(self, state, appended: Appended):
         # The entry was encoded by this process a moment ago (canonical JSON, no floats,
         # safe ints): orjson reads it exactly as json.loads would, about 3x faster.
-        document = orjson.loads(appended.entry)
-        event = domain.Event(type=domain.EventType(document["type"]), data=document["data"])
-        return domain.evolve(state, event, at=document["at"])
+        return _fold(state, orjson.loads(appended.entry))[0]
 
     def project(self, conn, tenant, states):
         # A discrepancy at version 1 was opened by this batch and has no row yet: those are
@@ -104,8 +105,9 @@ class Discrepancies:
         # which migration 8 grants when it can). The rest are upserts, pipelined by
         # executemany: one round trip while the log head is locked.
         copy_new = _bypasses_rls(conn)
-        new = [d for d in states.values() if copy_new and d.version == 1]
-        changed = [d for d in states.values() if not (copy_new and d.version == 1)]
+        new, changed = [], []
+        for d in states.values():
+            (new if copy_new and d.version == 1 else changed).append(d)
         with conn.cursor() as cur:
             if new:
                 with cur.copy(_COPY_NEW) as copy:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import psycopg
 
 from indelible import domain
+from indelible.domain.validation import check_text
 from indelible.entry import Actor, NewEntry, decode_entry
 
 STREAM = "tenant/severity-policy"
 SET = "tenant.severity_policy_set"
+MAX_REASON = 1000
 
 
 @dataclass(frozen=True)
@@ -55,5 +57,6 @@ def record(seq: int, version: int, entry: bytes) -> PolicyRecord:
 def change(policy: domain.SeverityPolicy, *, reason: str, actor: Actor,
            expected_version: int) -> NewEntry:
     """The entry that puts `policy` in force, if the stream is still at `expected_version`."""
+    check_text(reason, "reason", max_len=MAX_REASON)
     return NewEntry(stream=STREAM, type=SET, actor=actor, expected_version=expected_version,
                     data={**policy.to_dict(), "reason": reason})

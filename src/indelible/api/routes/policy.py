@@ -45,12 +45,12 @@ async def put_policy(body: PolicyRequest, who: Manager, state: State) -> dict:
     """Replace the policy. It decides the severity of discrepancies opened from now on that
     were reported without one; earlier discrepancies keep theirs."""
     try:
-        policy = domain.parse_policy({"thresholds": body.thresholds})
+        entry = severity_policy.change(domain.parse_policy({"thresholds": body.thresholds}),
+                                       reason=body.reason, actor=who.actor(),
+                                       expected_version=body.expected_version)
     except domain.InvalidCommandError as e:
         raise ProblemError(422, "Invalid request", str(e),
                            errors=[{"field": e.field, "rule": e.rule}]) from e
-    entry = severity_policy.change(policy, reason=body.reason, actor=who.actor(),
-                                   expected_version=body.expected_version)
     try:
         appended = await state.append(who.tenant, entry)
     except VersionConflictError as e:
