@@ -12,7 +12,7 @@ from indelible.ingest.service import Ingestion
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
-from indelible.store import api_keys, discrepancies
+from indelible.store import api_keys, discrepancies, isolation
 from indelible.store.appender import GroupCommitAppender
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
@@ -34,6 +34,7 @@ def open_database(settings: Settings) -> Iterator[Database]:
     """The configured PostgreSQL, or the embedded one (reused if `indelible up` runs it)."""
     if settings.database_url:
         migrate(settings.database_url)
+        _check_isolation(settings.database_url, settings)
         yield Database(settings.database_url,
                        app_conninfo(settings.database_url, settings.app_database_url),
                        request_conninfo(settings.database_url, settings.api_database_url))
@@ -51,6 +52,12 @@ def open_database(settings: Settings) -> Iterator[Database]:
     finally:
         if port is None:
             _stop_unless_in_use(server)
+
+
+def _check_isolation(owner_url: str, settings: Settings) -> None:
+    for gap in isolation.require_isolation(owner_url, accepted=settings.accept_weak_isolation):
+        log.warning("tenant isolation incomplete, accepted by %s: %s",
+                    isolation.ACCEPT_VARIABLE, gap)
 
 
 def _stop_unless_in_use(server: EmbeddedPostgres) -> None:

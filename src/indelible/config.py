@@ -35,6 +35,9 @@ class Settings:
     checkpoint_entries: int = 10_000  # sign early once this many entries are unsigned
     batch_max: int = 2_000  # commands per group commit
     batch_wait: float = 0.0  # seconds a lone command waits for company (0: commit at once)
+    # Serve even though row-level security cannot hold the request role to one tenant
+    # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
+    accept_weak_isolation: bool = False
 
     @property
     def key_file(self) -> Path:
@@ -66,6 +69,8 @@ class Settings:
             batch_max=_number(env, "INDELIBLE_BATCH_MAX", cls.batch_max, int),
             batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float,
                                minimum=0) / 1000,
+            accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
+                                        cls.accept_weak_isolation),
         )
 
 

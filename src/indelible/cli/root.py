@@ -31,10 +31,12 @@ class _Group(click.Group):
         from indelible.keys import SigningKeyError
         from indelible.runtime import EmbeddedServerError
         from indelible.store.errors import StoreError
+        from indelible.store.isolation import WeakIsolationError
 
         try:
             return super().invoke(ctx)
-        except (StoreError, SigningKeyError, EmbeddedServerError, psycopg.OperationalError) as e:
+        except (StoreError, SigningKeyError, EmbeddedServerError, WeakIsolationError,
+                psycopg.OperationalError) as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(EXIT_ERROR)
 

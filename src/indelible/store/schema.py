@@ -253,9 +253,21 @@ ALTER ROLE {APP_ROLE} LOGIN;
 # cannot see another tenant's rows even if it forgets a filter. The service's internal role
 # (appender, checkpointer, verifier) works across tenants and must binary-COPY into
 # ledger_entries, which PostgreSQL allows under row-level security only to BYPASSRLS roles;
-# granting that takes a superuser. Without one, the earlier policies stay and we say so.
-_TENANT_TABLES = ("log_heads", "ledger_entries", "merkle_nodes", "checkpoints", "tenants",
-                  "api_keys", "discrepancies", "resolution_snapshots", "evidence_files")
+# granting that takes a superuser. Without one, the earlier policies stay (see store/isolation.py).
+TENANT_TABLES = ("log_heads", "ledger_entries", "merkle_nodes", "checkpoints", "tenants",
+                 "api_keys", "discrepancies", "resolution_snapshots", "evidence_files")
+
+
+def fail_closed_policies() -> str:
+    """Row-level security on every tenant table that shows no rows when no tenant is set."""
+    return "ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;\n" \
+        "ALTER TABLE ledger_entries ENABLE ROW LEVEL SECURITY;\n" + "".join(f"""
+DROP POLICY IF EXISTS {t}_tenant ON {t};
+CREATE POLICY {t}_tenant ON {t}
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));""" for t in TENANT_TABLES)
+
+
 _V8_REQUEST_ROLE = f"""
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{API_ROLE}') THEN
@@ -263,20 +275,16 @@ DO $$ BEGIN
     END IF;
 END $$;
 GRANT USAGE ON SCHEMA public TO {API_ROLE};
-GRANT SELECT ON {", ".join(_TENANT_TABLES)} TO {API_ROLE};
+GRANT SELECT ON {", ".join(TENANT_TABLES)} TO {API_ROLE};
 GRANT INSERT ON evidence_files TO {API_ROLE};
 GRANT EXECUTE ON FUNCTION indelible_authenticate(bytea) TO {API_ROLE};
 DO $$ BEGIN
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         ALTER ROLE {APP_ROLE} BYPASSRLS;
-        ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
-        ALTER TABLE ledger_entries ENABLE ROW LEVEL SECURITY;
-""" + "".join(f"""
-        DROP POLICY IF EXISTS {t}_tenant ON {t};
-        CREATE POLICY {t}_tenant ON {t}
-            USING (tenant_id = current_setting('indelible.tenant', true))
-            WITH CHECK (tenant_id = current_setting('indelible.tenant', true));""" for t in _TENANT_TABLES) + f"""
+        {fail_closed_policies()}
     ELSE
+        -- Left open; store/isolation.py closes it once the grant exists, and the service
+        -- refuses to start until then unless the operator accepts the gap.
         RAISE WARNING 'indelible: % is not a superuser, so {APP_ROLE} cannot be given BYPASSRLS: '
             'ledger_entries keeps the explicit tenant filter only, and log_heads, merkle_nodes '
             'and checkpoints stay visible when no tenant is set', current_user;
@@ -322,6 +330,9 @@ def migrate(conninfo: str) -> list[int]:
                     conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                                  (version, name))
                 applied_now.append(version)
+            from indelible.store.isolation import close_gaps
+
+            close_gaps(conn)  # a grant given since an earlier migration takes effect now
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
     return applied_now
