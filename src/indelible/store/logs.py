@@ -27,7 +27,7 @@ class LogHead:
 
 
 def check_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
         raise InvalidTenantError(
             f"tenant {tenant!r} is not a valid slug: lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit, at most 63 characters")
