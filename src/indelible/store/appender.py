@@ -32,7 +32,8 @@ import psycopg
 from indelible.entry import (EntryError, NewEntry, PreparedEntry, b64, decode_entry,
                              encode_prepared, format_time, log_json, prepare_entry,
                              time_ordered_ids)
-from indelible.store.errors import (AppendRefusedError, IdempotencyConflictError,
+from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
+                                    IdempotencyConflictError,
                                     InvalidEntryError, StoreError, StoreUnavailableError,
                                     VersionConflictError)
 from indelible.store.copy_rows import COPY_SQL, EntryRows
@@ -125,7 +126,7 @@ def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Comma
     live = [i for i in items if not isinstance(i, AppendRefusedError)]
     keys = [k for k in map(_key, live) if k is not None]
     streams = list({_stream(i) for i in live})
-    with conn.transaction():
+    with _CommitWatch(tenant) as watch, conn.transaction():
         # Row-level security on read models keys on this setting; it ends with the transaction.
         conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
         head = read_head(conn, tenant, lock=True)
@@ -143,7 +144,31 @@ def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Comma
                 copy.write(batch.rows.drain(last=True))
             if batch.rows.count:
                 batch.finish(conn, cur)
+        watch.committing = True
     return outcomes
+
+
+class _CommitWatch:
+    """Tells a failure of COMMIT itself from one before it.
+
+    Before COMMIT the transaction is rolled back and nothing was written. A connection lost
+    during COMMIT leaves the outcome unknown to us (the server may have committed just before
+    it went); saying "nothing was written" then would be a lie a retry without the same
+    idempotency key would turn into a duplicate.
+    """
+
+    def __init__(self, tenant: str):
+        self.tenant, self.committing = tenant, False
+
+    def __enter__(self) -> _CommitWatch:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.committing and isinstance(error, psycopg.OperationalError):
+            raise CommitOutcomeUnknownError(
+                f"append to {self.tenant!r}: the connection failed during COMMIT, so whether the "
+                f"batch was written is unknown; retry with the same idempotency key to learn "
+                f"which ({error})") from error
 
 
 def _key(item: PreparedEntry | Decision) -> str | None:
@@ -383,6 +408,8 @@ class GroupCommitAppender:
             outcomes = append_batch(self._connection(), tenant, [p for p, _ in pending],
                                     model=self._model)
         except StoreError as e:
+            if isinstance(e, CommitOutcomeUnknownError):
+                self._drop_connection()
             for _, future in pending:
                 future.set_exception(e)
             return

@@ -3,6 +3,7 @@
     StoreError
     ├── UnknownLogError          the tenant has no log
     ├── StoreUnavailableError    the database could not be reached or failed mid-batch
+    │   └── CommitOutcomeUnknownError  the connection failed during COMMIT: written or not
     ├── LogIntegrityError        stored state contradicts itself (refuse to sign over it)
     └── AppendRefusedError       one command refused; its batch-mates are unaffected
         ├── VersionConflictError       expected stream version does not match
@@ -25,6 +26,10 @@ class UnknownLogError(StoreError):
 
 class StoreUnavailableError(StoreError):
     pass
+
+
+class CommitOutcomeUnknownError(StoreUnavailableError):
+    """Retrying with the same idempotency keys is safe: it replays what did commit."""
 
 
 class LogIntegrityError(StoreError):
