@@ -270,3 +270,16 @@ def test_simulated_engines_feed_a_running_service_and_the_log_verifies(tmp_path,
         assert verified.returncode == 0, verified.stdout
     finally:
         assert _interrupt(process) == 0
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_documentation_loads_nothing_from_another_host(service, page):
+    import re
+
+    html = httpx.get(f"{service.base}{page}").text
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    urls += re.findall(r"""url: ?["']([^"']+)["']""", html)
+    assert urls and not [u for u in urls if re.match(r"(https?:)?//", u)], urls
+    assert "fonts.googleapis" not in html and "validator.swagger.io" not in html
+    for url in urls:
+        assert httpx.get(f"{service.base}{url}").status_code == 200, url

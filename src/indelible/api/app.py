@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from indelible.api import problems
+from indelible.api import docs, problems
 from indelible.api.context import AppState
 from indelible.api.routes import audit, discrepancies, health, keys, policy
 from indelible.proofs import NoteSigner
@@ -22,9 +22,11 @@ def create_app(*, conninfo: str, signer: NoteSigner, appender: GroupCommitAppend
         pool.close()
 
     app = FastAPI(title="Indelible", version="0.1.0", lifespan=lifespan,
-                  description="A compliance ledger nobody can edit.")
+                  description="A compliance ledger nobody can edit.",
+                  docs_url=None, redoc_url=None)  # served offline by api/docs.py
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer)
     problems.install(app)
+    docs.install(app)
     for module in (health, audit, keys, discrepancies, policy):
         app.include_router(module.router)
     return app
