@@ -42,6 +42,8 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
+@click.version_option(package_name="indelible", prog_name="indelible",
+                      message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress of the service itself.")
 def main(verbose: bool) -> None:
     """Indelible: a compliance ledger nobody can edit."""
