@@ -27,10 +27,10 @@ from .cli_helpers import cli_env, indelible
 HTTP_TIMEOUT = 90  # seconds for a cold start (embedded PostgreSQL initdb included)
 
 
-def _start(env, log: Path) -> tuple[subprocess.Popen, str]:
+def _start(env, log: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """`indelible up` on a free port; its output goes to `log` (a pipe nobody reads could
     fill up and block the server)."""
-    port = free_port()
+    port = port or free_port()
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "indelible", "up", "--port", str(port)],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
