@@ -12,7 +12,7 @@ from indelible.ingest.service import Ingestion
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
-from indelible.store import api_keys, discrepancies, isolation
+from indelible.store import api_keys, discrepancies, isolation, severity_policy
 from indelible.store.appender import GroupCommitAppender
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
@@ -81,7 +81,8 @@ def _stop_unless_in_use(server: EmbeddedPostgres) -> None:
 def projections() -> Projections:
     """Every read model, by the prefix of the streams it follows."""
     return Projections({api_keys.PREFIX: api_keys.ApiKeys(),
-                        discrepancies.PREFIX: discrepancies.Discrepancies()})
+                        discrepancies.PREFIX: discrepancies.Discrepancies(),
+                        severity_policy.STREAM: severity_policy.PolicyModel()})
 
 
 @dataclass(frozen=True)

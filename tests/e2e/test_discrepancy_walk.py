@@ -222,13 +222,104 @@ def test_an_idempotency_key_replays_its_own_request_and_is_refused_for_another(s
     assert first.status_code == again.status_code == 200 and again.json()["seq"] == first.json()["seq"]
 
     other = analyst.post(f"/v1/discrepancies/{b}/transitions", json={"to": "acknowledged"}, headers=key)
-    assert other.status_code == 409 and "retry-1" in other.json()["detail"]
+    assert other.status_code == 422 and "retry-1" in other.json()["detail"]
+    assert (other.json()["seq"], other.json()["discrepancy_id"]) == (first.json()["seq"], a)
     assert analyst.get(f"/v1/discrepancies/{b}").json()["status"] == "open"
 
     # The service's own keys are out of a client's reach, whatever it sends.
     sneaky = analyst.post(f"/v1/discrepancies/{b}/comments", json={"text": "x"},
                           headers={"Idempotency-Key": "tenant.created"})
     assert sneaky.status_code == 201 and sneaky.json()["seq"] > 0
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused_on_every_route(service):
+    analyst, manager = service.key("analyst"), service.key("compliance_manager")
+    d = analyst.post("/v1/discrepancies", json={**OPEN, "external_ref": "idem-c"}).json()["id"]
+    path = f"/v1/discrepancies/{d}"
+    key = {"Idempotency-Key": "note-1"}
+    noted = analyst.post(f"{path}/comments", json={"text": "called the bank"}, headers=key)
+    assert noted.status_code == 201
+    history = analyst.get(f"{path}/history").json()["entries"]
+
+    # A comment's key sent with a transition: refused, and the move is not applied.
+    moved = analyst.post(f"{path}/transitions", json={"to": "acknowledged"}, headers=key)
+    assert moved.status_code == 422, moved.text
+    problem = moved.json()
+    assert moved.headers["content-type"].startswith("application/problem+json")
+    assert (problem["idempotency_key"], problem["seq"], problem["discrepancy_id"]) == (
+        "note-1", noted.json()["seq"], d)
+    assert "note-1" in problem["detail"] and str(noted.json()["seq"]) in problem["detail"]
+    for route, body in (("comments", {"text": "called the bank twice"}),
+                        ("assignment", {"assignee": "ana"})):
+        assert analyst.post(f"{path}/{route}", json=body, headers=key).status_code == 422
+    assert manager.post(f"{path}/severity", json={"severity": "high", "reason": "regulator"},
+                        headers={"Idempotency-Key": "sev-1"}).status_code == 200
+    again = manager.post(f"{path}/severity", json={"severity": "critical", "reason": "regulator"},
+                         headers={"Idempotency-Key": "sev-1"})
+    assert again.status_code == 422 and again.json()["idempotency_key"] == "sev-1"
+    attached = analyst.post(f"{path}/evidence", params={"name": "a.pdf"}, content=b"one",
+                            headers=key)
+    assert attached.status_code == 422
+
+    # The same request replayed gets the original answer and appends nothing.
+    replayed = analyst.post(f"{path}/comments", json={"text": "called the bank"}, headers=key)
+    assert replayed.status_code == 201 and replayed.json() == noted.json()
+    after = analyst.get(f"{path}/history").json()["entries"]
+    assert len(after) == len(history) + 1  # only the manager's severity change
+    assert analyst.get(path).json()["status"] == "open"
+
+
+def test_a_different_move_under_the_same_key_on_the_same_discrepancy_is_refused(service):
+    analyst = service.key("analyst")
+    d = analyst.post("/v1/discrepancies", json={**OPEN, "external_ref": "idem-d"}).json()["id"]
+    key = {"Idempotency-Key": "move-1"}
+    first = analyst.post(f"/v1/discrepancies/{d}/transitions", json={"to": "acknowledged"},
+                         headers=key)
+    assert first.status_code == 200
+    second = analyst.post(f"/v1/discrepancies/{d}/transitions", json={"to": "investigating"},
+                          headers=key)
+    assert second.status_code == 422 and second.json()["seq"] == first.json()["seq"]
+    assert analyst.get(f"/v1/discrepancies/{d}").json()["status"] == "acknowledged"
+
+
+def test_an_idempotency_key_on_opening_replays_the_original_and_refuses_another_body(service):
+    analyst = service.key("analyst")
+    key = {"Idempotency-Key": "open-1"}
+    body = {**OPEN, "external_ref": "idem-e"}
+    first = analyst.post("/v1/discrepancies", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    again = analyst.post("/v1/discrepancies", json=body, headers=key)
+    assert again.status_code == 201 and again.json() == first.json()
+    history = analyst.get(f"/v1/discrepancies/{first.json()['id']}/history").json()["entries"]
+    for other in ({**body, "actual_amount": "10001.00"}, {**body, "external_ref": "idem-f"}):
+        refused = analyst.post("/v1/discrepancies", json=other, headers=key)
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["seq"], refused.json()["discrepancy_id"]) == (
+            history[0]["seq"], first.json()["id"])
+    assert analyst.get("/v1/discrepancies", params={"q": "idem-f"}).json()["items"] == []
+    history = analyst.get(f"/v1/discrepancies/{first.json()['id']}/history").json()["entries"]
+    assert [h["type"] for h in history] == ["discrepancy.opened"]
+
+
+def test_a_conflicting_re_report_is_recorded_as_an_amendment(service):
+    analyst, auditor = service.key("analyst"), service.key("auditor")
+    body = {**OPEN, "external_ref": "amend-1"}
+    first = analyst.post("/v1/discrepancies", json=body).json()
+    amended = analyst.post("/v1/discrepancies", json={**body, "actual_amount": "10050.00",
+                                                     "currency": "USD"})
+    assert amended.status_code == 200, amended.text
+    d = amended.json()
+    assert (d["id"], d["actual_amount"], d["currency"], d["difference"], d["severity"]) == (
+        first["id"], "10050.00", "USD", "200.00", first["severity"])
+    again = analyst.post("/v1/discrepancies", json={**body, "actual_amount": "10050.00",
+                                                   "currency": "USD"})
+    assert again.status_code == 200 and again.json() == d  # the amended report again: nothing
+    history = auditor.get(f"/v1/discrepancies/{d['id']}/history").json()["entries"]
+    assert [h["type"] for h in history] == ["discrepancy.opened", "discrepancy.amended"]
+    assert history[1]["data"]["changed"] == ["actual_amount", "currency"]
+    assert history[1]["data"]["before"]["actual_amount"] == "10000.00"
+    listed = auditor.get("/v1/discrepancies", params={"q": "amend-1"}).json()["items"]
+    assert [(i["actual_amount"], i["currency"]) for i in listed] == [("10050.00", "USD")]
 
 
 def test_the_longest_source_and_external_ref_are_accepted(service):

@@ -103,8 +103,8 @@ def test_history_and_time_travel_follow_the_ledger(conn, registered_tenant):
 def test_the_same_report_twice_is_one_discrepancy(conn, registered_tenant):
     first = _open(conn, registered_tenant, ref="dup-1")
     command = domain.OpenDiscrepancy(external_ref="dup-1", source="stripe", kind="amount_mismatch",
-                                     expected_amount="1.00", actual_amount="2.00",
-                                     currency="EUR", detected_at="2026-11-23T05:00:00Z")
+                                     expected_amount="9850.00", actual_amount="10000.00",
+                                     currency="EUR", detected_at="2026-11-24T05:00:00Z")
     (again,) = append_batch(conn, registered_tenant, [store.decision(
         store.new_id(), command, ANALYST, store.open_key("stripe", "dup-1"))], model=projections())
     assert again.replayed and again.stream == store.stream_of(first)

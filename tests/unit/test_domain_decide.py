@@ -145,6 +145,41 @@ def test_opening_twice_is_refused_with_the_existing_id():
                                   "and external_ref 'pi_1'")
 
 
+def test_a_re_report_with_other_facts_is_an_amendment_naming_each_change():
+    event = decide(opened(), report(actual_amount="95.00", detected_at="2026-11-24T10:00:00Z"),
+                   ENGINE, discrepancy_id="another-new-id")
+    assert event.type == "discrepancy.amended"
+    assert event.data == {
+        "changed": ["actual_amount"],
+        "before": {"kind": "amount_mismatch", "expected_amount": "100.00",
+                   "actual_amount": "90.00", "currency": "EUR", "difference": "-10.00"},
+        "after": {"kind": "amount_mismatch", "expected_amount": "100.00",
+                  "actual_amount": "95.00", "currency": "EUR", "difference": "-5.00"},
+        "detected_at": "2026-11-24T10:00:00.000000Z", "status": "open"}
+
+
+def test_a_re_report_differing_only_in_context_is_a_duplicate():
+    again = report(detected_at="2026-11-30T10:00:00Z", metadata={"run": 2},
+                   transaction_refs=("ch_9",), severity="critical")
+    with pytest.raises(DuplicateDiscrepancyError):
+        decide(opened(), again, ENGINE, discrepancy_id="another-new-id")
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL))
+def test_a_decided_discrepancy_is_amended_and_keeps_its_status(status):
+    state = replace(opened(), status=status)
+    event = decide(state, report(currency="USD", kind="other"), ENGINE, discrepancy_id="x")
+    assert event.data["changed"] == ["kind", "currency"] and event.data["status"] == status
+    after = evolve(state, event, at=AT)
+    assert (after.status, after.currency, after.kind, after.severity) == (
+        status, "USD", "other", state.severity)
+
+
+def test_an_amendment_needs_the_right_to_report():
+    with pytest.raises(PermissionRefusedError):
+        decide(opened(), report(actual_amount="1.00"), AUDITOR, discrepancy_id="x")
+
+
 def test_opening_against_the_state_of_another_report_is_a_caller_bug():
     with pytest.raises(ValueError, match="reported under another ref"):
         decide(opened(), report(external_ref="pi_2"), ENGINE, discrepancy_id="new")

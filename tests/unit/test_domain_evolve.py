@@ -148,6 +148,11 @@ def test_evolve_refuses_an_event_that_contradicts_the_state():
     with pytest.raises(InvalidEventError, match="recorded move from 'open' but it is 'resolved'"):
         evolve(state, Event("discrepancy.transitioned", {"from": "open", "to": "escalated"}),
                at="t")
+    facts = {"kind": "other", "expected_amount": "1.00", "actual_amount": "2.00",
+             "currency": "EUR", "difference": "1.00"}
+    with pytest.raises(InvalidEventError, match="recorded amendment from"):
+        evolve(state, Event("discrepancy.amended", {"changed": ["kind"], "before": facts,
+                                                    "after": facts}), at="t")
 
 
 @pytest.mark.parametrize("event", [
@@ -156,6 +161,7 @@ def test_evolve_refuses_an_event_that_contradicts_the_state():
     Event("discrepancy.severity_changed", {"to": "urgent"}),
     Event("discrepancy.evidence_attached", {"sha256": SHA}),
     Event("discrepancy.assigned", None),
+    Event("discrepancy.amended", {"changed": ["kind"]}),
 ])
 def test_evolve_refuses_malformed_event_data(event):
     _, events = walk()

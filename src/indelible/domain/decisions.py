@@ -9,7 +9,9 @@ Checks, in this order (the first that fails answers):
 
 1. the role may issue this kind of command at all — :data:`PERMISSIONS` below; a status
    move is governed by :data:`~.lifecycle.TRANSITIONS` instead;
-2. the discrepancy exists (for opening: does not yet exist);
+2. the discrepancy exists (for opening: a second report of the same source and
+   external_ref amends it, or is refused as a duplicate when it changes nothing —
+   see :func:`_report_again`);
 3. it is not in a terminal status — comments excepted, since annotating a closed case
    is normal in compliance work;
 4. the command changes something, and a move is allowed from here for this role.
@@ -70,8 +72,9 @@ def decide(state: Discrepancy | None, command: Command, actor: Actor, *,
 
     ``state`` is None when nothing was recorded under ``discrepancy_id``. For
     :class:`OpenDiscrepancy`, ``discrepancy_id`` is the id to give the new discrepancy
-    and ``state`` the one already recorded for the same source and external_ref, if any;
-    ``severity_policy`` assigns its severity when the command gives none.
+    and ``state`` the one already recorded for the same source and external_ref, if any
+    (the report then amends it, see :func:`_report_again`); ``severity_policy`` assigns
+    the severity of a new one when the command gives none.
     Raises a :class:`~.errors.RefusedError` subclass when the command is not allowed.
     """
     if not isinstance(actor, Actor):
@@ -119,8 +122,7 @@ def _open(state, command: OpenDiscrepancy, actor: Actor, discrepancy_id: str,
     if state is not None:
         if (state.source, state.external_ref) != (command.source, command.external_ref):
             raise ValueError(f"state is discrepancy {state.id}, reported under another ref")
-        raise DuplicateDiscrepancyError(existing_id=state.id, source=state.source,
-                                        external_ref=state.external_ref)
+        return _report_again(state, command)
     if command.severity is not None:
         severity, basis = command.severity, {"severity_basis": "reported"}
     else:
@@ -139,6 +141,45 @@ def _open(state, command: OpenDiscrepancy, actor: Actor, discrepancy_id: str,
         "detected_at": command.detected_at,
         "metadata": command.metadata,
         "transaction_refs": list(command.transaction_refs),
+    })
+
+
+# What a re-report may change: the reported facts a reviewer decides on. Not detected_at
+# (engines re-run and re-detect the same difference; each run would otherwise be an
+# amendment), not metadata or transaction_refs (context, not the finding), not severity
+# (assigned once; changing it is its own move, with a reason).
+AMENDABLE = ("kind", "expected_amount", "actual_amount", "currency")
+
+
+def _reported(d: Discrepancy | OpenDiscrepancy) -> dict:
+    facts = {field: str(getattr(d, field)) for field in AMENDABLE}
+    facts["difference"] = (d.difference if isinstance(d, Discrepancy)
+                           else format_amount(d.difference, d.currency))
+    return facts
+
+
+def _report_again(state: Discrepancy, command: OpenDiscrepancy) -> Event:
+    """The same source and external_ref reported again.
+
+    Nothing a reconciliation engine says may disappear, and refusing would lose it for any
+    engine that does not act on a refusal (a 409 retried forever, a dead letter nobody
+    reads), so different facts are recorded as an amendment in the discrepancy's own
+    timeline, naming each changed field with its value before and after. Identical facts
+    are a retry: DuplicateDiscrepancyError, and the caller answers with what is recorded.
+
+    A resolved or auto-closed discrepancy is amended too, and keeps its status: the report
+    is a fact whatever was decided, and the trail must show it beside the decision. Its
+    resolution snapshot stays frozen as it was decided; reviewers see the amendment after
+    the resolution in the history (reopening is not a move the lifecycle offers).
+    """
+    before, after = _reported(state), _reported(command)
+    changed = [field for field in AMENDABLE if before[field] != after[field]]
+    if not changed:
+        raise DuplicateDiscrepancyError(existing_id=state.id, source=state.source,
+                                        external_ref=state.external_ref)
+    return Event(EventType.AMENDED.value, {
+        "changed": changed, "before": before, "after": after,
+        "detected_at": command.detected_at, "status": state.status.value,
     })
 
 

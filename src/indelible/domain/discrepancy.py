@@ -176,10 +176,24 @@ def _evidence_attached(state: Discrepancy, data: dict) -> dict:
     return {"evidence": (*state.evidence, item)}
 
 
+def _amended(state: Discrepancy, data: dict) -> dict:
+    after = data["after"]
+    recorded = {"kind": state.kind.value, "expected_amount": state.expected_amount,
+                "actual_amount": state.actual_amount, "currency": state.currency,
+                "difference": state.difference}
+    if {k: data["before"][k] for k in recorded} != recorded:
+        raise InvalidEventError(f"discrepancy {state.id}: recorded amendment from "
+                                f"{data['before']} but it is {recorded}")
+    return {"kind": Kind(after["kind"]), "expected_amount": after["expected_amount"],
+            "actual_amount": after["actual_amount"], "currency": after["currency"],
+            "difference": after["difference"]}
+
+
 _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {
     EventType.TRANSITIONED: _transitioned,
     EventType.ASSIGNED: _assigned,
     EventType.COMMENTED: _commented,
     EventType.SEVERITY_CHANGED: _severity_changed,
     EventType.EVIDENCE_ATTACHED: _evidence_attached,
+    EventType.AMENDED: _amended,
 }

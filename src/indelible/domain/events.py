@@ -19,6 +19,10 @@ Types and their data::
     discrepancy.commented          text
     discrepancy.severity_changed   from, to, reason
     discrepancy.evidence_attached  sha256, name, size, media_type
+    discrepancy.amended            changed (names, of kind, expected_amount,
+                                   actual_amount, currency), before and after (each
+                                   those four and difference), detected_at (of the
+                                   re-report), status (when it arrived; unchanged)
 
 Entries written before severity_basis existed lack it; nothing folds it into the state.
 """
@@ -38,6 +42,7 @@ class EventType(StrEnum):
     COMMENTED = "discrepancy.commented"
     SEVERITY_CHANGED = "discrepancy.severity_changed"
     EVIDENCE_ATTACHED = "discrepancy.evidence_attached"
+    AMENDED = "discrepancy.amended"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ For each fetched batch:
      dead-letter stream. A `matched` whose `detected` has not arrived yet is redelivered later
      (NAK with delay), never dropped; a failure the store reports is retried, and a message
      that fails MAX_FAILED_DELIVERIES times is dead-lettered.
-Redeliveries and republished messages add nothing: opens replay by (source, external_ref),
-closes by their own idempotency key.
+Redeliveries and republished messages add nothing: a detection is decided against the
+discrepancy its (source, external_ref) opened, so an identical one adds nothing and one with
+different amounts, currency or kind is recorded as an amendment; closes replay by their own
+idempotency key.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from indelible import domain
 from indelible.entry import Actor, NewEntry
 from indelible.ingest.contract import ContractError, Detected, Matched, parse_message
 from indelible.store import discrepancies as store
-from indelible.store import severity_policy
 from indelible.store.appender import Appended, GroupCommitAppender
 from indelible.store.errors import AppendRefusedError, StoreUnavailableError
 
@@ -127,14 +128,14 @@ class Consumer:
         return tenant in known
 
     async def _append(self, js, tenant: str, items: list) -> None:
-        ids, policy = await asyncio.to_thread(self._look_up, tenant, items)
+        ids = await asyncio.to_thread(self._look_up, tenant, items)
         submitted, waiting = [], []
         for (msg, message), discrepancy_id in zip(items, ids):
             if discrepancy_id is None:
                 waiting.append(msg)
                 continue
             try:
-                submitted.append((msg, _decision(message, discrepancy_id, policy)))
+                submitted.append((msg, _decision(message, discrepancy_id)))
             except domain.InvalidCommandError as e:
                 await self._dead_letter(js, msg, str(e), tenant)
         for msg in waiting:  # a `matched` before its `detected`
@@ -150,15 +151,15 @@ class Consumer:
         for (msg, _), outcome in zip(submitted, outcomes):
             await self._settle(js, tenant, msg, outcome)
 
-    def _look_up(self, tenant: str, items: list) -> tuple[list[str | None], domain.SeverityPolicy]:
-        """The discrepancy each message is about: a new id for a detection (an existing one
-        replays under its open key), the recorded one for a match (None: not detected yet);
-        and the tenant's severity policy for detections reported without one."""
+    def _look_up(self, tenant: str, items: list) -> list[str | None]:
+        """The discrepancy each message is about: a new id for a detection (the appender
+        decides a known one against what its open key opened), the recorded one for a
+        match (None: not detected yet). The severity policy is read by the appender, under
+        the log-head lock."""
         in_batch: dict[tuple[str, str], str] = {}
         ids: list[str | None] = []
         conn = self._lookup_connection()
         try:
-            policy = severity_policy.current(conn, tenant).policy
             for _, message in items:
                 if isinstance(message, Detected):
                     in_batch.setdefault(message.ref, store.new_id())
@@ -170,7 +171,7 @@ class Consumer:
             self._lookups = None  # reconnect next time; the batch is redelivered
             conn.close()
             raise
-        return ids, policy
+        return ids
 
     def _lookup_connection(self) -> psycopg.Connection:
         """One connection for the batch lookups, kept: connecting per batch cost more than
@@ -234,11 +235,11 @@ async def _nak_quietly(msg) -> None:
         log.debug("NAK failed", exc_info=True)
 
 
-def _decision(message: Detected | Matched, discrepancy_id: str, policy: domain.SeverityPolicy):
+def _decision(message: Detected | Matched, discrepancy_id: str):
     if isinstance(message, Detected):
         actor = domain.Actor(f"engine:{message.command.source}", domain.Role.SYSTEM)
         return store.decision(discrepancy_id, message.command, actor,
-                              store.open_key(*message.ref), severity_policy=policy)
+                              store.open_key(*message.ref))
     actor = domain.Actor(f"engine:{message.source}", domain.Role.SYSTEM)
     close = domain.Transition(to=domain.Status.AUTO_CLOSED,
                               reason=f"matched at {message.matched_at}: {message.reason}"[:1000])

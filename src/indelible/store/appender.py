@@ -3,8 +3,9 @@
 `append_batch` writes one tenant's batch in one transaction:
   1. lock the tenant's log head FOR UPDATE: every process appending to this tenant queues
      here, so seq, prev and the Merkle frontier always extend one line;
-  2. look up idempotency keys and current stream versions *inside* the transaction, after
-     the lock, so a retried or stale command is judged against committed truth;
+  2. look up idempotency keys (the service's, and clients' request keys) and current stream
+     versions *inside* the transaction, after the lock, so a retried or stale command is
+     judged against committed truth;
   3. per command: replay → the original entry; refusal → that command's error only;
      otherwise encode, hash and extend the frontier;
   4. COPY the entries, insert the completed tile-level Merkle nodes, move the head; commit.
@@ -27,14 +28,15 @@ from datetime import datetime, timezone
 from hashlib import sha256
 from uuid import UUID
 
+import orjson
 import psycopg
 
 from indelible.entry import (EntryError, NewEntry, PreparedEntry, b64, decode_entry,
                              encode_prepared, format_time, log_json, prepare_entry,
                              time_ordered_ids)
 from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
-                                    IdempotencyConflictError,
-                                    InvalidEntryError, StoreError, StoreUnavailableError,
+                                    IdempotencyConflictError, InvalidEntryError,
+                                    LogIntegrityError, StoreError, StoreUnavailableError,
                                     VersionConflictError)
 from indelible.store.copy_rows import COPY_SQL, EntryRows
 from indelible.store.logs import LogHead, read_head
@@ -65,19 +67,31 @@ class Decision:
     """A command whose entry depends on its stream's current state.
 
     `decide` is called inside the appending transaction, after the log head is locked, with
-    the state the batch's `StreamModel` loaded (evolved by earlier batch-mates): a stale tab
-    or a concurrent move is judged against committed truth, never against what the caller
-    saw. It returns the entry to append, or raises an AppendRefusedError to refuse.
-    A retried Decision with an already-used idempotency key returns the original entry
-    without deciding again.
+    the state the batch's `StreamModel` loaded (evolved by earlier batch-mates), followed by
+    the states of the streams named in `reads`: a stale tab, a concurrent move or a policy
+    changed meanwhile is judged against committed truth, never against what the caller saw.
+    It returns the entry to append, or raises an AppendRefusedError to refuse.
+
+    Two kinds of key make retries safe:
+    - `idempotency_key`, the service's: one fact, recorded once (e.g. "the report of this
+      source and external_ref"). A retry returns the original entry without deciding again;
+      with `follows_key` it is decided again against the stream the key landed on instead
+      (a re-report is judged against what it opened), and `decide` returns an entry for that
+      stream without the key, or None when there is nothing new (the original is returned).
+    - `request_key` with `request_sha256`, a client's Idempotency-Key and the fingerprint of
+      its request: one request, answered once. Both go into the entry's meta (evidence) and
+      the key into `request_keys`; a reuse with another fingerprint is refused
+      (IdempotencyConflictError naming the entry the key produced), the same request gets
+      the original entry back. A request that appended nothing binds no key.
     """
 
     stream: str
-    decide: Callable[[Any], NewEntry]
+    decide: Callable[..., NewEntry | None]
     idempotency_key: str | None = None
-    # True when the key names a fact independent of the stream (e.g. "this report opened a
-    # discrepancy"): a replay then returns the original whatever stream it landed on.
-    key_spans_streams: bool = False
+    follows_key: bool = False
+    request_key: str | None = None
+    request_sha256: str | None = None
+    reads: tuple[str, ...] = ()  # streams, owned by the model, whose states decide also gets
 
 
 class StreamModel(Protocol):
@@ -121,20 +135,21 @@ def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Comma
     and projected before the commit, so the read model never disagrees with the log.
     """
     items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
-    if model is None and any(isinstance(i, Decision) for i in items):
-        raise ValueError("Decision commands need a StreamModel")
     live = [i for i in items if not isinstance(i, AppendRefusedError)]
     keys = [k for k in map(_key, live) if k is not None]
-    streams = list({_stream(i) for i in live})
+    requests = [i.request_key for i in live if isinstance(i, Decision) and i.request_key]
+    _check_reads(live, model)
     with _CommitWatch(tenant) as watch, conn.transaction():
         # Row-level security on read models keys on this setting; it ends with the transaction.
         conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
         head = read_head(conn, tenant, lock=True)
         replays = _existing_by_key(conn, tenant, keys)
+        answered = _existing_by_request(conn, tenant, requests)
+        streams = _streams(live, replays)
         versions = _stream_versions(conn, tenant, streams)
         modeled = [s for s in streams if model is not None and model.owns(s)]
         states = model.load(conn, tenant, modeled) if modeled else {}
-        batch = _Batch(tenant, head, len(items), model, states)
+        batch = _Batch(tenant, head, len(items), model, states, answered)
         with conn.cursor() as cur:
             # Rows stream to the server while later ones are still being hashed, so
             # PostgreSQL ingests in parallel with this loop instead of after it.
@@ -179,15 +194,41 @@ def _stream(item: PreparedEntry | Decision) -> str:
     return item.stream if isinstance(item, Decision) else item.command.stream
 
 
+def _streams(live: list, replays: dict) -> list[str]:
+    """Every stream the batch may decide on or read: its own, the streams followed keys
+    landed on, and the streams decisions read."""
+    streams = {_stream(i) for i in live}
+    for i in live:
+        if isinstance(i, Decision):
+            streams.update(i.reads)
+            if i.follows_key and i.idempotency_key in replays:
+                streams.add(replays[i.idempotency_key][0].stream)
+    return list(streams)
+
+
+def _check_reads(live: list, model: StreamModel | None) -> None:
+    """A read the model does not keep would reach `decide` as None, i.e. "nothing recorded":
+    fail closed instead of deciding on a state that was never loaded."""
+    for i in live:
+        if isinstance(i, Decision):
+            if model is None:
+                raise ValueError("Decision commands need a StreamModel")
+            unowned = [s for s in i.reads if not model.owns(s)]
+            if unowned:
+                raise ValueError(f"decision on {i.stream!r} reads {unowned}, which no model keeps")
+
+
 class _Batch:
     """The entries of one transaction: seq, prev, hashes, frontier and the COPY stream."""
 
     STREAM_EVERY = 256  # rows per write to the COPY stream
 
     def __init__(self, tenant: str, head: LogHead, expected: int, model: StreamModel | None,
-                 states: dict[str, Any]):
+                 states: dict[str, Any], answered: dict[str, Appended]):
         self.tenant = tenant
         self.model, self.states, self.changed = model, states, set()
+        self.answered = answered  # request key -> the entry its first request produced
+        self.new_requests: list[tuple[str, int]] = []  # (request key, seq) to index
         self.at = datetime.now(timezone.utc)
         self.at_text = format_time(self.at)
         self.log = log_json(head.origin)
@@ -228,25 +269,47 @@ class _Batch:
         return appended
 
     def _decide(self, d: Decision, replays: dict, versions: dict, copy) -> Outcome:
+        if d.request_key is not None and d.request_key in self.answered:
+            return _answer(d, self.answered[d.request_key])
+        stream, original = d.stream, None
         if d.idempotency_key is not None and d.idempotency_key in replays:
             original = replays[d.idempotency_key][0]
-            if original.stream != d.stream and not d.key_spans_streams:  # used for something else
-                return IdempotencyConflictError(d.idempotency_key, original.seq)
-            return _as_replay(original)
+            if not d.follows_key:
+                if original.stream != d.stream:  # the key was used for something else
+                    return IdempotencyConflictError(d.idempotency_key, original.seq,
+                                                    original.stream)
+                return _as_replay(original)
+            stream = original.stream
         try:
-            command = d.decide(self.states.get(d.stream))
+            command = d.decide(self.states.get(stream), *map(self.states.get, d.reads))
         except AppendRefusedError as refused:
             return refused
-        if command.stream != d.stream or command.idempotency_key != d.idempotency_key:
-            raise ValueError(f"decision for {d.stream!r} returned an entry for {command.stream!r} "
-                             "or with another idempotency key")
+        if command is None and original is not None:
+            return _as_replay(original)
+        key = d.idempotency_key if original is None else None
+        if command is None or command.stream != stream or command.idempotency_key != key:
+            raise ValueError(f"decision for {stream!r} returned {command!r}, not an entry for "
+                             f"that stream with idempotency key {key!r}")
+        if d.request_key is not None:
+            command = replace(command, meta={**command.meta, "request_key": d.request_key,
+                                             "request_sha256": d.request_sha256})
         p = prepare(command)
-        return p if isinstance(p, AppendRefusedError) else self.add(p, replays, versions, copy)
+        if isinstance(p, AppendRefusedError):
+            return p
+        appended = self.add(p, replays, versions, copy)
+        if d.request_key is not None and isinstance(appended, Appended):
+            self.answered[d.request_key] = appended
+            self.new_requests.append((d.request_key, appended.seq))
+        return appended
 
     def finish(self, conn: psycopg.Connection, cur: psycopg.Cursor) -> None:
         """Store the completed Merkle nodes, the changed read models; move the log head."""
         if self.changed:
             self.model.project(conn, self.tenant, {s: self.states[s] for s in self.changed})
+        if self.new_requests:
+            cur.executemany("INSERT INTO request_keys (tenant_id, request_key, seq) "
+                            "VALUES (%s, %s, %s)",
+                            [(self.tenant, key, seq) for key, seq in self.new_requests])
         if self.nodes:
             cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
                             "VALUES (%s, %s, %s, %s)",
@@ -261,7 +324,7 @@ def _replay_or_refusal(command: NewEntry, replays: dict, versions: dict) -> Outc
     if key is not None and key in replays:
         original, original_command = replays[key]
         if not _same_command(command, original_command, original):
-            return IdempotencyConflictError(key, original.seq)
+            return IdempotencyConflictError(key, original.seq, original.stream)
         return _as_replay(original)
     expected = command.expected_version
     actual = versions.get(command.stream, 0)
@@ -281,6 +344,32 @@ def _same_command(command: NewEntry, original_command: NewEntry | None, original
 
 def _as_replay(original: Appended) -> Appended:
     return original if original.replayed else replace(original, replayed=True)
+
+
+def _answer(d: Decision, original: Appended) -> Outcome:
+    """The original entry for the same request again; a refusal for a different one.
+    Judged by what the entry itself recorded (hashed evidence), not by the index row."""
+    meta = orjson.loads(original.entry)["meta"]
+    if meta.get("request_key") != d.request_key:
+        raise LogIntegrityError(f"request_keys names seq {original.seq} for key "
+                                f"{d.request_key!r}, but that entry does not record it")
+    if meta.get("request_sha256") != d.request_sha256:
+        return IdempotencyConflictError(d.request_key, original.seq, original.stream)
+    return _as_replay(original)
+
+
+def _existing_by_request(conn: psycopg.Connection, tenant: str,
+                         keys: list[str]) -> dict[str, Appended]:
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT r.request_key, e.seq, e.event_id, e.stream_id, e.stream_version, e.leaf_hash, "
+        "       e.recorded_at, e.entry "
+        "FROM request_keys r JOIN ledger_entries e ON (e.tenant_id, e.seq) = (r.tenant_id, r.seq) "
+        "WHERE r.tenant_id = %s AND r.request_key = ANY(%s)", (tenant, keys))
+    return {key: Appended(tenant, seq, event_id, stream, version, bytes(leaf), at, bytes(entry),
+                          replayed=True)
+            for key, seq, event_id, stream, version, leaf, at, entry in rows}
 
 
 def _existing_by_key(conn: psycopg.Connection, tenant: str,

@@ -21,6 +21,7 @@ from indelible import domain
 from indelible.entry import Actor as EntryActor
 from indelible.entry import NewEntry, b64, decode_entry, time_ordered_ids
 from indelible.proofs import canonical_json
+from indelible.store import severity_policy
 from indelible.store.appender import Appended, Decision
 from indelible.store.errors import AppendRefusedError
 
@@ -44,30 +45,44 @@ def new_id() -> str:
 
 
 def open_key(source: str, external_ref: str) -> str:
-    """One discrepancy per (tenant, source, external_ref): a repeated report replays.
-    Hashed, so any lengths fit the key column and no client key can spell it."""
+    """One discrepancy per (tenant, source, external_ref): a repeated report is decided
+    against the one its key opened. Hashed, so any lengths fit the key column and no client
+    key can spell it."""
     return "open:" + hashlib.sha256(orjson.dumps([source, external_ref])).hexdigest()
 
 
 def decision(discrepancy_id: str, command, actor: domain.Actor,
-             idempotency_key: str | None = None, *,
-             severity_policy: domain.SeverityPolicy = domain.BUILT_IN) -> Decision:
-    """The appender's Decision for a domain command on one discrepancy (an opening one
-    without a severity gets it from `severity_policy`)."""
-    stream = stream_of(discrepancy_id)
+             idempotency_key: str | None = None, *, request_key: str | None = None,
+             request_sha256: str | None = None) -> Decision:
+    """The appender's Decision for a domain command on one discrepancy.
 
-    def decide(state: domain.Discrepancy | None) -> NewEntry:
+    A report (OpenDiscrepancy) follows its key: reported before, it is decided against the
+    discrepancy it opened (an amendment, or nothing when identical). A new one without a
+    severity gets it from the tenant's policy as it stands under the log-head lock.
+    `request_key` and `request_sha256` are a client's Idempotency-Key and request
+    fingerprint (see Decision).
+    """
+    stream = stream_of(discrepancy_id)
+    opening = isinstance(command, domain.OpenDiscrepancy)
+    reads = (severity_policy.STREAM,) if opening and command.severity is None else ()
+
+    def decide(state: domain.Discrepancy | None,
+               policy: severity_policy.PolicyRecord | None = None) -> NewEntry | None:
+        again = opening and state is not None  # a re-report: decided on what its key opened
+        target = state.id if again else discrepancy_id
         try:
-            event = domain.decide(state, command, actor, discrepancy_id=discrepancy_id,
-                                  severity_policy=severity_policy)
+            event = domain.decide(state, command, actor, discrepancy_id=target,
+                                  severity_policy=policy.policy if policy else domain.BUILT_IN)
+        except domain.DuplicateDiscrepancyError:
+            return None  # reported again exactly as recorded: nothing new to say
         except domain.DomainError as e:
             raise DomainRefusedError(e) from e
         kind = "system" if actor.role == domain.Role.SYSTEM else "user"
-        return NewEntry(stream=stream, type=str(event.type), data=event.data,
+        return NewEntry(stream=stream_of(target), type=str(event.type), data=event.data,
                         actor=EntryActor(actor.id, str(actor.role), kind),
-                        idempotency_key=idempotency_key)
-    opening = isinstance(command, domain.OpenDiscrepancy)
-    return Decision(stream, decide, idempotency_key, key_spans_streams=opening)
+                        idempotency_key=None if again else idempotency_key)
+    return Decision(stream, decide, idempotency_key, follows_key=opening,
+                    request_key=request_key, request_sha256=request_sha256, reads=reads)
 
 
 def _apply(state: domain.Discrepancy | None, entry: bytes) -> tuple[domain.Discrepancy, dict]:
@@ -176,7 +191,10 @@ INSERT INTO discrepancies (tenant_id, id, external_ref, source, kind, currency, 
     actual_amount, difference, severity, status, assignee, detected_at, opened_at, updated_at,
     version, state)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (tenant_id, id) DO UPDATE SET severity = EXCLUDED.severity,
+ON CONFLICT (tenant_id, id) DO UPDATE SET kind = EXCLUDED.kind,
+    currency = EXCLUDED.currency, expected_amount = EXCLUDED.expected_amount,
+    actual_amount = EXCLUDED.actual_amount, difference = EXCLUDED.difference,
+    severity = EXCLUDED.severity,
     status = EXCLUDED.status, assignee = EXCLUDED.assignee, updated_at = EXCLUDED.updated_at,
     version = EXCLUDED.version, state = EXCLUDED.state
 """

@@ -47,10 +47,12 @@ class VersionConflictError(AppendRefusedError):
 
 
 class IdempotencyConflictError(AppendRefusedError):
-    def __init__(self, key: str, seq: int):
-        super().__init__(f"idempotency key {key!r} was already used at seq {seq} "
-                         "for a different command")
-        self.key, self.seq = key, seq
+    """A key reused for a different command; `seq` and `stream` name the entry it produced."""
+
+    def __init__(self, key: str, seq: int, stream: str):
+        super().__init__(f"idempotency key {key!r} was already used for a different command: "
+                         f"it produced the entry at seq {seq} (stream {stream!r})")
+        self.key, self.seq, self.stream = key, seq, stream
 
 
 class InvalidEntryError(AppendRefusedError):

@@ -297,6 +297,27 @@ END $$;
 _V9_DROP_LAST_SEQ = "ALTER TABLE discrepancies DROP COLUMN last_seq;"
 
 
+# Clients' Idempotency-Keys, each bound to the entry its first request produced. The key
+# and the request's SHA-256 are in that entry's meta (hashed evidence); this table is only
+# their index, so a reuse is found under the log-head lock and compared with the original
+# request, whichever instance or restart it meets. Service keys (one fact, recorded once)
+# keep the ledger_entries column; a client key is a different promise (one request, answered
+# once) and may sit beside one, e.g. on the entry that opened a discrepancy.
+_V10_REQUEST_KEYS = f"""
+CREATE TABLE request_keys (
+    tenant_id   text NOT NULL REFERENCES tenants (tenant_id),
+    request_key text NOT NULL,
+    seq         bigint NOT NULL,  -- the entry the key's first request produced
+    PRIMARY KEY (tenant_id, request_key)
+);
+GRANT SELECT, INSERT ON request_keys TO {APP_ROLE};
+ALTER TABLE request_keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY request_keys_tenant ON request_keys
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("request_keys")
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -309,6 +330,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (8, "a request role under fail-closed row-level security on every tenant table",
      _V8_REQUEST_ROLE),
     (9, "drop discrepancies.last_seq (never read)", _V9_DROP_LAST_SEQ),
+    (10, "clients' Idempotency-Keys, indexed to the entry they produced", _V10_REQUEST_KEYS),
 ]
 
 

@@ -60,3 +60,23 @@ def change(policy: domain.SeverityPolicy, *, reason: str, actor: Actor,
     check_text(reason, "reason", max_len=MAX_REASON)
     return NewEntry(stream=STREAM, type=SET, actor=actor, expected_version=expected_version,
                     data={**policy.to_dict(), "reason": reason})
+
+
+class PolicyModel:
+    """StreamModel of the policy stream, so a decision reads the policy in force under the
+    log-head lock (a change committed after the caller looked is the one applied, and one
+    appended earlier in the same batch too). The ledger is its only store: nothing to
+    project."""
+
+    def owns(self, stream: str) -> bool:
+        return stream == STREAM
+
+    def load(self, conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict:
+        found = current(conn, tenant)
+        return {STREAM: found} if found.version else {}
+
+    def evolve(self, state, appended) -> PolicyRecord:
+        return record(appended.seq, appended.version, appended.entry)
+
+    def project(self, conn: psycopg.Connection, tenant: str, states: dict) -> None:
+        pass

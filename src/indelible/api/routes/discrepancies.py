@@ -22,8 +22,9 @@ from indelible.api.context import State, require
 from indelible.api.problems import ProblemError, problem_responses
 from indelible.entry import b64
 from indelible.store import discrepancies as store
-from indelible.store import evidence, severity_policy
+from indelible.store import evidence
 from indelible.store.api_keys import Principal
+from indelible.store.errors import IdempotencyConflictError
 
 router = APIRouter(tags=["discrepancies"], responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503))
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
@@ -79,20 +80,44 @@ def _command(build, *args, **kwargs):
                            errors=[{"field": e.field, "rule": e.rule}]) from e
 
 
-async def _append(state: State, who: Principal, discrepancy_id: str, command,
-                  key: str | None = None, *, client_key: bool = True,
-                  severity_policy: domain.SeverityPolicy = domain.BUILT_IN):
+def _fingerprint(request: Request, payload: Any) -> str:
+    """SHA-256 of what makes a request this request: method, path and the parsed body in a
+    canonical form (sorted keys, so whitespace or key order do not make it another)."""
+    return hashlib.sha256(orjson.dumps([request.method, request.url.path, payload],
+                                       option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def _append(state: State, who: Principal, discrepancy_id: str, command, *,
+                  request: Request, payload: Any, key: str | None = None,
+                  service_key: str | None = None):
     """Append the command's decision. A client's Idempotency-Key is namespaced by its API
-    key, so it can never collide with another client's or with the service's own keys."""
+    key, so it can never collide with another client's; it is bound to the fingerprint of
+    this request, and a reuse for any other request is refused (422) naming the entry the
+    key already produced (the IETF httpapi Idempotency-Key draft's behaviour)."""
     actor = domain.Actor(who.actor().id, who.role)
-    if key is not None and client_key:
-        key = f"req:{who.key_id}:{key}"
-    decision = store.decision(discrepancy_id, command, actor, key,
-                              severity_policy=severity_policy)
+    request_key = f"req:{who.key_id}:{key}" if key is not None else None
+    fingerprint = _fingerprint(request, payload) if key is not None else None
+    decision = store.decision(discrepancy_id, command, actor, service_key,
+                              request_key=request_key, request_sha256=fingerprint)
     try:
         return await state.append(who.tenant, decision)
     except store.DomainRefusedError as e:
         raise _refusal(e.error, discrepancy_id) from e
+    except IdempotencyConflictError as e:
+        if e.key != request_key:
+            raise
+        produced = e.stream.removeprefix(store.PREFIX)
+        raise ProblemError(422, "Idempotency-Key reused",
+                           f"Idempotency-Key {key!r} was already used for a different request: "
+                           f"it produced the entry at seq {e.seq} (discrepancy {produced}). "
+                           "Send a new key for a new request.",
+                           idempotency_key=key, seq=e.seq, discrepancy_id=produced) from e
+
+
+def _answers_this_key(appended, who: Principal, key: str | None) -> bool:
+    """Whether a replayed entry is the one this request key produced (not a re-report)."""
+    meta = orjson.loads(appended.entry)["meta"]
+    return key is not None and meta.get("request_key") == f"req:{who.key_id}:{key}"
 
 
 def _refusal(error: domain.DomainError, discrepancy_id: str) -> ProblemError:
@@ -126,29 +151,26 @@ async def _current(state: State, who: Principal, discrepancy_id: str) -> dict:
 
 
 @router.post("/v1/discrepancies", status_code=201)
-async def open_discrepancy(body: OpenRequest, who: Worker, state: State):
-    """Record a discrepancy. Reporting the same (source, external_ref) again returns the
-    existing one (200), so engines can retry safely."""
+async def open_discrepancy(body: OpenRequest, who: Worker, state: State, request: Request,
+                           key: IdempotencyKey = None):
+    """Record a discrepancy (201). Reporting the same (source, external_ref) again returns
+    it (200): unchanged when the report is identical, so engines can retry safely; amended
+    when kind, amounts or currency differ (a `discrepancy.amended` entry in its history
+    names each changed field before and after; severity and status stay)."""
     command = _command(domain.OpenDiscrepancy, external_ref=body.external_ref, source=body.source,
                        kind=body.kind, expected_amount=body.expected_amount,
                        actual_amount=body.actual_amount, currency=body.currency,
                        detected_at=body.detected_at, severity=body.severity,
                        metadata=body.metadata, transaction_refs=tuple(body.transaction_refs))
-    existing = await state.read(who.tenant, store.find_by_ref, who.tenant, body.source,
-                                body.external_ref)
-    discrepancy_id = existing or store.new_id()
-    appended = None
-    if not existing:
-        policy = domain.BUILT_IN if command.severity else (
-            await state.read(who.tenant, severity_policy.current, who.tenant)).policy
-        appended = await _append(
-            state, who, discrepancy_id, command, store.open_key(body.source, body.external_ref),
-            client_key=False, severity_policy=policy)
-    if appended is not None and appended.replayed:  # a concurrent report won the race
-        discrepancy_id = appended.stream.removeprefix(store.PREFIX)
-    created = appended is not None and not appended.replayed
-    found = appended.state.to_dict() if created else await _current(state, who, discrepancy_id)
-    return JSONResponse(found, status_code=201 if created else 200)
+    appended = await _append(state, who, store.new_id(), command, request=request,
+                             payload=body.model_dump(mode="json"), key=key,
+                             service_key=store.open_key(body.source, body.external_ref))
+    discrepancy_id = appended.stream.removeprefix(store.PREFIX)
+    if appended.replayed:
+        created = appended.version == 1 and _answers_this_key(appended, who, key)
+        return JSONResponse(await _current(state, who, discrepancy_id),
+                            status_code=201 if created else 200)
+    return JSONResponse(appended.state.to_dict(), status_code=201 if appended.version == 1 else 200)
 
 
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge
@@ -269,7 +291,9 @@ async def attach_evidence(discrepancy_id: DiscrepancyId, request: Request, who: 
     command = _command(domain.AttachEvidence, sha256=sha256, name=name, size=len(content),
                        media_type=media_type)
     await state.read(who.tenant, evidence.store_file, who.tenant, content)
-    appended = await _append(state, who, discrepancy_id, command, key)
+    appended = await _append(state, who, discrepancy_id, command, request=request, key=key,
+                             payload={"name": name, "media_type": command.media_type,
+                                      "sha256": sha256})
     return {"discrepancy_id": discrepancy_id, "sha256": sha256, "size": len(content),
             "name": name, "media_type": command.media_type, "seq": appended.seq}
 
@@ -302,33 +326,37 @@ async def download_evidence(sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$
 
 @router.post("/v1/discrepancies/{discrepancy_id}/transitions")
 async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who: Worker,
-                     state: State, key: IdempotencyKey = None) -> dict:
+                     state: State, request: Request, key: IdempotencyKey = None) -> dict:
     """Move the discrepancy; refused (409) unless the lifecycle allows it for this role now."""
     command = _command(domain.Transition, to=body.to, reason=body.reason,
                        resolution_code=body.resolution_code, note=body.note)
-    appended = await _append(state, who, discrepancy_id, command, key)
+    appended = await _append(state, who, discrepancy_id, command, request=request,
+                             payload=body.model_dump(mode="json"), key=key)
     return await _after(state, who, discrepancy_id, appended)
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/assignment")
 async def assign(discrepancy_id: DiscrepancyId, body: AssignRequest, who: Worker, state: State,
-                 key: IdempotencyKey = None) -> dict:
+                 request: Request, key: IdempotencyKey = None) -> dict:
     appended = await _append(state, who, discrepancy_id,
-                             _command(domain.Assign, assignee=body.assignee), key)
+                             _command(domain.Assign, assignee=body.assignee), request=request,
+                             payload=body.model_dump(mode="json"), key=key)
     return await _after(state, who, discrepancy_id, appended)
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/comments", status_code=201)
 async def comment(discrepancy_id: DiscrepancyId, body: CommentRequest, who: Worker, state: State,
-                  key: IdempotencyKey = None) -> dict:
+                  request: Request, key: IdempotencyKey = None) -> dict:
     appended = await _append(state, who, discrepancy_id,
-                             _command(domain.Comment, text=body.text), key)
+                             _command(domain.Comment, text=body.text), request=request,
+                             payload=body.model_dump(mode="json"), key=key)
     return {"discrepancy_id": discrepancy_id, "seq": appended.seq}
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/severity")
 async def change_severity(discrepancy_id: DiscrepancyId, body: SeverityRequest, who: Worker,
-                          state: State, key: IdempotencyKey = None) -> dict:
+                          state: State, request: Request, key: IdempotencyKey = None) -> dict:
     command = _command(domain.ChangeSeverity, severity=body.severity, reason=body.reason)
-    appended = await _append(state, who, discrepancy_id, command, key)
+    appended = await _append(state, who, discrepancy_id, command, request=request,
+                             payload=body.model_dump(mode="json"), key=key)
     return await _after(state, who, discrepancy_id, appended)
