@@ -56,12 +56,13 @@ def checkpoint(tenant: str) -> None:
     """Sign the tenant's log now if it grew, and print the latest checkpoint."""
     from indelible.audit import current_checkpoint
     from indelible.keys import load_or_create_signer
-    from indelible.store.checkpoints import sign_checkpoint
+    from indelible.kept import KeptCheckpoints
+    from indelible.store.signing import sign_checkpoint
 
     settings = settings_from_env()
     signer = load_or_create_signer(settings.key_file, settings.key_name)
     with _app_connection() as (_, conn):
-        sign_checkpoint(conn, tenant, signer)
+        sign_checkpoint(conn, tenant, signer, KeptCheckpoints(settings.kept_dir))
         click.echo(current_checkpoint(conn, tenant).note, nl=False)
 
 
