@@ -82,6 +82,14 @@ def signer():
     return NoteSigner.generate(BASE_ORIGIN)
 
 
+@pytest.fixture(scope="session")
+def kept(tmp_path_factory):
+    """Where the suite's signer keeps what it signed (outside the database)."""
+    from indelible.kept import KeptCheckpoints
+
+    return KeptCheckpoints(tmp_path_factory.mktemp("kept"))
+
+
 @pytest.fixture
 def registered_tenant(conn):
     """A tenant as `indelible tenant create` makes it: log, row and creation entry."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from indelible.config import Settings
 from indelible.ingest.service import Ingestion
 from indelible.keys import load_or_create_signer
+from indelible.kept import KeptCheckpoints
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
 from indelible.store import api_keys, discrepancies, isolation, severity_policy
@@ -102,6 +103,7 @@ def running_service(settings: Settings, *, checkpointer: bool = True,
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
                                        batch_wait=settings.batch_wait, model=projections())
         signing = Checkpointer(conninfo=db.app_url, signer=signer,
+                               kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
                                entries=settings.checkpoint_entries)
         if checkpointer:

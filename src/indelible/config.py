@@ -44,6 +44,11 @@ class Settings:
         return self.signing_key_file or self.data_dir / "signing.key"
 
     @property
+    def kept_dir(self) -> Path:
+        """The last checkpoint signed per tenant, kept beside the key (outside the database)."""
+        return self.key_file.parent / "signed-checkpoints"
+
+    @property
     def key_name(self) -> str:
         return self.base_origin
 

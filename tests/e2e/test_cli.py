@@ -113,7 +113,46 @@ def test_verify_checks_a_checkpoint_the_auditor_kept(env, acme, tmp_path):
     kept = tmp_path / "kept.checkpoint"
     kept.write_text(indelible(env, "checkpoint", "--tenant", acme).stdout)
     result = indelible(env, "verify", "--tenant", acme, "--trusted-checkpoint", str(kept), "--json")
-    assert result.returncode == 0 and json.loads(result.stdout)["trusted_checkpoints_checked"] == 1
+    # Two: the auditor's copy, and the checkpoint the service kept beside its key.
+    assert result.returncode == 0 and json.loads(result.stdout)["trusted_checkpoints_checked"] == 2
+
+
+def test_verify_does_not_call_unsigned_entries_verified_and_exits_3(env, app_url):
+    name = f"unsigned-{secrets.token_hex(3)}"
+    assert indelible(env, "tenant", "create", name).returncode == 0
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        append_batch(conn, name, [command(i) for i in range(9)])
+    _vkey(env)  # the service's key exists; it has signed nothing yet
+    result = indelible(env, "verify", "--tenant", name)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "every check holds" not in result.stdout
+    assert "UNSIGNED: 10 entries (seq 0..9) are covered by no signed checkpoint" in result.stdout
+
+    assert indelible(env, "checkpoint", "--tenant", name).returncode == 0
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        append_batch(conn, name, [command(9)])
+    report = json.loads(indelible(env, "verify", "--tenant", name, "--json").stdout)
+    assert (report["status"], report["signed_size"], report["unsigned_entries"]) == (
+        "unsigned", 10, 1)
+
+
+def test_signing_key_rotate_records_the_change_so_the_new_key_may_sign(env, acme, tmp_path, owner_url):
+    old = _vkey(env)
+    new_env = cli_env(tmp_path / "new-instance", owner_url)  # a second instance, its own key
+    refused = indelible(new_env, "checkpoint", "--tenant", acme)
+    assert refused.returncode == 2 and "INTEGRITY ALARM" in refused.stderr
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        append_batch(conn, acme, [command(99)])
+    assert indelible(new_env, "checkpoint", "--tenant", acme).returncode == 2
+
+    rotated = indelible(new_env, "signing-key", "rotate", "--tenant", acme, "--previous", old,
+                        "--reason", "the service moved to a new host")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "recorded at seq 42" in rotated.stdout
+    signed = indelible(new_env, "checkpoint", "--tenant", acme)
+    assert signed.returncode == 0, signed.stderr
+    assert "\n43\n" in signed.stdout
+    assert indelible(env, "checkpoint", "--tenant", acme).returncode == 2  # the old key is retired
 
 
 def test_verify_exits_2_when_it_cannot_run(env):

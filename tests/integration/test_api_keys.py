@@ -72,3 +72,37 @@ def test_row_level_security_shows_a_request_only_its_tenants_keys(conn, request_
     with request_conn.transaction():
         request_conn.execute("SELECT set_config('indelible.tenant', %s, true)", (registered_tenant,))
         assert request_conn.execute("SELECT count(*) FROM api_keys").fetchone() == (1,)
+
+
+def test_a_superuser_who_un_revokes_a_key_in_the_table_still_cannot_use_it(
+        conn, registered_tenant, owner_url):
+    from .ledger_helpers import superuser
+
+    token, key_id, _ = _issue(conn, registered_tenant)
+    append_batch(conn, registered_tenant, [revoke_decision(key_id, by=ADMIN)], model=ApiKeys())
+    with superuser(owner_url) as rogue:
+        rogue.execute("UPDATE api_keys SET revoked_seq = NULL, revoked_at = NULL, "
+                      "revoked_by = NULL WHERE key_id = %s", (key_id,))
+    assert authenticate(conn, token) is None  # the ledger says revoked
+
+
+def test_a_superuser_who_promotes_a_key_in_the_table_gets_the_role_the_ledger_gave(
+        conn, registered_tenant, owner_url):
+    from .ledger_helpers import superuser
+
+    token, key_id, _ = _issue(conn, registered_tenant, "auditor")
+    with superuser(owner_url) as rogue:
+        rogue.execute("UPDATE api_keys SET role = 'admin' WHERE key_id = %s", (key_id,))
+    assert authenticate(conn, token).role == "auditor"
+
+
+def test_a_row_pointed_at_another_token_does_not_authenticate_it(
+        conn, registered_tenant, owner_url):
+    from .ledger_helpers import superuser
+
+    _, admin_key, _ = _issue(conn, registered_tenant, "admin")
+    with superuser(owner_url) as rogue:
+        mine = "idl_" + "x" * 43
+        rogue.execute("UPDATE api_keys SET token_hash = %s WHERE key_id = %s",
+                      (token_hash(mine), admin_key))
+    assert authenticate(conn, mine) is None  # the issuing entry names another token

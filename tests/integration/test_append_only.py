@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from indelible.store.appender import append_batch
-from indelible.store.checkpoints import sign_checkpoint
+from indelible.store.signing import sign_checkpoint
 from indelible.store.schema import EVIDENCE_TABLES
 
 from .ledger_helpers import command
@@ -20,9 +20,9 @@ STATEMENTS = {
 
 
 @pytest.fixture
-def filled(conn, tenant, signer):
+def filled(conn, tenant, signer, kept):
     append_batch(conn, tenant, [command(i) for i in range(300)])
-    sign_checkpoint(conn, tenant, signer)
+    sign_checkpoint(conn, tenant, signer, kept)
     return tenant
 
 

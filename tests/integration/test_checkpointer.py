@@ -19,8 +19,8 @@ def _sizes(conn, tenant):
     return [c.size for c in all_checkpoints(conn, tenant)]
 
 
-def test_a_log_that_reaches_the_entry_threshold_is_signed_before_the_interval(app_url, conn, tenant, signer):
-    checkpointer = Checkpointer(conninfo=app_url, signer=signer, interval=3600, entries=50)
+def test_a_log_that_reaches_the_entry_threshold_is_signed_before_the_interval(app_url, conn, tenant, signer, kept):
+    checkpointer = Checkpointer(conninfo=app_url, signer=signer, kept=kept, interval=3600, entries=50)
     append_batch(conn, tenant, [command(i) for i in range(10)])
     checkpointer.run_once(conn)
     assert _sizes(conn, tenant) == [10]  # never signed before: due at once
@@ -34,8 +34,8 @@ def test_a_log_that_reaches_the_entry_threshold_is_signed_before_the_interval(ap
     assert _sizes(conn, tenant) == [10, 60]  # 50 unsigned: due
 
 
-def test_a_grown_log_is_signed_once_the_interval_has_passed(app_url, conn, tenant, signer):
-    checkpointer = Checkpointer(conninfo=app_url, signer=signer, interval=0.3, entries=10_000)
+def test_a_grown_log_is_signed_once_the_interval_has_passed(app_url, conn, tenant, signer, kept):
+    checkpointer = Checkpointer(conninfo=app_url, signer=signer, kept=kept, interval=0.3, entries=10_000)
     append_batch(conn, tenant, [command(0)])
     checkpointer.run_once(conn)
     append_batch(conn, tenant, [command(1)])
@@ -46,8 +46,8 @@ def test_a_grown_log_is_signed_once_the_interval_has_passed(app_url, conn, tenan
     assert _sizes(conn, tenant) == [1, 2]
 
 
-def test_the_background_thread_signs_new_entries(app_url, conn, tenant, signer):
-    checkpointer = Checkpointer(conninfo=app_url, signer=signer, interval=0.1, entries=10_000).start()
+def test_the_background_thread_signs_new_entries(app_url, conn, tenant, signer, kept):
+    checkpointer = Checkpointer(conninfo=app_url, signer=signer, kept=kept, interval=0.1, entries=10_000).start()
     try:
         append_batch(conn, tenant, [command(i) for i in range(5)])
         deadline = time.monotonic() + 10

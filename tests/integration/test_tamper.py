@@ -10,9 +10,12 @@ from __future__ import annotations
 import pytest
 
 from indelible.entry import Actor, NewEntry
-from indelible.proofs import CompactRange, NoteSigner, perfect_subtrees
+from indelible import proofs
+from indelible.proofs import Checkpoint, CompactRange, NoteSigner, perfect_subtrees
 from indelible.store.appender import append_batch
-from indelible.store.checkpoints import all_checkpoints, sign_checkpoint
+from indelible.store.checkpoints import all_checkpoints
+from indelible.store.logs import read_head
+from indelible.store.signing import sign_checkpoint
 from indelible.store.tree import StoredTree
 from indelible.verifier import verify_log
 
@@ -24,10 +27,10 @@ SIZE, BATCH = 1000, 100
 
 
 @pytest.fixture
-def log(conn, tenant, signer):
+def log(conn, tenant, signer, kept):
     for start in range(0, SIZE, BATCH):
         append_batch(conn, tenant, [command(i) for i in range(start, start + BATCH)])
-        sign_checkpoint(conn, tenant, signer)
+        sign_checkpoint(conn, tenant, signer, kept)
     kept_by_auditor = [c.note for c in all_checkpoints(conn, tenant)]
     return tenant, kept_by_auditor
 
@@ -163,7 +166,13 @@ def _rewrite_tail(rogue, conn, tenant: str, start: int, key: NoteSigner) -> None
     forged = [NewEntry(stream=f"disc/{i}", type="discrepancy.resolved", actor=thief,
                        data={"n": i, "note": "nothing to see"}) for i in range(start, SIZE)]
     append_batch(conn, tenant, forged)
-    sign_checkpoint(conn, tenant, key)
+    # The forger signs with their own code: the service's signer would refuse (it keeps
+    # what it signed outside the database; see test_signing_guard.py).
+    head = read_head(conn, tenant)
+    note = proofs.sign_checkpoint(Checkpoint(head.origin, head.size, head.frontier.root()), key)
+    rogue.execute("INSERT INTO checkpoints (tenant_id, size, root_hash, note, key_id) "
+                  "VALUES (%s, %s, %s, %s, %s)",
+                  (tenant, head.size, head.frontier.root(), note, key.key_id))
 
 
 def test_a_tampered_checkpoint_size_column_is_reported_not_a_crash(app_url, log, rogue, signer):
@@ -175,7 +184,7 @@ def test_a_tampered_checkpoint_size_column_is_reported_not_a_crash(app_url, log,
                for f in report.findings), report.to_text()
 
 
-def test_verifying_while_entries_and_checkpoints_keep_arriving_finds_nothing(app_url, conn, log, signer):
+def test_verifying_while_entries_and_checkpoints_keep_arriving_finds_nothing(app_url, conn, log, signer, kept):
     import threading
 
     tenant, _ = log
@@ -189,7 +198,7 @@ def test_verifying_while_entries_and_checkpoints_keep_arriving_finds_nothing(app
             while not stop.is_set():
                 append_batch(writer, tenant, [command(j) for j in range(i, i + 5)])
                 if i % 20 == 0:
-                    sign_checkpoint(writer, tenant, signer)
+                    sign_checkpoint(writer, tenant, signer, kept)
                 i += 5
 
     writer = threading.Thread(target=keep_appending)

@@ -29,10 +29,11 @@ from indelible import audit, proofs
 from indelible.bench import baseline, workload
 from indelible.bench.common import BenchError, Measurement, latency_ms, rate
 from indelible.bootstrap import Database
+from indelible.kept import KeptCheckpoints
 from indelible.proofs import NoteSigner, NoteVerifier
 from indelible.store.appender import Appended, append_batch
-from indelible.store.checkpoints import sign_checkpoint
 from indelible.store.logs import read_head
+from indelible.store.signing import sign_checkpoint
 from indelible.verifier import verify_log
 
 TARGET_RATE = 1_000_000  # entries/s
@@ -47,11 +48,11 @@ class VerifyOptions:
     seed_batch: int = 10_000  # entries per append_batch while growing the log
 
 
-def run(db: Database, tenant: str, signer: NoteSigner,
+def run(db: Database, tenant: str, signer: NoteSigner, kept: KeptCheckpoints,
         options: VerifyOptions) -> tuple[list[Measurement], dict]:
     with psycopg.connect(db.app_url, autocommit=True) as conn:
         grown = grow_log(conn, tenant, options.size, options.seed_batch)
-        sign_checkpoint(conn, tenant, signer)
+        sign_checkpoint(conn, tenant, signer, kept)
         size = audit.current_checkpoint(conn, tenant).size
     verifier = NoteVerifier.from_key_text(signer.verifier_key_text())
     measurements = [_verification(db.app_url, tenant, verifier, options.workers),

@@ -1,6 +1,6 @@
 """Realistic append commands, and baseline rows built from exactly the same entry bytes.
 
-A command looks like what the discrepancy engine writes: stream `disc/<uuid7>` (a few events
+A command looks like what the discrepancy engine writes: stream `bench/<uuid7>` (a few events
 per stream, so stream-version lookups hit existing streams), a discrepancy type, an actor,
 and a data dict with amounts as decimal strings, currency, source and external reference.
 Every command carries a unique idempotency key, as retried API calls do.
@@ -32,7 +32,9 @@ def commands(count: int, *, seed: int | None = None) -> list[NewEntry]:
     run = secrets.token_hex(4)
     # Discrepancy ids are UUIDv7, as the service mints them: time-ordered, so new streams
     # land at the right edge of the (tenant, stream, version) index.
-    streams = [f"disc/{i}" for i in time_ordered_ids(datetime.now(timezone.utc),
+    # Under `bench/`, not `disc/`: these are synthetic events, not the discrepancy domain's,
+    # and `indelible verify` replays `disc/` streams through the domain and its read model.
+    streams = [f"bench/{i}" for i in time_ordered_ids(datetime.now(timezone.utc),
                                                      max(1, count // EVENTS_PER_STREAM))]
     return [_command(rng, run, i, streams[i % len(streams)], i // len(streams))
             for i in range(count)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from indelible.cli.root import EXIT_ERROR, EXIT_INVALID, main, settings_from_env
+from indelible.cli.root import EXIT_ERROR, EXIT_INVALID, EXIT_UNSIGNED, main, settings_from_env
 
 
 @contextmanager
@@ -56,12 +56,13 @@ def checkpoint(tenant: str) -> None:
     """Sign the tenant's log now if it grew, and print the latest checkpoint."""
     from indelible.audit import current_checkpoint
     from indelible.keys import load_or_create_signer
-    from indelible.store.checkpoints import sign_checkpoint
+    from indelible.kept import KeptCheckpoints
+    from indelible.store.signing import sign_checkpoint
 
     settings = settings_from_env()
     signer = load_or_create_signer(settings.key_file, settings.key_name)
     with _app_connection() as (_, conn):
-        sign_checkpoint(conn, tenant, signer)
+        sign_checkpoint(conn, tenant, signer, KeptCheckpoints(settings.kept_dir))
         click.echo(current_checkpoint(conn, tenant).note, nl=False)
 
 
@@ -113,26 +114,44 @@ def verify_proof(vkey: str, file: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--trusted-checkpoint", "trusted", multiple=True, type=click.Path(dir_okay=False),
               help="A signed checkpoint kept outside this database (repeatable).")
-@click.option("--vkey", help="Verifier key text or file (default: this service's key).")
+@click.option("--vkey", help="Verifier key text or file (default: this service's key, and "
+              "the checkpoint it kept beside it is trusted too).")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes (default: all cores).")
+@click.option("--no-models", is_flag=True, help="Skip the second pass (read models, snapshots, "
+              "evidence files, lifecycle): check only the entries, tree and checkpoints.")
 def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkey: str | None,
-           workers: int | None) -> None:
-    """Recompute the tenant's whole log and check it. Exit 0 intact, 1 tampered, 2 error."""
+           workers: int | None, no_models: bool) -> None:
+    """Recompute the tenant's whole log and check it.
+
+    Exit 0 intact and every entry signed; 1 tampered; 2 could not run; 3 no check failed but
+    some entries are covered by no signed checkpoint (not verified).
+    """
     from indelible.verifier import verify_log
+    from indelible.verifier.models import verify_models
 
     verifier = _verifier(vkey)
-    notes = [_read_text(path) for path in trusted]
+    notes = [_read_text(path) for path in trusted] + ([] if vkey else _kept_note(tenant))
     with _app_connection() as (db, _):
         try:
             report = verify_log(db.app_url, tenant, verifier, trusted_notes=notes,
                                 workers=workers, progress=_progress())
+            if not no_models:
+                verify_models(db.app_url, tenant, report)
         except Exception as e:  # noqa: BLE001 - "could not run" must never read as "tampered"
             if isinstance(e, click.ClickException):
                 raise
             click.echo(f"error: verification could not run: {e!r}", err=True)
             sys.exit(EXIT_ERROR)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.to_text())
-    sys.exit(0 if report.ok else EXIT_INVALID)
+    sys.exit({"verified": 0, "tampered": EXIT_INVALID, "unsigned": EXIT_UNSIGNED}[report.status])
+
+
+def _kept_note(tenant: str) -> list[str]:
+    """The checkpoint this service kept outside the database, if any: a trusted one."""
+    from indelible.kept import KeptCheckpoints
+
+    kept = KeptCheckpoints(settings_from_env().kept_dir).get(tenant)
+    return [kept.note] if kept else []
 
 
 def _progress():

@@ -93,11 +93,13 @@ def bench_verify(tenant: str, as_json: bool, size: int, proof_count: int,
     """Full verification throughput and inclusion-proof latency vs raw COPY / SELECT."""
     from indelible.bench.verify import VerifyOptions, run
     from indelible.keys import load_or_create_signer
+    from indelible.kept import KeptCheckpoints
 
     with _bench_database(tenant) as (settings, db):
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         options = VerifyOptions(size=size, proofs=proof_count, workers=workers)
-        measurements, extra = run(db, tenant, signer, options)
+        measurements, extra = run(db, tenant, signer, KeptCheckpoints(settings.kept_dir),
+                                  options)
     _output("verify", tenant, measurements, as_json, extra)
 
 

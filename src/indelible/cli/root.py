@@ -1,7 +1,8 @@
 """The `indelible` command.
 
 Exit codes: 0 success; 1 a verification found the log or a proof invalid; 2 the command
-could not run (bad input, no database, missing key).
+could not run (bad input, no database, missing key); 3 `verify` found nothing wrong but some
+entries are covered by no signed checkpoint, so they are not verified.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import click
 
 from indelible.config import ConfigError, Settings
 
-EXIT_INVALID, EXIT_ERROR = 1, 2
+EXIT_INVALID, EXIT_ERROR, EXIT_UNSIGNED = 1, 2, 3
 
 
 def settings_from_env() -> Settings:
@@ -28,6 +29,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         import psycopg
 
+        from indelible.kept import KeptStateError
         from indelible.keys import SigningKeyError
         from indelible.runtime import EmbeddedServerError
         from indelible.store.errors import StoreError
@@ -35,8 +37,8 @@ class _Group(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (StoreError, SigningKeyError, EmbeddedServerError, WeakIsolationError,
-                psycopg.OperationalError) as e:
+        except (StoreError, SigningKeyError, KeptStateError, EmbeddedServerError,
+                WeakIsolationError, psycopg.OperationalError) as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(EXIT_ERROR)
 

@@ -65,6 +65,45 @@ def signing_key_show() -> None:
     click.echo(load_or_create_signer(settings.key_file, settings.key_name).verifier_key_text())
 
 
+@signing_key.command("rotate")
+@click.option("--tenant", required=True)
+@click.option("--previous", required=True,
+              help="Verifier key text (or a file holding it) of the key that signed so far.")
+@click.option("--reason", required=True, help="Why the key changes; kept in the ledger.")
+def signing_key_rotate(tenant: str, previous: str, reason: str) -> None:
+    """Record on the tenant's log that this instance's key succeeds PREVIOUS.
+
+    Until this is recorded the checkpointer refuses to sign over checkpoints another key
+    signed; afterwards the previous key is retired and may not sign this log again.
+    """
+    from pathlib import Path
+
+    import psycopg
+
+    from indelible.bootstrap import open_database
+    from indelible.keys import load_or_create_signer
+    from indelible.store.appender import append_batch
+    from indelible.store.key_rotation import KeyRotationError, check_previous, rotate_command
+    from indelible.store.tenants import OPERATOR
+
+    settings = settings_from_env()
+    signer = load_or_create_signer(settings.key_file, settings.key_name)
+    if Path(previous).is_file():
+        previous = Path(previous).read_text().strip()
+    with open_database(settings) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
+        _known_tenant(conn, tenant)
+        try:
+            entry = rotate_command(previous=previous, signer=signer, reason=reason, by=OPERATOR)
+            check_previous(conn, tenant, previous)
+        except KeyRotationError as e:
+            raise click.BadParameter(str(e), param_hint="--previous") from e
+        (recorded,) = append_batch(conn, tenant, [entry])
+    if isinstance(recorded, Exception):
+        raise click.ClickException(str(recorded))
+    click.echo(f"tenant {tenant}: signing key {signer.verifier_key_text()} succeeds "
+               f"{previous.strip()} (recorded at seq {recorded.seq})")
+
+
 @main.group()
 def tenant() -> None:
     """Tenants and their logs."""

@@ -8,8 +8,10 @@ import time
 
 import psycopg
 
+from indelible.kept import KeptCheckpoints, KeptStateError
 from indelible.proofs import NoteSigner
-from indelible.store.checkpoints import sign_checkpoint
+from indelible.store.errors import LogIntegrityError
+from indelible.store.signing import sign_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,11 @@ WHERE h.size > coalesce(c.size, 0)
 
 
 class Checkpointer:
-    def __init__(self, *, conninfo: str, signer: NoteSigner, interval: float, entries: int):
+    def __init__(self, *, conninfo: str, signer: NoteSigner, kept: KeptCheckpoints,
+                 interval: float, entries: int):
         self._conninfo = conninfo
         self._signer = signer
+        self._kept = kept
         self._interval = interval
         self._entries = entries
         self._stop = threading.Event()
@@ -49,9 +53,13 @@ class Checkpointer:
             age = now - last_at.timestamp() if last_at else float("inf")
             if unsigned >= self._entries or age >= self._interval:
                 try:
-                    signed += sign_checkpoint(conn, tenant, self._signer) is not None
+                    signed += sign_checkpoint(conn, tenant, self._signer, self._kept) is not None
                 except psycopg.Error:
                     raise  # the connection is the problem: the loop reconnects
+                except (LogIntegrityError, KeptStateError) as e:
+                    # Already logged as an integrity alarm where it was found; the tenant
+                    # stays unsigned, and the alarm repeats every pass until someone acts.
+                    log.critical("checkpoint of tenant %r refused: %s", tenant, e)
                 except Exception:  # noqa: BLE001 - one tenant's bad state must not stop the rest
                     # Refusing to sign is the safe outcome; it must be loud, never silent.
                     log.exception("checkpoint of tenant %r refused", tenant)

@@ -161,20 +161,32 @@ def _freeze(conn: psycopg.Connection, tenant: str, d: domain.Discrepancy) -> Non
         return
     rows = conn.execute("SELECT seq, entry, leaf_hash FROM ledger_entries WHERE tenant_id = %s "
                         "AND stream_id = %s ORDER BY seq", (tenant, stream_of(d.id))).fetchall()
+    seq, snapshot, digest = freeze(rows)
+    conn.execute("INSERT INTO resolution_snapshots (tenant_id, discrepancy_id, seq, snapshot, "
+                 "history_digest) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                 (tenant, d.id, seq, snapshot, digest))
+
+
+def freeze(rows) -> tuple[int, bytes, bytes]:
+    """(seq, snapshot bytes, history digest) of a stream's (seq, entry, leaf_hash) rows, up to
+    the entry that decided it. Pure: the verifier recomputes stored snapshots with it."""
     state, history = None, []
     for seq, entry, leaf in rows:
         state, _ = _apply(state, entry)
         history.append([seq, b64(bytes(leaf))])
         if state.status in domain.TERMINAL:
             break
+    return history[-1][0], *render_snapshot(state, history)
+
+
+def render_snapshot(state: domain.Discrepancy, history: list) -> tuple[bytes, bytes]:
+    """(snapshot bytes, history digest) of a decided discrepancy and its [seq, leaf] list."""
     digest = hashlib.sha256(canonical_json(history)).digest()
     snapshot = canonical_json({"discrepancy": state.to_dict(), "history": {
         "entries": len(history), "first_seq": history[0][0], "last_seq": history[-1][0],
         "digest_sha256": digest.hex(),
         "digest_rule": "SHA-256 of the canonical JSON list of [seq, base64 leaf hash]"}})
-    conn.execute("INSERT INTO resolution_snapshots (tenant_id, discrepancy_id, seq, snapshot, "
-                 "history_digest) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                 (tenant, d.id, history[-1][0], snapshot, digest))
+    return snapshot, digest
 
 
 def snapshot(conn: psycopg.Connection, tenant: str, discrepancy_id: str) -> dict | None:

@@ -318,6 +318,37 @@ CREATE POLICY request_keys_tenant ON request_keys
 """ + _append_only_triggers("request_keys")
 
 
+# Authentication decides from the ledger, not from the api_keys row alone (issue 8, item 3).
+# Anyone holding the owner's login could otherwise un-revoke a key or promote its role by an
+# UPDATE that nothing would notice until the next verification: a window in which the key
+# works. The row now only finds the key (by the indexed token hash); its issuing entry must
+# name this token hash and key, gives the role and name, and any later entry on the key's
+# stream (the only one there is: its revocation) refuses it. Those entries are hash-chained
+# and signed, so changing them is caught by `indelible verify`; failing closed, a key whose
+# entries were deleted stops working instead of gaining anything. Two index probes per call.
+_V11_AUTHENTICATE_FROM_LEDGER = f"""
+CREATE OR REPLACE FUNCTION indelible_authenticate(hash bytea)
+RETURNS TABLE (tenant_id text, key_id uuid, role text, name text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT k.tenant_id, k.key_id, e.doc->'data'->>'role', e.doc->'data'->>'name'
+    FROM public.api_keys k
+    JOIN public.ledger_entries i ON i.tenant_id = k.tenant_id
+        AND i.stream_id = 'apikey/' || k.key_id::text AND i.stream_version = 1
+    CROSS JOIN LATERAL (SELECT convert_from(i.entry, 'UTF8')::jsonb AS doc) e
+    WHERE k.token_hash = hash
+      AND e.doc->>'type' = 'api_key.issued'
+      AND e.doc->>'stream' = i.stream_id
+      AND e.doc->'data'->>'key_id' = k.key_id::text
+      AND e.doc->'data'->>'token_sha256' = encode(hash, 'hex')
+      AND NOT EXISTS (SELECT 1 FROM public.ledger_entries r
+                      WHERE r.tenant_id = k.tenant_id AND r.stream_id = i.stream_id
+                        AND r.stream_version > 1)
+$$;
+REVOKE ALL ON FUNCTION indelible_authenticate(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION indelible_authenticate(bytea) TO {APP_ROLE}, {API_ROLE};
+"""
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -331,6 +362,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
      _V8_REQUEST_ROLE),
     (9, "drop discrepancies.last_seq (never read)", _V9_DROP_LAST_SEQ),
     (10, "clients' Idempotency-Keys, indexed to the entry they produced", _V10_REQUEST_KEYS),
+    (11, "authentication decides revocation and role from the ledger entries",
+     _V11_AUTHENTICATE_FROM_LEDGER),
 ]
 
 

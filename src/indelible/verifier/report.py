@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 @dataclass(frozen=True)
 class Finding:
     check: str  # seq | leaf_hash | prev | column | merkle_node | log_head | checkpoint | trusted
+    #            | domain | read_model | snapshot | evidence (the models pass)
     detail: str
     seq: int | None = None  # the first entry this finding implicates
     seq_end: int | None = None  # exclusive end when only a range can be named
@@ -28,12 +29,24 @@ class VerificationReport:
     entries_checked: int = 0
     checkpoints_checked: int = 0
     trusted_checked: int = 0
+    signed_size: int = 0  # entries a checkpoint that verified (or a trusted one) commits to
+    models_checked: bool = False  # the read-model pass ran
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    @property
+    def unsigned(self) -> int:
+        """Entries no signature covers: checked for hashes and links, but nothing signed
+        commits to them, so whoever holds the database could still rewrite them unseen."""
+        return max(0, max(self.size, self.entries_checked) - self.signed_size)
+
+    @property
+    def status(self) -> str:
+        return "tampered" if self.findings else "unsigned" if self.unsigned else "verified"
 
     @property
     def first_bad_seq(self) -> int | None:
@@ -51,7 +64,9 @@ class VerificationReport:
 
     def to_json(self) -> dict:
         return {
-            "tenant": self.tenant, "origin": self.origin, "ok": self.ok, "size": self.size,
+            "tenant": self.tenant, "origin": self.origin, "ok": self.ok, "status": self.status,
+            "size": self.size, "signed_size": self.signed_size, "unsigned_entries": self.unsigned,
+            "models_checked": self.models_checked,
             "entries_checked": self.entries_checked,
             "checkpoints_checked": self.checkpoints_checked,
             "trusted_checkpoints_checked": self.trusted_checked,
@@ -65,12 +80,24 @@ class VerificationReport:
         head = (f"tenant {self.tenant} ({self.origin}): {self.entries_checked:,} entries, "
                 f"{self.checkpoints_checked} checkpoints, {self.trusted_checked} trusted "
                 f"checkpoints checked in {self.seconds:.2f}s{rate}")
+        if self.ok and not self.unsigned:
+            return head + "\nOK: every check holds, and signed checkpoints cover every entry" + self._scope()
         if self.ok:
-            return head + "\nOK: every check holds"
+            covered = (f"the first {self.signed_size:,} entries (seq 0..{self.signed_size - 1})"
+                       if self.signed_size else "no entry")
+            return "\n".join([head, f"OK: no check failed; signed checkpoints cover {covered}"
+                                     + self._scope(),
+                               f"UNSIGNED: {self.unsigned:,} entries (seq {self.signed_size}.."
+                               f"{self.signed_size + self.unsigned - 1}) are covered by no "
+                               "signed checkpoint: NOT verified (sign them: indelible checkpoint)"])
         lines = [head, f"TAMPERED: {len(self.findings)} finding(s); first bad seq: "
                        f"{self.first_bad_seq if self.first_bad_seq is not None else 'n/a'}"]
         lines += [f"  {f.where()}: [{f.check}] {f.detail}" for f in sorted(self.findings, key=_order)]
         return "\n".join(lines)
+
+
+    def _scope(self) -> str:
+        return "" if self.models_checked else " (read models not checked)"
 
 
 def _order(f: Finding):

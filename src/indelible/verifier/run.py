@@ -170,6 +170,7 @@ def _check_checkpoints(report, tree: InMemoryTree, stored, verifier: NoteVerifie
             if good is not None:
                 _consistent(report, tree, good, cp, "checkpoint")
             good = cp
+            report.signed_size = max(report.signed_size, cp.size)
 
 
 def _consistent(report, tree: InMemoryTree, old: Checkpoint, new: Checkpoint, check: str) -> None:
@@ -234,6 +235,7 @@ def _check_trusted(report, tree: InMemoryTree, trusted: list[Checkpoint], head_s
                        f"checkpoint signed: rewritten after seq {agreed - 1}", agreed, cp.size)
         else:
             agreed = cp.size
+            report.signed_size = max(report.signed_size, cp.size)
             if 0 < cp.size <= head_size <= size:
                 current = Checkpoint(report.origin, head_size, tree.root(head_size))
                 _consistent(report, tree, cp, current, "trusted")
