@@ -226,3 +226,102 @@ def test_every_kind_of_malformed_message_is_dead_lettered_with_its_reason(broker
     kept = {m.data for m in dead_letters(broker.access) if m.headers.get("Indelible-Subject") == subject}
     assert set(payloads.values()) <= kept  # the original bytes, every one
     assert entries(app_url, registered_tenant, "discrepancy.opened") == []
+
+
+def test_a_message_whose_body_names_another_tenant_is_dead_lettered(broker, consumer, app_url,
+                                                                   registered_tenant):
+    subject = f"{PREFIX}.{registered_tenant}"
+    publish(broker.access, [(subject, orjson.dumps(detected("someone-else", "x1")))])
+    logged = wait_for(lambda: entries(app_url, registered_tenant, "ingest.dead_lettered"))
+    assert logged[0]["data"]["reason"] == (
+        f"tenant: 'someone-else' does not match the subject's tenant {registered_tenant!r}")
+    assert entries(app_url, registered_tenant, "discrepancy.opened") == []
+
+
+class Engine:
+    """A reconciliation engine holding a per-tenant credential, connected as engines are."""
+
+    def __init__(self, broker: EmbeddedNats, tenant: str):
+        from indelible import nats_auth
+
+        self.seed, self.credential = nats_auth.engine_credential(
+            broker.store_dir, tenant=tenant, name=f"engine of {tenant}", prefix=PREFIX)
+        assert EmbeddedNats.reload_config(broker.store_dir)
+        self.url, self.errors = broker.url, []
+
+    async def connect(self):
+        async def collect(e):
+            self.errors.append(str(e))
+        return await nats.connect(self.url, nkeys_seed_str=self.seed, error_cb=collect,
+                                  inbox_prefix=self.credential.inbox_prefix)
+
+    def refusals(self) -> list[str]:
+        """What the server refused, from its permission violations."""
+        marker = "permissions violation for "
+        return [e.lower().split(marker, 1)[1] for e in self.errors if marker in e.lower()]
+
+    def attempt(self, action) -> BaseException | None:
+        """Run `action(nc)`; the exception it raised, if any."""
+        async def run():
+            nc = await self.connect()
+            try:
+                await action(nc)
+            except Exception as e:  # noqa: BLE001 - returned for the test to judge
+                return e
+            finally:
+                await nc.close()
+        return asyncio.run(run())
+
+
+def test_an_engine_credential_publishes_to_its_own_tenant_only(broker, consumer, app_url, conn,
+                                                               registered_tenant):
+    from indelible.store.tenants import create_tenant
+    from tests.conftest import BASE_ORIGIN
+
+    other = f"{registered_tenant}-b"
+    create_tenant(conn, other, base_origin=BASE_ORIGIN)
+    engine = Engine(broker, registered_tenant)
+    own, foreign = f"{PREFIX}.{registered_tenant}", f"{PREFIX}.{other}"
+
+    async def publish_both(nc):
+        js = nc.jetstream()
+        await js.publish(own, orjson.dumps(detected(registered_tenant, "mine")))
+        await js.publish(foreign, orjson.dumps(detected(other, "theirs")), timeout=2)
+
+    refused = engine.attempt(publish_both)
+    assert isinstance(refused, (nats.errors.TimeoutError, nats.errors.NoRespondersError))
+    assert engine.refusals() == [f'publish to "{foreign}"']
+    opened = wait_for(lambda: entries(app_url, registered_tenant, "discrepancy.opened"))
+    assert opened[0]["data"]["external_ref"] == "mine"
+    time.sleep(1)  # the foreign message would have been consumed by now
+    assert entries(app_url, other) == entries(app_url, other, "tenant.created")
+
+
+def test_an_engine_credential_cannot_read_others_traffic_or_use_the_jetstream_api(broker,
+                                                                                registered_tenant):
+    engine = Engine(broker, registered_tenant)
+
+    async def listen_to_every_inbox(nc):
+        await nc.subscribe("_INBOX.>")
+        await nc.flush()
+        await asyncio.sleep(0.3)
+
+    async def delete_the_stream(nc):
+        await nc.request("$JS.API.STREAM.DELETE.RECON", b"", timeout=1)
+
+    engine.attempt(listen_to_every_inbox)
+    assert isinstance(engine.attempt(delete_the_stream),
+                      (nats.errors.TimeoutError, nats.errors.NoRespondersError))
+    assert engine.refusals() == ['subscription to "_inbox.>"',  # the client lowercases
+                                 'publish to "$js.api.stream.delete.recon"']
+    assert _stream_exists(broker, "RECON")
+
+
+def _stream_exists(broker: EmbeddedNats, name: str) -> bool:
+    async def look():
+        nc = await broker.access.connect()
+        try:
+            return (await nc.jetstream().stream_info(name)).config.name == name
+        finally:
+            await nc.close()
+    return asyncio.run(look())
