@@ -187,7 +187,8 @@ class EmbeddedPostgres:
 
     def _set_passwords_offline(self, passwords: dict[str, str]) -> None:
         """Set every password in single-user mode: no socket is open while they are unset."""
-        statements = [f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_sha256_verifier(passwords[SUPERUSER])}';"]
+        verifier = scram_sha256_verifier(passwords[SUPERUSER])
+        statements = [f"ALTER ROLE {SUPERUSER} PASSWORD '{verifier}';"]
         for role in SERVICE_ROLES:
             statements.append(
                 f"DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
@@ -230,12 +231,13 @@ class EmbeddedPostgres:
 
     def _run_input(self, program: str, stdin: str | None, *args: str) -> None:
         command = [str(_bin_dir() / program), *args]
+        quiet = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
         result = subprocess.run(command, user=self._run_as, capture_output=True, text=True,
-                                input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
-                                timeout=120)
-        # single-user mode reports errors on stdout; it echoes no statement, so neither
-        # stream holds a password (and the statements carry verifiers, not passwords).
-        if result.returncode != 0 or (stdin is not None and "ERROR:" in result.stderr + result.stdout):
+                                timeout=120, **quiet)
+        # Single-user mode exits 0 after a failed statement; its output then says ERROR. What
+        # it may echo holds SCRAM verifiers, never a password.
+        failed = stdin is not None and "ERROR:" in result.stderr + result.stdout
+        if result.returncode != 0 or failed:
             log = self.pgdata / "server.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise EmbeddedServerError(
