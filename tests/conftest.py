@@ -25,23 +25,30 @@ BASE_ORIGIN = "test.indelible.local/log"
 
 
 @pytest.fixture(scope="session")
-def pg_server_url():
-    external = os.environ.get("INDELIBLE_TEST_DATABASE_URL")
-    if external:
-        yield external
+def embedded_pg():
+    """The suite's embedded server (None when INDELIBLE_TEST_DATABASE_URL names one)."""
+    if os.environ.get("INDELIBLE_TEST_DATABASE_URL"):
+        yield None
         return
     with tempfile.TemporaryDirectory(prefix="indelible-pg-") as tmp:
         with EmbeddedPostgres(Path(tmp) / "pgdata") as server:
-            yield server.url
+            yield server
 
 
 @pytest.fixture(scope="session")
-def owner_url(pg_server_url):
+def pg_server_url(embedded_pg):
+    return embedded_pg.url if embedded_pg else os.environ["INDELIBLE_TEST_DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def owner_url(pg_server_url, embedded_pg):
     name = f"indelible_test_{secrets.token_hex(4)}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_conninfo(pg_server_url, dbname=name)
     migrate(url)
+    if embedded_pg:
+        embedded_pg.secure_roles()  # the service's roles log in by password there
     yield url
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -49,6 +49,7 @@ def open_database(settings: Settings) -> Iterator[Database]:
         server.start()
     try:
         migrate(server.url)
+        server.secure_roles()  # the migrations may just have created the service's roles
         yield Database(server.url, app_conninfo(server.url), request_conninfo(server.url))
     finally:
         if port is None:

@@ -27,6 +27,7 @@ class Settings:
     app_database_url: str | None = None  # how the service role logs in, if not as the owner's host with trust
     api_database_url: str | None = None  # how request handlers log in, likewise
     nats_url: str | None = None  # None: start the embedded nats-server in data_dir
+    nats_seed_file: Path | None = None  # nkey seed the service answers INDELIBLE_NATS_URL's server with
     ingest_enabled: bool = True  # consume reconciliation messages from NATS JetStream
     subject_prefix: str = "recon.discrepancies"  # engines publish to "<prefix>.<tenant>"
     base_origin: str = "indelible.local/log"  # checkpoint origin is "<base_origin>/<tenant>"
@@ -59,12 +60,14 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         key_file = env.get("INDELIBLE_SIGNING_KEY_FILE")
+        seed_file = env.get("INDELIBLE_NATS_SEED_FILE")
         return cls(
             data_dir=Path(env.get("INDELIBLE_DATA_DIR") or _default_data_dir()).expanduser(),
             database_url=env.get("INDELIBLE_DATABASE_URL") or None,
             app_database_url=env.get("INDELIBLE_APP_DATABASE_URL") or None,
             api_database_url=env.get("INDELIBLE_API_DATABASE_URL") or None,
             nats_url=env.get("INDELIBLE_NATS_URL") or None,
+            nats_seed_file=Path(seed_file).expanduser() if seed_file else None,
             ingest_enabled=_flag(env, "INDELIBLE_INGEST_ENABLED", cls.ingest_enabled),
             subject_prefix=env.get("INDELIBLE_SUBJECT_PREFIX") or cls.subject_prefix,
             base_origin=env.get("INDELIBLE_ORIGIN", cls.base_origin),

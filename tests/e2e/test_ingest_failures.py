@@ -39,6 +39,12 @@ def _wait_opened(app_url: str, tenant: str, at_least: int, timeout: float) -> in
     raise AssertionError(f"only {_opened(app_url, tenant)[0]} of {at_least} opened in time")
 
 
+def _broker_env(broker: EmbeddedNats) -> dict[str, str]:
+    """The service as a client of a broker it did not start: URL and nkey seed."""
+    return {"INDELIBLE_NATS_URL": broker.url,
+            "INDELIBLE_NATS_SEED_FILE": str(broker.access.seed_file)}
+
+
 @pytest.fixture
 def broker(tmp_path):
     with EmbeddedNats(tmp_path / "nats") as server:
@@ -51,9 +57,9 @@ def test_killing_the_service_mid_stream_loses_and_duplicates_nothing(tmp_path, b
     tenant = f"kill-{secrets.token_hex(3)}"
     with psycopg.connect(app_url, autocommit=True) as conn:
         create_tenant(conn, tenant, base_origin="test.indelible.local/log")
-    env = {**cli_env(tmp_path / "data", owner_url), "INDELIBLE_NATS_URL": broker.url}
+    env = {**cli_env(tmp_path / "data", owner_url), **_broker_env(broker)}
     service, _ = _start(env, tmp_path / "service-1.log")
-    asyncio.run(publish(broker.url, PREFIX, messages(tenant, count, matched_share=0, seed=7)))
+    asyncio.run(publish(broker.access, PREFIX, messages(tenant, count, matched_share=0, seed=7)))
 
     _wait_opened(app_url, tenant, count // 4, timeout=300)
     service.send_signal(signal.SIGKILL)  # no goodbye: mid-batch, mid-transaction
@@ -78,16 +84,16 @@ def test_the_consumer_reconnects_by_itself_when_the_broker_restarts(tmp_path, br
     tenant = f"bounce-{secrets.token_hex(3)}"
     with psycopg.connect(app_url, autocommit=True) as conn:
         create_tenant(conn, tenant, base_origin="test.indelible.local/log")
-    env = {**cli_env(tmp_path / "data", owner_url), "INDELIBLE_NATS_URL": broker.url}
+    env = {**cli_env(tmp_path / "data", owner_url), **_broker_env(broker)}
     service, _ = _start(env, tmp_path / "service.log")
     try:
         bodies = messages(tenant, 4000, matched_share=0, seed=11)
-        asyncio.run(publish(broker.url, PREFIX, bodies[:2000]))
+        asyncio.run(publish(broker.access, PREFIX, bodies[:2000]))
         _wait_opened(app_url, tenant, 500, timeout=120)
         broker.stop()  # the broker goes away mid-ingestion ...
         time.sleep(1)
         broker.start()  # ... and comes back on the same port with its stored stream
-        asyncio.run(publish(broker.url, PREFIX, bodies[2000:]))
+        asyncio.run(publish(broker.access, PREFIX, bodies[2000:]))
         _wait_opened(app_url, tenant, 4000, timeout=180)
         time.sleep(1)
         assert _opened(app_url, tenant) == (4000, 4000)
@@ -102,14 +108,15 @@ def test_restarting_postgresql_during_ingestion_loses_nothing(tmp_path, broker):
 
     with EmbeddedPostgres(tmp_path / "pg") as database:
         migrate(database.url)
+        database.secure_roles()
         app_url = app_conninfo(database.url)
         tenant = "restart"
         with psycopg.connect(app_url, autocommit=True) as conn:
             create_tenant(conn, tenant, base_origin="test.indelible.local/log")
-        env = {**cli_env(tmp_path / "data", database.url), "INDELIBLE_NATS_URL": broker.url}
+        env = {**cli_env(tmp_path / "data", database.url), **_broker_env(broker)}
         service, _ = _start(env, tmp_path / "service.log")
         try:
-            asyncio.run(publish(broker.url, PREFIX, messages(tenant, 6000, matched_share=0, seed=3)))
+            asyncio.run(publish(broker.access, PREFIX, messages(tenant, 6000, matched_share=0, seed=3)))
             _wait_opened(app_url, tenant, 1000, timeout=120)
             database.stop()  # mid-ingestion: appends fail, nothing may be acknowledged meanwhile
             time.sleep(4)  # longer than three redeliveries: an outage is not a poison message

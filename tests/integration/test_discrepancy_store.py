@@ -178,11 +178,12 @@ def test_a_role_without_bypassrls_projects_new_discrepancies_by_upsert_alike(
     state = _scoped(conn, registered_tenant, lambda c, t: store.Discrepancies().load(
         c, t, [store.stream_of(d)]))[store.stream_of(d)]
     twin = dataclasses.replace(state, id=store.new_id(), external_ref="rls-2")
-    role = f"idl_norls_{secrets.token_hex(3)}"
+    role, password = f"idl_norls_{secrets.token_hex(3)}", secrets.token_hex(16)
     with psycopg.connect(owner_url, autocommit=True) as owner:
-        owner.execute(f"CREATE ROLE {role} LOGIN IN ROLE indelible_app")  # privileges, not BYPASSRLS
+        # indelible_app's privileges, not its BYPASSRLS
+        owner.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE indelible_app")
         try:
-            with psycopg.connect(make_conninfo(owner_url, user=role)) as limited:
+            with psycopg.connect(make_conninfo(owner_url, user=role, password=password)) as limited:
                 assert store._bypasses_rls(limited) is False
                 _scoped(limited, registered_tenant, store.Discrepancies().project,
                         {store.stream_of(twin.id): twin})

@@ -26,6 +26,7 @@ from indelible.bootstrap import Database, projections
 from indelible.config import Settings
 from indelible.ingest.consumer import Consumer, IngestConfig
 from indelible.ingest.simulate import messages, publish
+from indelible.nats_auth import NatsAccess
 from indelible.store.appender import GroupCommitAppender
 from indelible.store.tenants import create_tenant
 
@@ -38,14 +39,14 @@ class IngestOptions:
     messages: int = 20_000
 
 
-def run(db: Database, settings: Settings, nats_url: str, tenant: str,
+def run(db: Database, settings: Settings, broker: NatsAccess, tenant: str,
         options: IngestOptions) -> tuple[list[Measurement], dict]:
     with psycopg.connect(db.app_url, autocommit=True) as conn:
         create_tenant(conn, tenant, base_origin=settings.base_origin)
     bodies = messages(tenant, options.messages, matched_share=0)
     size = sum(len(orjson.dumps(b)) for b in bodies) / len(bodies)
-    raw_rate = asyncio.run(_raw_consume(nats_url, [orjson.dumps(b) for b in bodies]))
-    ours = _end_to_end(db, settings, nats_url, tenant, bodies)
+    raw_rate = asyncio.run(_raw_consume(broker, [orjson.dumps(b) for b in bodies]))
+    ours = _end_to_end(db, settings, broker, tenant, bodies)
     return [Measurement(
         "ingest_end_to_end", f"ingestion, publish to committed entry ({options.messages:,} "
         f"messages of {size:.0f} B)", "messages/s", {"rate": raw_rate}, {"rate": ours},
@@ -53,8 +54,8 @@ def run(db: Database, settings: Settings, nats_url: str, tenant: str,
         f">= {TARGET_RATE:,}/s", ours >= TARGET_RATE, {"messages": options.messages})], {}
 
 
-async def _raw_consume(url: str, payloads: list[bytes]) -> float:
-    nc = await nats.connect(url)
+async def _raw_consume(broker: NatsAccess, payloads: list[bytes]) -> float:
+    nc = await broker.connect()
     try:
         js = nc.jetstream()
         try:
@@ -78,15 +79,16 @@ async def _raw_consume(url: str, payloads: list[bytes]) -> float:
         await nc.close()
 
 
-def _end_to_end(db: Database, settings: Settings, url: str, tenant: str, bodies: list) -> float:
+def _end_to_end(db: Database, settings: Settings, broker: NatsAccess, tenant: str,
+                bodies: list) -> float:
     appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
                                    model=projections())
-    consumer = Consumer(config=IngestConfig(nats_url=url, prefix=settings.subject_prefix),
+    consumer = Consumer(config=IngestConfig(broker=broker, prefix=settings.subject_prefix),
                         appender=appender, conninfo=db.app_url)
     loop, stop = asyncio.new_event_loop(), asyncio.Event()
     thread = threading.Thread(target=lambda: loop.run_until_complete(consumer.run(stop)))
     thread.start()
-    publisher = _Publisher(url, settings.subject_prefix, bodies)
+    publisher = _Publisher(broker, settings.subject_prefix, bodies)
     try:
         before = _opened(db.app_url, tenant)
         started = publisher.go()
@@ -108,11 +110,11 @@ class _Publisher:
     """The engines publish from their own process, as in production: a publisher sharing the
     consumer's interpreter (and GIL) would be measured as part of the ingestion."""
 
-    def __init__(self, url: str, prefix: str, bodies: list):
+    def __init__(self, broker: NatsAccess, prefix: str, bodies: list):
         context = multiprocessing.get_context("spawn")
         self._ready, self._start = context.Event(), context.Event()
         self._process = context.Process(target=_publish_when_told, daemon=True,
-                                        args=(url, prefix, bodies, self._ready, self._start))
+                                        args=(broker, prefix, bodies, self._ready, self._start))
         self._process.start()
         if not self._ready.wait(60):
             raise BenchError("the publisher process did not start")
@@ -129,10 +131,10 @@ class _Publisher:
             raise BenchError(f"the publisher process failed (exit {self._process.exitcode})")
 
 
-def _publish_when_told(url: str, prefix: str, bodies: list, ready, start) -> None:
+def _publish_when_told(broker: NatsAccess, prefix: str, bodies: list, ready, start) -> None:
     ready.set()  # imports done; connecting is part of what the engines do, so it is timed
     start.wait()
-    asyncio.run(publish(url, prefix, bodies))
+    asyncio.run(publish(broker, prefix, bodies))
 
 
 def _opened(app_url: str, tenant: str) -> int:

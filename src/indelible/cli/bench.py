@@ -129,14 +129,14 @@ def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int) -> N
 def bench_ingest(tenant: str, as_json: bool, count: int) -> None:
     """End-to-end ingestion messages/s vs the raw JetStream consume rate."""
     from indelible.bench.ingest import IngestOptions, run
-    from indelible.ingest.service import nats_url
+    from indelible.ingest.service import nats_access
     from indelible.runtime import EmbeddedNats
 
     with _bench_database(tenant) as (settings, db):
-        url = nats_url(settings)
-        broker = None if url else EmbeddedNats(settings.data_dir / "bench-nats").start()
+        access = nats_access(settings)
+        broker = None if access else EmbeddedNats(settings.data_dir / "bench-nats").start()
         try:
-            measurements, extra = run(db, settings, url or broker.url, tenant,
+            measurements, extra = run(db, settings, access or broker.access, tenant,
                                       IngestOptions(messages=count))
         finally:
             if broker is not None:

@@ -251,26 +251,21 @@ def simulate(tenant: str, count: int, matched_share: float) -> None:
     import asyncio
 
     from indelible.ingest.consumer import ensure_streams
-    from indelible.ingest.service import nats_url
     from indelible.ingest.simulate import messages, publish
 
     settings = settings_from_env()
-    url = nats_url(settings)
-    if url is None:
-        raise click.UsageError("no NATS server: start `indelible up`, or set INDELIBLE_NATS_URL")
+    broker = _broker()
     bodies = messages(tenant, count, matched_share=matched_share)
 
     async def run() -> int:
-        import nats
-
-        nc = await nats.connect(url)
+        nc = await broker.connect()
         await ensure_streams(nc.jetstream(), settings.subject_prefix)
         await nc.close()
-        return await publish(url, settings.subject_prefix, bodies)
+        return await publish(broker, settings.subject_prefix, bodies)
 
     sent = asyncio.run(run())
     click.echo(f"published {sent} messages ({count} detected, {sent - count} matched) to "
-               f"{settings.subject_prefix}.{tenant} on {url}")
+               f"{settings.subject_prefix}.{tenant} on {broker.url}")
 
 
 @main.group()
@@ -278,13 +273,14 @@ def dlq() -> None:
     """Messages the ingestion set aside, with the reason."""
 
 
-def _broker_url() -> str:
-    from indelible.ingest.service import nats_url
+def _broker():
+    """The running broker and how the service authenticates to it."""
+    from indelible.ingest.service import nats_access
 
-    url = nats_url(settings_from_env())
-    if url is None:
+    access = nats_access(settings_from_env())
+    if access is None:
         raise click.UsageError("no NATS server: start `indelible up`, or set INDELIBLE_NATS_URL")
-    return url
+    return access
 
 
 @dlq.command("list")
@@ -298,7 +294,7 @@ def dlq_list(tenant: str | None, as_json: bool) -> None:
 
     from indelible.ingest.dead_letters import list_dead_letters
 
-    letters = asyncio.run(list_dead_letters(_broker_url(), tenant))
+    letters = asyncio.run(list_dead_letters(_broker(), tenant))
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(d) for d in letters], indent=2))
         return
@@ -316,7 +312,7 @@ def dlq_replay(seq: int) -> None:
     from indelible.ingest.dead_letters import DeadLetterError, replay
 
     try:
-        subject = asyncio.run(replay(_broker_url(), seq))
+        subject = asyncio.run(replay(_broker(), seq))
     except DeadLetterError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"dead letter {seq} published again to {subject}")

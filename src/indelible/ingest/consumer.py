@@ -30,6 +30,7 @@ from nats.js.api import ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 from indelible import domain
 from indelible.entry import Actor, NewEntry
 from indelible.ingest.contract import ContractError, Detected, Matched, parse_message
+from indelible.nats_auth import NatsAccess
 from indelible.store import discrepancies as store
 from indelible.store.appender import Appended, GroupCommitAppender
 from indelible.store.errors import AppendRefusedError, StoreUnavailableError
@@ -46,7 +47,7 @@ DAY = 24 * 3600
 
 @dataclass
 class IngestConfig:
-    nats_url: str
+    broker: NatsAccess
     prefix: str = "recon.discrepancies"  # subjects are "<prefix>.<tenant>"
     batch: int = 500  # messages per fetch
     known_tenants: set[str] = field(default_factory=set)
@@ -72,8 +73,8 @@ class Consumer:
         self._lookups: psycopg.Connection | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        nc = await nats.connect(self._config.nats_url, max_reconnect_attempts=-1,
-                                reconnect_time_wait=0.5, name="indelible-ingest")
+        nc = await self._config.broker.connect(max_reconnect_attempts=-1,
+                                               reconnect_time_wait=0.5, name="indelible-ingest")
         try:
             js = nc.jetstream()
             await ensure_streams(js, self._config.prefix)

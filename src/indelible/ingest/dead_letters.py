@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nats
 from nats.js.errors import NotFoundError
 
 from indelible.ingest.consumer import DLQ_PREFIX, DLQ_STREAM
+from indelible.nats_auth import NatsAccess
 
 OUR_HEADERS = ("Indelible-Reason", "Indelible-Attempts", "Indelible-Subject",
                "Indelible-Stream-Seq", "Nats-Msg-Id")
@@ -31,8 +31,8 @@ class DeadLetter:
     size: int
 
 
-async def list_dead_letters(url: str, tenant: str | None = None) -> list[DeadLetter]:
-    nc = await nats.connect(url)
+async def list_dead_letters(broker: NatsAccess, tenant: str | None = None) -> list[DeadLetter]:
+    nc = await broker.connect()
     try:
         js = nc.jetstream()
         try:
@@ -58,9 +58,9 @@ async def list_dead_letters(url: str, tenant: str | None = None) -> list[DeadLet
         await nc.close()
 
 
-async def replay(url: str, seq: int) -> str:
+async def replay(broker: NatsAccess, seq: int) -> str:
     """Publish dead letter `seq` to its original subject again; returns that subject."""
-    nc = await nats.connect(url)
+    nc = await broker.connect()
     try:
         js = nc.jetstream()
         try:

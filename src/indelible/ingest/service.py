@@ -9,15 +9,22 @@ import threading
 
 from indelible.config import Settings
 from indelible.ingest.consumer import Consumer, IngestConfig
+from indelible.nats_auth import NatsAccess
 from indelible.runtime import EmbeddedNats
 from indelible.store.appender import GroupCommitAppender
 
 log = logging.getLogger(__name__)
 
 
-def nats_url(settings: Settings) -> str | None:
+def nats_access(settings: Settings) -> NatsAccess | None:
     """The configured broker, or the embedded one a running service started."""
-    return settings.nats_url or EmbeddedNats.running_url(settings.data_dir / "nats")
+    if settings.nats_url:
+        return NatsAccess(settings.nats_url, settings.nats_seed_file)
+    return EmbeddedNats.running_access(nats_dir(settings))
+
+
+def nats_dir(settings: Settings):
+    return settings.data_dir / "nats"
 
 
 class Ingestion:
@@ -29,13 +36,18 @@ class Ingestion:
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
-        self.url = ""
+        self.access: NatsAccess | None = None
+
+    @property
+    def url(self) -> str:
+        return self.access.url if self.access else ""
 
     def start(self) -> Ingestion:
-        self.url = self._settings.nats_url or ""
-        if not self.url:
-            self._broker = EmbeddedNats(self._settings.data_dir / "nats").start()
-            self.url = self._broker.url
+        if self._settings.nats_url:
+            self.access = NatsAccess(self._settings.nats_url, self._settings.nats_seed_file)
+        else:
+            self._broker = EmbeddedNats(nats_dir(self._settings)).start()
+            self.access = self._broker.access
         self._thread.start()
         return self
 
@@ -47,7 +59,7 @@ class Ingestion:
             self._broker.stop()
 
     def _run(self) -> None:
-        consumer = Consumer(config=IngestConfig(nats_url=self.url,
+        consumer = Consumer(config=IngestConfig(broker=self.access,
                                                 prefix=self._settings.subject_prefix),
                             appender=self._appender, conninfo=self._conninfo)
         try:

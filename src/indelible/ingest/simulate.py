@@ -10,8 +10,9 @@ import asyncio
 import random
 from datetime import datetime, timedelta, timezone
 
-import nats
 import orjson
+
+from indelible.nats_auth import NatsAccess
 
 SOURCES = ("stripe", "paypal", "bank")
 KINDS = ("amount_mismatch", "missing_transaction", "timing_gap", "duplicate", "other")
@@ -48,8 +49,8 @@ def _amount(minor: int, units: int) -> str:
     return str(minor) if units == 0 else f"{minor // 10**units}.{minor % 10**units:0{units}d}"
 
 
-async def publish(url: str, prefix: str, bodies: list[dict]) -> int:
-    nc = await nats.connect(url)
+async def publish(broker: NatsAccess, prefix: str, bodies: list[dict]) -> int:
+    nc = await broker.connect()
     try:
         js = nc.jetstream()
         for lo in range(0, len(bodies), IN_FLIGHT):

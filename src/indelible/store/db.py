@@ -11,8 +11,8 @@ def app_conninfo(owner_url: str, app_url: str | None = None) -> str:
     """How the service connects: as the INSERT/SELECT-only role itself, never as the owner.
 
     `app_url` (INDELIBLE_APP_DATABASE_URL) is for servers where that role has credentials of
-    its own; otherwise the owner's address is used with the role's name (trust or peer
-    authentication, as the embedded server and local test servers have).
+    its own; otherwise the owner's address is used with the role's name: the embedded
+    server's `passfile` holds the role's password, and local test servers trust or peer.
     """
     return app_url or _as_role(owner_url, APP_ROLE)
 
