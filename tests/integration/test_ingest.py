@@ -161,9 +161,9 @@ def test_a_conflicting_re_report_is_recorded_as_an_amendment_and_a_repeat_adds_n
     first = orjson.dumps(detected(registered_tenant, "amend-1"))
     changed = orjson.dumps(detected(registered_tenant, "amend-1", actual_amount="80.00",
                                     detected_at="2026-11-24T05:00:00Z"))
-    publish(broker.url, [(subject, first)])
+    publish(broker.access, [(subject, first)])
     wait_for(lambda: entries(app_url, registered_tenant, "discrepancy.opened"))
-    publish(broker.url, [(subject, changed), (subject, changed)])  # the second is a retry
+    publish(broker.access, [(subject, changed), (subject, changed)])  # the second is a retry
     amended = wait_for(lambda: entries(app_url, registered_tenant, "discrepancy.amended"))
     time.sleep(1)
     assert len(entries(app_url, registered_tenant, "discrepancy.amended")) == 1
@@ -176,7 +176,7 @@ def test_a_conflicting_re_report_is_recorded_as_an_amendment_and_a_repeat_adds_n
                            "WHERE tenant_id = %s AND external_ref = 'amend-1'",
                            (registered_tenant,)).fetchone()
     assert row == ("80.00", "-20.00")
-    assert not [m for m in dead_letters(broker.url) if m.headers.get("Indelible-Subject") == subject]
+    assert not [m for m in dead_letters(broker.access) if m.headers.get("Indelible-Subject") == subject]
 
 
 def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_flow(broker, consumer, app_url,
