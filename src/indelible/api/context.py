@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 
 from indelible.api.problems import ProblemError
+from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.api_keys import Principal, authenticate
 from indelible.store.appender import GroupCommitAppender
@@ -27,6 +28,7 @@ class AppState:
     pool: ConnectionPool
     appender: GroupCommitAppender
     signer: NoteSigner
+    ingest_status: IngestStatus | None = None  # None: this process does not ingest
 
     @contextmanager
     def tenant_connection(self, tenant: str):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import nats
 from nats.js.errors import NotFoundError
 
-from indelible.ingest.consumer import DLQ_PREFIX, DLQ_STREAM
+from indelible.ingest.streams import DLQ_PREFIX, DLQ_STREAM
 
 OUR_HEADERS = ("Indelible-Reason", "Indelible-Attempts", "Indelible-Subject",
                "Indelible-Stream-Seq", "Nats-Msg-Id")

@@ -9,6 +9,7 @@ import threading
 
 from indelible.config import Settings
 from indelible.ingest.consumer import Consumer, IngestConfig
+from indelible.ingest.status import IngestStatus
 from indelible.runtime import EmbeddedNats
 from indelible.store.appender import GroupCommitAppender
 
@@ -30,6 +31,7 @@ class Ingestion:
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.url = ""
+        self.status = IngestStatus()  # read by /readyz and /metrics
 
     def start(self) -> Ingestion:
         self.url = self._settings.nats_url or ""
@@ -49,8 +51,10 @@ class Ingestion:
     def _run(self) -> None:
         consumer = Consumer(config=IngestConfig(nats_url=self.url,
                                                 prefix=self._settings.subject_prefix),
-                            appender=self._appender, conninfo=self._conninfo)
+                            appender=self._appender, conninfo=self._conninfo,
+                            status=self.status)
         try:
             self._loop.run_until_complete(consumer.run(self._stop))
-        except Exception:  # noqa: BLE001 - logged loudly; the HTTP service keeps serving
+        except BaseException as e:  # the consumer restarts itself; this is a bug: say it
+            self.status.set_state("stopped", f"{type(e).__name__}: {e}")
             log.exception("ingestion stopped")
