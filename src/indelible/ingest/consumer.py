@@ -48,7 +48,6 @@ RETRY_DELAY = 1.0  # seconds before a NAKed message comes back
 BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before restarting a failed consumer
 HEALTHY_AFTER = 60.0  # seconds a session must last for the backoff to start over
 MONITOR_EVERY = 2.0  # seconds between looks at the stream's backlog
-UNKNOWN_TENANT_TTL = 5.0  # seconds an unknown tenant stays unknown without asking again
 
 
 @dataclass
@@ -70,7 +69,6 @@ class Consumer:
         self._appender = appender
         self._conninfo = conninfo
         self._lookups: psycopg.Connection | None = None
-        self._unknown: dict[str, float] = {}  # tenant -> monotonic time it was found unknown
         self.stream_tag = STREAM
         self.status = status or IngestStatus()
 
@@ -170,18 +168,13 @@ class Consumer:
 
     async def _known(self, tenants: set[str]) -> set[str]:
         """Which of `tenants` exist. Known ones are remembered; the rest are asked about in
-        one query on the kept lookup connection, off the event loop, and an unknown answer is
-        trusted for a few seconds, so a flood for a tenant that does not exist costs one
-        query per few seconds instead of a connection per message."""
-        known, now = self._config.known_tenants, time.monotonic()
-        ask = [t for t in tenants - known
-               if now - self._unknown.get(t, -UNKNOWN_TENANT_TTL) >= UNKNOWN_TENANT_TTL]
+        one query per batch on the kept lookup connection, off the event loop: a flood for a
+        tenant that does not exist costs a query per batch, not a connection per message.
+        Unknown answers are not remembered, so a tenant created a moment ago is found."""
+        known = self._config.known_tenants
+        ask = sorted(tenants - known)
         if ask:
-            found = await asyncio.to_thread(self._existing_tenants, ask)
-            known.update(found)
-            self._unknown.update({t: now for t in ask if t not in found})
-            for t in found:
-                self._unknown.pop(t, None)
+            known.update(await asyncio.to_thread(self._existing_tenants, ask))
         return tenants & known
 
     def _existing_tenants(self, tenants: list[str]) -> set[str]:
