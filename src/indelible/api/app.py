@@ -7,8 +7,9 @@ from psycopg_pool import ConnectionPool
 
 from indelible.api import problems
 from indelible.api.context import AppState
-from indelible.ingest.status import IngestStatus
+from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, health, keys, policy
+from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.appender import GroupCommitAppender
 
@@ -28,6 +29,7 @@ def create_app(*, conninfo: str, signer: NoteSigner, appender: GroupCommitAppend
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer,
                                     ingest_status=ingest_status)
     problems.install(app)
+    app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
     for module in (health, audit, keys, discrepancies, policy):
         app.include_router(module.router)
     return app

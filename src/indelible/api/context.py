@@ -61,6 +61,8 @@ def app_state(request: Request) -> AppState:
 async def principal(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
                     ) -> Principal:
+    if (checked := getattr(request.state, "principal", None)) is not None:
+        return checked  # the request guard already looked the key up, before the body
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ProblemError(401, "Unauthenticated", "send an API key as `Authorization: Bearer <token>`")
     state = app_state(request)
