@@ -77,6 +77,10 @@ class Decision:
     # True when the key names a fact independent of the stream (e.g. "this report opened a
     # discrepancy"): a replay then returns the original whatever stream it landed on.
     key_spans_streams: bool = False
+    # Rows that exist only because this entry does (an evidence file's bytes): written in the
+    # same transaction, and only when the decision appends an entry (not on a refusal or a
+    # replay), so a refused command leaves nothing behind in append-only tables.
+    with_entry: Callable[[psycopg.Connection, str], None] | None = None
 
 
 class StreamModel(Protocol):
@@ -163,6 +167,7 @@ class _Batch:
                  states: dict[str, Any]):
         self.tenant = tenant
         self.model, self.states, self.changed = model, states, set()
+        self.with_entry: list[Callable[[psycopg.Connection, str], None]] = []
         self.at = datetime.now(timezone.utc)
         self.at_text = format_time(self.at)
         self.log = log_json(head.origin)
@@ -216,12 +221,19 @@ class _Batch:
             raise ValueError(f"decision for {d.stream!r} returned an entry for {command.stream!r} "
                              "or with another idempotency key")
         p = prepare(command)
-        return p if isinstance(p, AppendRefusedError) else self.add(p, replays, versions, copy)
+        if isinstance(p, AppendRefusedError):
+            return p
+        appended = self.add(p, replays, versions, copy)
+        if d.with_entry is not None and isinstance(appended, Appended) and not appended.replayed:
+            self.with_entry.append(d.with_entry)
+        return appended
 
     def finish(self, conn: psycopg.Connection, cur: psycopg.Cursor) -> None:
         """Store the completed Merkle nodes, the changed read models; move the log head."""
         if self.changed:
             self.model.project(conn, self.tenant, {s: self.states[s] for s in self.changed})
+        for write in self.with_entry:
+            write(conn, self.tenant)
         if self.nodes:
             cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
                             "VALUES (%s, %s, %s, %s)",

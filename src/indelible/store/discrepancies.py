@@ -52,9 +52,11 @@ def open_key(source: str, external_ref: str) -> str:
 
 def decision(discrepancy_id: str, command, actor: domain.Actor,
              idempotency_key: str | None = None, *,
-             severity_policy: domain.SeverityPolicy = domain.BUILT_IN) -> Decision:
+             severity_policy: domain.SeverityPolicy = domain.BUILT_IN,
+             with_entry=None) -> Decision:
     """The appender's Decision for a domain command on one discrepancy (an opening one
-    without a severity gets it from `severity_policy`)."""
+    without a severity gets it from `severity_policy`; `with_entry` writes rows that belong
+    to the entry, in its transaction, only if it is appended)."""
     stream = stream_of(discrepancy_id)
 
     def decide(state: domain.Discrepancy | None) -> NewEntry:
@@ -68,7 +70,8 @@ def decision(discrepancy_id: str, command, actor: domain.Actor,
                         actor=EntryActor(actor.id, str(actor.role), kind),
                         idempotency_key=idempotency_key)
     opening = isinstance(command, domain.OpenDiscrepancy)
-    return Decision(stream, decide, idempotency_key, key_spans_streams=opening)
+    return Decision(stream, decide, idempotency_key, key_spans_streams=opening,
+                    with_entry=with_entry)
 
 
 def _apply(state: domain.Discrepancy | None, entry: bytes) -> tuple[domain.Discrepancy, dict]:

@@ -81,14 +81,14 @@ def _command(build, *args, **kwargs):
 
 async def _append(state: State, who: Principal, discrepancy_id: str, command,
                   key: str | None = None, *, client_key: bool = True,
-                  severity_policy: domain.SeverityPolicy = domain.BUILT_IN):
+                  severity_policy: domain.SeverityPolicy = domain.BUILT_IN, with_entry=None):
     """Append the command's decision. A client's Idempotency-Key is namespaced by its API
     key, so it can never collide with another client's or with the service's own keys."""
     actor = domain.Actor(who.actor().id, who.role)
     if key is not None and client_key:
         key = f"req:{who.key_id}:{key}"
     decision = store.decision(discrepancy_id, command, actor, key,
-                              severity_policy=severity_policy)
+                              severity_policy=severity_policy, with_entry=with_entry)
     try:
         return await state.append(who.tenant, decision)
     except store.DomainRefusedError as e:
@@ -262,14 +262,16 @@ async def attach_evidence(discrepancy_id: DiscrepancyId, request: Request, who: 
                           name: Annotated[str, Query(min_length=1, max_length=255)],
                           key: IdempotencyKey = None) -> dict:
     """Attach a file: the raw request body, its Content-Type as media type. The bytes are
-    stored content-addressed; the ledger entry records hash, name, size and type."""
+    stored content-addressed; the ledger entry records hash, name, size and type. They are
+    held in memory (bounded by the route's body limit) until the attach is decided, and
+    stored in the entry's own transaction: a refused attach stores nothing."""
     content = await _body(request)
     media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
     sha256 = hashlib.sha256(content).hexdigest()
     command = _command(domain.AttachEvidence, sha256=sha256, name=name, size=len(content),
                        media_type=media_type)
-    await state.read(who.tenant, evidence.store_file, who.tenant, content)
-    appended = await _append(state, who, discrepancy_id, command, key)
+    appended = await _append(state, who, discrepancy_id, command, key,
+                             with_entry=lambda conn, tenant: evidence.store_file(conn, tenant, content))
     return {"discrepancy_id": discrepancy_id, "sha256": sha256, "size": len(content),
             "name": name, "media_type": command.media_type, "seq": appended.seq}
 
