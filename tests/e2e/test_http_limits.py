@@ -129,3 +129,20 @@ def test_a_refused_evidence_upload_stores_no_file(service, app_url):
     accepted = analyst.post(f"/v1/discrepancies/{open_one['id']}/evidence",
                             params={"name": "ok.pdf"}, content=kept)
     assert accepted.status_code == 201 and _blob_exists(app_url, service.tenant, kept)
+
+
+def test_history_comes_a_bounded_page_at_a_time(service):
+    analyst = service.key("analyst")
+    d = analyst.post("/v1/discrepancies", json={**OPEN, "external_ref": "limits-3"}).json()
+    path = f"/v1/discrepancies/{d['id']}"
+    for i in range(4):
+        assert analyst.post(f"{path}/comments", json={"text": f"note {i}"}).status_code == 201
+    assert analyst.post(f"{path}/transitions", json={"to": "acknowledged"}).status_code == 200
+    first = analyst.get(f"{path}/history", params={"limit": 3}).json()
+    assert len(first["entries"]) == 3 and first["next_after_seq"] == first["entries"][-1]["seq"]
+    rest = analyst.get(f"{path}/history", params={"limit": 3,
+                                                  "after_seq": first["next_after_seq"]}).json()
+    assert [e["type"] for e in rest["entries"]][-1] == "discrepancy.transitioned"
+    assert rest["entries"][-1]["status_before"] == "open" and rest["next_after_seq"] is None
+    assert len(first["entries"]) + len(rest["entries"]) == 6
+    assert analyst.get(f"{path}/history", params={"limit": 5000}).status_code == 422

@@ -96,12 +96,9 @@ class Discrepancies:
         thousandth. A row that is missing or not at the ledger's stream version (rebuilt,
         or tampered with) is not trusted: that stream is replayed from its entries instead."""
         rows = conn.execute(
-            "SELECT 'disc/' || d.id::text, d.state, v.stream_version "
-            "FROM discrepancies d, LATERAL (SELECT stream_version FROM ledger_entries "
-            "  WHERE (tenant_id, stream_id, stream_version) >= (d.tenant_id, 'disc/' || d.id::text, 0)"
-            "  AND (tenant_id, stream_id, stream_version) <= (d.tenant_id, 'disc/' || d.id::text, "
-            "      9223372036854775807)"
-            "  ORDER BY tenant_id DESC, stream_id DESC, stream_version DESC LIMIT 1) v "
+            "SELECT 'disc/' || d.id::text, d.state, v.stream_version FROM discrepancies d, "
+            "LATERAL (SELECT stream_version FROM ledger_entries WHERE tenant_id = d.tenant_id "
+            "  AND stream_id = 'disc/' || d.id::text ORDER BY stream_version DESC LIMIT 1) v "
             "WHERE d.tenant_id = %s AND d.id = ANY(%s)",
             (tenant, [u for s in streams if (u := _uuid(s[len(PREFIX):])) is not None]))
         states: dict[str, domain.Discrepancy] = {}
@@ -242,18 +239,28 @@ class HistoryItem:
 
 
 def history(conn: psycopg.Connection, tenant: str, discrepancy_id: str, *,
-            until_seq: int | None = None, until_time: datetime | None = None
+            until_seq: int | None = None, until_time: datetime | None = None,
+            after_seq: int = -1, limit: int | None = None
             ) -> tuple[domain.Discrepancy | None, list[HistoryItem]]:
-    """Every entry about the discrepancy in order (up to a seq or a time), and the state then."""
-    rows = conn.execute(
-        "SELECT seq, entry, leaf_hash FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s "
-        "AND seq <= %s AND recorded_at <= %s ORDER BY seq",
-        (tenant, stream_of(discrepancy_id), until_seq if until_seq is not None else 2**62,
-         until_time or datetime.max.replace(tzinfo=timezone.utc)))
+    """The entries about the discrepancy in order (up to a seq or a time; a page of `limit`
+    after `after_seq`), and the state after the last one returned. Entries before the page
+    are folded for the status; nothing after the page is read."""
+    where = ("tenant_id = %(t)s AND stream_id = %(s)s AND seq <= %(until)s "
+             "AND recorded_at <= %(at)s")
+    cur = conn.execute(
+        f"(SELECT seq, entry, leaf_hash FROM ledger_entries WHERE {where} AND seq <= %(after)s) "
+        f"UNION ALL (SELECT seq, entry, leaf_hash FROM ledger_entries WHERE {where} "
+        "AND seq > %(after)s ORDER BY seq LIMIT %(limit)s) ORDER BY seq",
+        {"t": tenant, "s": stream_of(discrepancy_id),
+         "until": until_seq if until_seq is not None else 2**62,
+         "at": until_time or datetime.max.replace(tzinfo=timezone.utc), "after": after_seq,
+         "limit": limit})
     state, items = None, []
-    for seq, entry, leaf in rows:
+    for seq, entry, leaf in cur:
         before = state.status.value if state else None
         state, document = _apply(state, entry)
+        if seq <= after_seq:
+            continue
         items.append(HistoryItem(seq, document["at"], document["type"], document["actor"]["id"],
                                  document["actor"]["role"], before, state.status.value,
                                  bytes(leaf), document["data"]))

@@ -235,15 +235,22 @@ def _as_of(value: str) -> dict:
 
 
 @router.get("/v1/discrepancies/{discrepancy_id}/history")
-async def get_history(discrepancy_id: DiscrepancyId, who: Reader, state: State) -> dict:
-    """Every ledger entry about the discrepancy, in order."""
-    _, items = await state.read(who.tenant, store.history, who.tenant, discrepancy_id)
-    if not items:
+async def get_history(discrepancy_id: DiscrepancyId, who: Reader, state: State,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+                      after_seq: Annotated[int, Query(ge=0, le=2**62)] | None = None) -> dict:
+    """The ledger entries about the discrepancy, in order, a page at a time: pass
+    `next_after_seq` back as `after_seq` for the next page (null: this was the last)."""
+    _, items = await state.read(who.tenant, store.history, who.tenant, discrepancy_id,
+                                after_seq=-1 if after_seq is None else after_seq, limit=limit + 1)
+    if not items and after_seq is None:
         raise ProblemError(404, "Unknown discrepancy", f"no discrepancy {discrepancy_id} in this tenant")
+    more = len(items) > limit
+    items = items[:limit]
     return {"discrepancy_id": discrepancy_id, "entries": [
         {"seq": i.seq, "at": i.at, "type": i.type, "actor": i.actor_id, "role": i.role,
          "status_before": i.status_before, "status_after": i.status_after,
-         "leaf_hash": b64(i.leaf_hash), "data": i.data} for i in items]}
+         "leaf_hash": b64(i.leaf_hash), "data": i.data} for i in items],
+        "next_after_seq": items[-1].seq if more else None}
 
 
 @router.get("/v1/discrepancies/{discrepancy_id}/snapshot")
