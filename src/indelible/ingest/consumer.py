@@ -10,7 +10,11 @@ For each fetched batch:
      (NAK with delay), never dropped; a failure the store reports is retried, and a message
      that fails MAX_FAILED_DELIVERIES times is dead-lettered.
 Redeliveries and republished messages add nothing: opens replay by (source, external_ref),
-closes by their own idempotency key.
+closes by their own idempotency key, dead letters by the message's stream sequence.
+
+The consumer never stops by itself: a session that fails (broker unreachable at start, the
+durable consumer or stream deleted, a bug) is logged and started again with a growing
+backoff, and `status` (read by /readyz and /metrics) says it is down meanwhile.
 """
 
 from __future__ import annotations
