@@ -29,6 +29,11 @@ JSON_LIMIT = 1024 * 1024  # bytes: every JSON command is far smaller
 ROUTE_LIMITS = ((re.compile(r"^/v1/discrepancies/[^/]+/evidence$"), evidence.MAX_FILE),)
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/v1/verifier-key", "/openapi.json",
                     "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PREFIXES = ("/docs-assets/",)  # the offline Swagger UI and ReDoc files
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC or path.startswith(PUBLIC_PREFIXES)
 
 
 def body_limit(path: str) -> int:
@@ -46,7 +51,7 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if path not in PUBLIC:
+        if not is_public(path):
             refusal = await _authenticate(scope)
             if refusal is not None:
                 return await refusal(scope, receive, send)
