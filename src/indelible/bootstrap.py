@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from indelible.config import Settings
 from indelible.ingest.service import Ingestion
+from indelible.ingest.status import IngestStatus
 from indelible.keys import load_or_create_signer
 from indelible.kept import KeptCheckpoints
 from indelible.proofs import NoteSigner
@@ -94,6 +95,7 @@ class Service:
     signer: NoteSigner
     appender: GroupCommitAppender
     nats_url: str | None  # None: ingestion is switched off
+    ingest_status: IngestStatus | None = None  # None: this process does not ingest
 
 
 @contextmanager
@@ -113,7 +115,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True,
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
         try:
-            yield Service(settings, db, signer, appender, ingestion.url if ingestion else None)
+            yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
+                          ingestion.status if ingestion else None)
         finally:
             if ingestion is not None:
                 ingestion.stop()

@@ -129,3 +129,41 @@ def test_restarting_postgresql_during_ingestion_loses_nothing(tmp_path, broker):
         with psycopg.connect(app_url) as conn:
             assert conn.execute("SELECT count(*) FROM ledger_entries WHERE tenant_id = %s "
                                 "AND type = 'ingest.dead_lettered'", (tenant,)).fetchone() == (0,)
+
+
+def test_readyz_and_metrics_show_ingestion_down_while_the_broker_is_away(tmp_path, broker,
+                                                                        owner_url):
+    import httpx
+
+    def ready() -> httpx.Response:
+        return httpx.get(f"{base}/readyz", timeout=5)
+
+    def metric(name: str) -> float:
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        return float(next(line.split()[-1] for line in text.splitlines()
+                          if line.startswith(name + " ")))
+
+    def until(predicate, timeout: float = 30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"not reached: {ready().text}")
+
+    env = {**cli_env(tmp_path / "data", owner_url), "INDELIBLE_NATS_URL": broker.url}
+    service, base = _start(env, tmp_path / "service.log")
+    try:
+        until(lambda: ready().status_code == 200)
+        assert metric("indelible_ingest_up") == 1
+        broker.stop()
+        until(lambda: ready().status_code == 503)
+        problem = ready().json()
+        assert problem["component"] == "ingestion" and "ingestion" in problem["detail"]
+        assert metric("indelible_ingest_up") == 0
+        broker.start()
+        until(lambda: ready().status_code == 200)
+        assert metric("indelible_ingest_pending_messages") == 0
+        assert "indelible_ingest_processed_total" in httpx.get(f"{base}/metrics").text
+    finally:
+        assert _interrupt(service) == 0

@@ -195,3 +195,48 @@ def test_a_role_without_bypassrls_projects_new_discrepancies_by_upsert_alike(
                         (registered_tenant, [d, twin.id])).fetchall()
     assert len(rows) == 2 and rows[0] == rows[1]
     assert store._bypasses_rls(conn) is True
+
+
+def _ledger_rows_read(conn, tenant: str, command) -> int:
+    """Ledger rows PostgreSQL read (by heap or by index) while appending `command`."""
+    count = ("SELECT coalesce(sum(seq_tup_read + idx_tup_fetch), 0) "
+             "FROM pg_stat_xact_user_tables WHERE relname = 'ledger_entries'")
+    with conn.transaction():
+        before = conn.execute(count).fetchone()[0]
+        (outcome,) = append_batch(conn, tenant, [command], model=projections())
+        assert isinstance(outcome, Appended), outcome
+        return conn.execute(count).fetchone()[0] - before
+
+
+def test_the_cost_of_a_command_does_not_grow_with_the_comments_before_it(
+        owner_url, conn, registered_tenant):
+    d = _open(conn, registered_tenant, ref="chatty")
+    comment = store.decision(d, domain.Comment(text="one more"), ANALYST)
+    few = _ledger_rows_read(conn, registered_tenant, comment)
+    append_batch(conn, registered_tenant, [store.decision(d, domain.Comment(text=f"note {i}"),
+                                                          ANALYST) for i in range(300)],
+                 model=projections())
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        # As autovacuum would: without statistics that know this tenant, the planner may
+        # probe stream versions through another index (a cost of the version probe the
+        # appender always made, not of loading the state).
+        owner.execute("ANALYZE ledger_entries")
+    many = _ledger_rows_read(conn, registered_tenant, comment)
+    moved = _ledger_rows_read(conn, registered_tenant, _move(d, "acknowledged"))
+    assert many <= few and moved <= few, (few, many, moved)
+    state = _scoped(conn, registered_tenant, store.Discrepancies().load,
+                    [store.stream_of(d)])[store.stream_of(d)]
+    replayed = store.Discrepancies.replay(conn, registered_tenant, [store.stream_of(d)])
+    assert state == replayed[store.stream_of(d)] and state.comments == 302
+
+
+def test_a_read_model_row_behind_the_ledger_is_not_trusted(owner_url, conn, registered_tenant):
+    d = _open(conn, registered_tenant, ref="stale")
+    append_batch(conn, registered_tenant, [_move(d, "acknowledged")], model=projections())
+    with psycopg.connect(owner_url, autocommit=True) as owner:  # a row set back to version 1
+        owner.execute("UPDATE discrepancies SET version = 1, state = jsonb_set(jsonb_set(state, "
+                      "'{version}', '1'), '{status}', '\"open\"') WHERE tenant_id = %s AND id = %s",
+                      (registered_tenant, d))
+    state = _scoped(conn, registered_tenant, store.Discrepancies().load,
+                    [store.stream_of(d)])[store.stream_of(d)]
+    assert (state.version, state.status) == (2, domain.Status.ACKNOWLEDGED)

@@ -331,14 +331,14 @@ def test_an_engine_credential_cannot_read_others_traffic_or_use_the_jetstream_ap
         await asyncio.sleep(0.3)
 
     async def delete_the_stream(nc):
-        await nc.request("$JS.API.STREAM.DELETE.RECON", b"", timeout=1)
+        await nc.request("$JS.API.STREAM.DELETE.RECON_QUEUE", b"", timeout=1)
 
     engine.attempt(listen_to_every_inbox)
     assert isinstance(engine.attempt(delete_the_stream),
                       (nats.errors.TimeoutError, nats.errors.NoRespondersError))
     assert engine.refusals() == ['subscription to "_inbox.>"',  # the client lowercases
-                                 'publish to "$js.api.stream.delete.recon"']
-    assert _stream_exists(broker, "RECON")
+                                 'publish to "$js.api.stream.delete.recon_queue"']
+    assert _stream_exists(broker, "RECON_QUEUE")
 
 
 def _stream_exists(broker: EmbeddedNats, name: str) -> bool:

@@ -7,12 +7,15 @@ from psycopg_pool import ConnectionPool
 
 from indelible.api import docs, problems
 from indelible.api.context import AppState
+from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, health, keys, policy
+from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.appender import GroupCommitAppender
 
 
-def create_app(*, conninfo: str, signer: NoteSigner, appender: GroupCommitAppender) -> FastAPI:
+def create_app(*, conninfo: str, signer: NoteSigner, appender: GroupCommitAppender,
+               ingest_status: IngestStatus | None = None) -> FastAPI:
     pool = ConnectionPool(conninfo, min_size=1, max_size=16, open=False,
                           kwargs={"autocommit": True})
 
@@ -24,9 +27,11 @@ def create_app(*, conninfo: str, signer: NoteSigner, appender: GroupCommitAppend
     app = FastAPI(title="Indelible", version="0.1.0", lifespan=lifespan,
                   description="A compliance ledger nobody can edit.",
                   docs_url=None, redoc_url=None)  # served offline by api/docs.py
-    app.state.indelible = AppState(pool=pool, appender=appender, signer=signer)
+    app.state.indelible = AppState(pool=pool, appender=appender, signer=signer,
+                                   ingest_status=ingest_status)
     problems.install(app)
     docs.install(app)
+    app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
     for module in (health, audit, keys, discrepancies, policy):
         app.include_router(module.router)
     return app

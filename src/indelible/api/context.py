@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 
 from indelible.api.problems import ProblemError
+from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.api_keys import Principal, authenticate
 from indelible.store.appender import GroupCommitAppender
@@ -27,6 +28,7 @@ class AppState:
     pool: ConnectionPool
     appender: GroupCommitAppender
     signer: NoteSigner
+    ingest_status: IngestStatus | None = None  # None: this process does not ingest
 
     @contextmanager
     def tenant_connection(self, tenant: str):
@@ -59,6 +61,8 @@ def app_state(request: Request) -> AppState:
 async def principal(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
                     ) -> Principal:
+    if (checked := getattr(request.state, "principal", None)) is not None:
+        return checked  # the request guard already looked the key up, before the body
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ProblemError(401, "Unauthenticated", "send an API key as `Authorization: Bearer <token>`")
     state = app_state(request)

@@ -33,7 +33,7 @@ def up(host: str, port: int) -> None:
                        f"{service.nats_url}", err=True)
         click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
         app = create_app(conninfo=service.db.request_url, signer=service.signer,
-                         appender=service.appender)
+                         appender=service.appender, ingest_status=service.ingest_status)
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -250,7 +250,7 @@ def simulate(tenant: str, count: int, matched_share: float) -> None:
     """Publish realistic reconciliation messages to the service's NATS stream."""
     import asyncio
 
-    from indelible.ingest.consumer import ensure_streams
+    from indelible.ingest.streams import ensure_streams
     from indelible.ingest.simulate import messages, publish
 
     settings = settings_from_env()

@@ -96,6 +96,22 @@ class Discrepancy:
             "comments": self.comments, "evidence": [dict(e) for e in self.evidence],
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Discrepancy:
+        """The inverse of :meth:`to_dict` (a read-model row back into a state)."""
+        code = d["resolution_code"]
+        return cls(
+            id=d["id"], external_ref=d["external_ref"], source=d["source"], kind=Kind(d["kind"]),
+            expected_amount=d["expected_amount"], actual_amount=d["actual_amount"],
+            currency=d["currency"], difference=d["difference"], severity=Severity(d["severity"]),
+            status=Status(d["status"]), assignee=d["assignee"], detected_at=d["detected_at"],
+            metadata=d["metadata"], transaction_refs=tuple(d["transaction_refs"]),
+            investigated=d["investigated"],
+            resolution_code=ResolutionCode(code) if code is not None else None,
+            resolution_note=d["resolution_note"], version=d["version"],
+            opened_at=d["opened_at"], updated_at=d["updated_at"], comments=d["comments"],
+            evidence=tuple(dict(e) for e in d["evidence"]))
+
 
 def evolve(state: Discrepancy | None, event: Event, *, at: str) -> Discrepancy:
     """The state after ``event``, recorded at ``at`` (the entry's RFC 3339 time)."""

@@ -12,7 +12,11 @@ For each fetched batch:
 Redeliveries and republished messages add nothing: a detection is decided against the
 discrepancy its (source, external_ref) opened, so an identical one adds nothing and one with
 different amounts, currency or kind is recorded as an amendment; closes replay by their own
-idempotency key.
+idempotency key, dead letters by the message's stream sequence.
+
+The consumer never stops by itself: a session that fails (broker unreachable at start, the
+durable consumer or stream deleted, a bug) is logged and started again with a growing
+backoff, and `status` (read by /readyz and /metrics) says it is down meanwhile.
 """
 
 from __future__ import annotations
@@ -20,29 +24,36 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import nats
 import orjson
 import psycopg
-from nats.js.api import ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import ConsumerConfig
+from nats.js.errors import NotFoundError
 
 from indelible import domain
 from indelible.entry import Actor, NewEntry
 from indelible.ingest.contract import ContractError, Detected, Matched, parse_message
+from indelible.ingest.status import IngestStatus
+from indelible.ingest.streams import (DLQ_PREFIX, DLQ_STREAM, DURABLE, STREAM,  # noqa: F401
+                                      ensure_streams)
 from indelible.nats_auth import NatsAccess
 from indelible.store import discrepancies as store
 from indelible.store.appender import Appended, GroupCommitAppender
-from indelible.store.errors import AppendRefusedError, StoreUnavailableError
+from indelible.store.errors import (AppendRefusedError, IdempotencyConflictError,
+                                    StoreUnavailableError)
 
 log = logging.getLogger(__name__)
 
-STREAM, DLQ_STREAM, DURABLE = "RECON", "RECON_DLQ", "indelible-ingest"
-DLQ_PREFIX = "indelible.dlq"
 MAX_FAILED_DELIVERIES = 3
 MATCH_WAIT_DELIVERIES = 30  # a `matched` waits this many redeliveries for its `detected`
 RETRY_DELAY = 1.0  # seconds before a NAKed message comes back
-DAY = 24 * 3600
+BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before restarting a failed consumer
+HEALTHY_AFTER = 60.0  # seconds a session must last for the backoff to start over
+MONITOR_EVERY = 2.0  # seconds between looks at the stream's backlog
 
 
 @dataclass
@@ -53,80 +64,135 @@ class IngestConfig:
     known_tenants: set[str] = field(default_factory=set)
 
 
-async def ensure_streams(js, prefix: str) -> None:
-    """Create the streams if missing. Limits: a week of messages (the engines can replay
-    further back), 1 MiB per message (the contract allows 64 KiB; bigger ones still arrive, to
-    be dead-lettered with a reason), two minutes of publish de-duplication by Nats-Msg-Id."""
-    await js.add_stream(StreamConfig(
-        name=STREAM, subjects=[f"{prefix}.*"], storage=StorageType.FILE, max_age=7 * DAY,
-        max_msg_size=1024 * 1024, discard=DiscardPolicy.OLD, duplicate_window=120))
-    await js.add_stream(StreamConfig(
-        name=DLQ_STREAM, subjects=[f"{DLQ_PREFIX}.>"], storage=StorageType.FILE,
-        max_age=90 * DAY, max_msg_size=2 * 1024 * 1024))
+class ConsumerLostError(RuntimeError):
+    """The durable consumer or its stream vanished under us: start over."""
 
 
 class Consumer:
-    def __init__(self, *, config: IngestConfig, appender: GroupCommitAppender, conninfo: str):
+    def __init__(self, *, config: IngestConfig, appender: GroupCommitAppender, conninfo: str,
+                 status: IngestStatus | None = None):
         self._config = config
         self._appender = appender
         self._conninfo = conninfo
         self._lookups: psycopg.Connection | None = None
+        self.stream_tag = STREAM
+        self.status = status or IngestStatus()
 
     async def run(self, stop: asyncio.Event) -> None:
-        nc = await self._config.broker.connect(max_reconnect_attempts=-1,
-                                               reconnect_time_wait=0.5, name="indelible-ingest")
+        """Consume until `stop`; whatever breaks a session (the broker refuses us, the
+        consumer is deleted, a bug) is logged and the session starts over after a backoff."""
+        wait = BACKOFF[0]
         try:
-            js = nc.jetstream()
-            await ensure_streams(js, self._config.prefix)
-            sub = await js.pull_subscribe(
-                f"{self._config.prefix}.*", durable=DURABLE, stream=STREAM,
-                config=ConsumerConfig(ack_wait=60, max_ack_pending=50_000))
             while not stop.is_set():
+                started = time.monotonic()
                 try:
-                    msgs = await sub.fetch(self._config.batch, timeout=0.5)
-                except TimeoutError:  # nothing to fetch (nats' own TimeoutError is a subclass)
-                    continue
-                except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError,
-                        nats.js.errors.ServiceUnavailableError) as e:
-                    log.warning("fetch failed (%s); retrying", e)
-                    await asyncio.sleep(RETRY_DELAY)
-                    continue
-                try:
-                    await self._handle(js, msgs)
-                except Exception as e:  # noqa: BLE001 - e.g. the database is away
-                    # Whatever was not acknowledged comes back; the loop must go on.
-                    log.warning("batch failed (%r); %d messages will be redelivered", e, len(msgs))
-                    for msg in msgs:
-                        await _nak_quietly(msg)
-                    await asyncio.sleep(RETRY_DELAY)
+                    await self._session(stop)
+                except Exception as e:  # noqa: BLE001 - the consumer must not die quietly
+                    log.exception("ingestion failed; restarting in %.1f s", wait)
+                    self.status.set_state("restarting", f"{type(e).__name__}: {e}")
+                    if time.monotonic() - started > HEALTHY_AFTER:
+                        wait = BACKOFF[0]
+                    await _sleep_unless(stop, wait)
+                    wait = min(wait * 2, BACKOFF[1])
+                    self.status.count(restarts=1)
         finally:
-            await nc.close()
             if self._lookups is not None:
                 self._lookups.close()
 
+    async def _session(self, stop: asyncio.Event) -> None:
+        nc = await self._config.broker.connect(max_reconnect_attempts=-1,
+                                               reconnect_time_wait=0.5, name="indelible-ingest")
+        monitor = None
+        try:
+            js = nc.jetstream()
+            await ensure_streams(js, self._config.prefix)
+            self.stream_tag = await stream_tag(js)
+            sub = await js.pull_subscribe(
+                f"{self._config.prefix}.*", durable=DURABLE, stream=STREAM,
+                config=ConsumerConfig(ack_wait=60, max_ack_pending=50_000))
+            monitor = asyncio.create_task(self._monitor(js))
+            while not stop.is_set():
+                if monitor.done():
+                    monitor.result()  # raises what stopped it
+                await self._fetch_and_handle(js, sub)
+        finally:
+            if monitor is not None:
+                monitor.cancel()
+            await nc.close()
+
+    async def _fetch_and_handle(self, js, sub) -> None:
+        try:
+            msgs = await sub.fetch(self._config.batch, timeout=0.5)
+        except TimeoutError:  # nothing to fetch (nats' own TimeoutError is a subclass)
+            return
+        except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError,
+                nats.js.errors.ServiceUnavailableError) as e:
+            log.warning("fetch failed (%s); retrying", e)
+            await asyncio.sleep(RETRY_DELAY)
+            return
+        try:
+            await self._handle(js, msgs)
+        except Exception as e:  # noqa: BLE001 - e.g. the database is away
+            # Whatever was not acknowledged comes back; the loop must go on.
+            log.warning("batch failed (%r); %d messages will be redelivered", e, len(msgs))
+            for msg in msgs:
+                await _nak_quietly(msg)
+            await asyncio.sleep(RETRY_DELAY)
+
+    async def _monitor(self, js) -> None:
+        """Report the backlog; a fetch cannot tell a deleted consumer from an idle one (it
+        just times out), so a consumer or stream gone missing is noticed here."""
+        while True:
+            try:
+                await js.consumer_info(STREAM, DURABLE)
+                info = await js.stream_info(STREAM)
+                self.status.set_backlog(info.state.messages, await _oldest_age(js, info))
+            except NotFoundError as e:
+                raise ConsumerLostError(f"stream {STREAM} or its consumer {DURABLE} is gone: "
+                                        f"{e}") from e
+            except (TimeoutError, nats.errors.Error) as e:
+                self.status.set_state("reconnecting", f"the broker does not answer: {e!r}")
+            await asyncio.sleep(MONITOR_EVERY)
+
     async def _handle(self, js, msgs) -> None:
+        subject_tenants = {msg.subject.rsplit(".", 1)[-1] for msg in msgs}
+        known = await self._known(subject_tenants)
         by_tenant: dict[str, list] = {}
         for msg in msgs:
             tenant = msg.subject.rsplit(".", 1)[-1]
             try:
                 message = parse_message(msg.data, subject_tenant=tenant)
             except ContractError as e:
-                await self._dead_letter(js, msg, str(e), tenant if self._known(tenant) else None)
+                await self._dead_letter(js, msg, str(e), tenant if tenant in known else None)
                 continue
-            if not self._known(tenant):
+            if tenant not in known:
                 await self._dead_letter(js, msg, f"unknown tenant {tenant!r}", None)
                 continue
             by_tenant.setdefault(tenant, []).append((msg, message))
         for tenant, items in by_tenant.items():
             await self._append(js, tenant, items)
 
-    def _known(self, tenant: str) -> bool:
+    async def _known(self, tenants: set[str]) -> set[str]:
+        """Which of `tenants` exist. Known ones are remembered; the rest are asked about in
+        one query per batch on the kept lookup connection, off the event loop: a flood for a
+        tenant that does not exist costs a query per batch, not a connection per message.
+        Unknown answers are not remembered, so a tenant created a moment ago is found."""
         known = self._config.known_tenants
-        if tenant not in known:
-            with psycopg.connect(self._conninfo) as conn:
-                if conn.execute("SELECT 1 FROM tenants WHERE tenant_id = %s", (tenant,)).fetchone():
-                    known.add(tenant)
-        return tenant in known
+        ask = sorted(tenants - known)
+        if ask:
+            known.update(await asyncio.to_thread(self._existing_tenants, ask))
+        return tenants & known
+
+    def _existing_tenants(self, tenants: list[str]) -> set[str]:
+        conn = self._lookup_connection()
+        try:
+            rows = conn.execute("SELECT tenant_id FROM tenants WHERE tenant_id = ANY(%s)",
+                                (tenants,)).fetchall()
+        except psycopg.Error:
+            self._lookups = None  # reconnect next time; the batch is redelivered
+            conn.close()
+            raise
+        return {r[0] for r in rows}
 
     async def _append(self, js, tenant: str, items: list) -> None:
         ids = await asyncio.to_thread(self._look_up, tenant, items)
@@ -207,26 +273,41 @@ class Consumer:
             return
         if isinstance(outcome, Appended):
             await msg.ack()
+            self.status.count(processed=1)
 
     async def _dead_letter(self, js, msg, reason: str, tenant: str | None) -> None:
         """Keep the original bytes and headers with the reason; then acknowledge."""
-        attempts = msg.metadata.num_delivered
+        await self.record_dead_letter(js, msg, reason, tenant)
+        await msg.ack()
+        self.status.count(dead_lettered=1)
+        log.info("dead-lettered stream seq %s: %s", msg.metadata.sequence.stream, reason)
+
+    async def record_dead_letter(self, js, msg, reason: str, tenant: str | None) -> None:
+        """Publish to the dead-letter stream and record the ledger entry, both keyed by the
+        message (stream incarnation and sequence): a redelivery of a message whose dead
+        letter was already recorded (the acknowledgement was lost: a crash, a broker
+        restart) finds its entry and moves on, whatever attempt count or reason it carries
+        now. Refusing it as a conflict would fail, and redeliver, its whole batch forever."""
+        attempts, seq = msg.metadata.num_delivered, msg.metadata.sequence.stream
+        key = f"dlq:{self.stream_tag}:{seq}"
         headers = {**(msg.headers or {}), "Indelible-Reason": reason[:2000],
                    "Indelible-Attempts": str(attempts), "Indelible-Subject": msg.subject,
-                   "Indelible-Stream-Seq": str(msg.metadata.sequence.stream)}
-        headers["Nats-Msg-Id"] = f"dlq-{msg.metadata.sequence.stream}"
+                   "Indelible-Stream-Seq": str(seq), "Nats-Msg-Id": key}
         ack = await js.publish(f"{DLQ_PREFIX}.{tenant or '_unknown'}", msg.data, headers=headers)
-        if tenant is not None:
-            entry = NewEntry(
-                stream="ingest/dead-letters", type="ingest.dead_lettered",
-                actor=Actor("ingest:nats", "system", "engine"),
-                idempotency_key=f"dlq:{msg.metadata.sequence.stream}",
-                data={"subject": msg.subject, "stream_seq": msg.metadata.sequence.stream,
-                      "reason": reason[:2000], "attempts": attempts, "dlq_seq": ack.seq,
-                      "payload_sha256": hashlib.sha256(msg.data).hexdigest()})
+        if tenant is None:
+            return
+        entry = NewEntry(
+            stream="ingest/dead-letters", type="ingest.dead_lettered",
+            actor=Actor("ingest:nats", "system", "engine"), idempotency_key=key,
+            data={"subject": msg.subject, "stream_seq": seq, "reason": reason[:2000],
+                  "attempts": attempts, "dlq_seq": ack.seq,
+                  "payload_sha256": hashlib.sha256(msg.data).hexdigest()})
+        try:
             await asyncio.wrap_future(self._appender.submit(tenant, entry))
-        await msg.ack()
-        log.info("dead-lettered stream seq %s: %s", msg.metadata.sequence.stream, reason)
+        except IdempotencyConflictError as e:
+            if e.key != key:
+                raise
+            log.info("stream seq %s was already dead-lettered (ledger seq %s)", seq, e.seq)
 
 
 async def _nak_quietly(msg) -> None:
@@ -246,3 +327,30 @@ def _decision(message: Detected | Matched, discrepancy_id: str):
                               reason=f"matched at {message.matched_at}: {message.reason}"[:1000])
     key = "matched:" + hashlib.sha256(orjson.dumps(list(message.ref))).hexdigest()
     return store.decision(discrepancy_id, close, actor, key)
+
+
+async def stream_tag(js) -> str:
+    """The stream and its creation time: sequences restart if the stream is ever recreated,
+    and dead-letter keys from two incarnations must not collide."""
+    return f"{STREAM}@{(await js.stream_info(STREAM)).created}"
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _oldest_age(js, info) -> float:
+    """Seconds the oldest message in the work queue has waited: every message still in it is
+    unacknowledged, so the first one is the oldest."""
+    if not info.state.messages:
+        return 0.0
+    try:
+        raw = await js.get_msg(STREAM, info.state.first_seq)
+    except NotFoundError:  # acknowledged meanwhile
+        return 0.0
+    if raw.time is None:
+        return 0.0
+    return max(0.0, (datetime.now(timezone.utc) - raw.time).total_seconds())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from nats.js.errors import NotFoundError
 
-from indelible.ingest.consumer import DLQ_PREFIX, DLQ_STREAM
+from indelible.ingest.streams import DLQ_PREFIX, DLQ_STREAM
 from indelible.nats_auth import NatsAccess
 
 OUR_HEADERS = ("Indelible-Reason", "Indelible-Attempts", "Indelible-Subject",

@@ -9,6 +9,7 @@ import threading
 
 from indelible.config import Settings
 from indelible.ingest.consumer import Consumer, IngestConfig
+from indelible.ingest.status import IngestStatus
 from indelible.nats_auth import NatsAccess
 from indelible.runtime import EmbeddedNats
 from indelible.store.appender import GroupCommitAppender
@@ -37,6 +38,7 @@ class Ingestion:
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.access: NatsAccess | None = None
+        self.status = IngestStatus()  # read by /readyz and /metrics
 
     @property
     def url(self) -> str:
@@ -61,8 +63,10 @@ class Ingestion:
     def _run(self) -> None:
         consumer = Consumer(config=IngestConfig(broker=self.access,
                                                 prefix=self._settings.subject_prefix),
-                            appender=self._appender, conninfo=self._conninfo)
+                            appender=self._appender, conninfo=self._conninfo,
+                            status=self.status)
         try:
             self._loop.run_until_complete(consumer.run(self._stop))
-        except Exception:  # noqa: BLE001 - logged loudly; the HTTP service keeps serving
+        except BaseException as e:  # the consumer restarts itself; this is a bug: say it
+            self.status.set_state("stopped", f"{type(e).__name__}: {e}")
             log.exception("ingestion stopped")

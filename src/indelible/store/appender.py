@@ -92,6 +92,10 @@ class Decision:
     request_key: str | None = None
     request_sha256: str | None = None
     reads: tuple[str, ...] = ()  # streams, owned by the model, whose states decide also gets
+    # Rows that exist only because this entry does (an evidence file's bytes): written in the
+    # same transaction, and only when the decision appends an entry (not on a refusal or a
+    # replay), so a refused command leaves nothing behind in append-only tables.
+    with_entry: Callable[[psycopg.Connection, str], None] | None = None
 
 
 class StreamModel(Protocol):
@@ -229,6 +233,7 @@ class _Batch:
         self.model, self.states, self.changed = model, states, set()
         self.answered = answered  # request key -> the entry its first request produced
         self.new_requests: list[tuple[str, int]] = []  # (request key, seq) to index
+        self.with_entry: list[Callable[[psycopg.Connection, str], None]] = []
         self.at = datetime.now(timezone.utc)
         self.at_text = format_time(self.at)
         self.log = log_json(head.origin)
@@ -300,6 +305,8 @@ class _Batch:
         if d.request_key is not None and isinstance(appended, Appended):
             self.answered[d.request_key] = appended
             self.new_requests.append((d.request_key, appended.seq))
+        if d.with_entry is not None and isinstance(appended, Appended) and not appended.replayed:
+            self.with_entry.append(d.with_entry)
         return appended
 
     def finish(self, conn: psycopg.Connection, cur: psycopg.Cursor) -> None:
@@ -310,6 +317,8 @@ class _Batch:
             cur.executemany("INSERT INTO request_keys (tenant_id, request_key, seq) "
                             "VALUES (%s, %s, %s)",
                             [(self.tenant, key, seq) for key, seq in self.new_requests])
+        for write in self.with_entry:
+            write(conn, self.tenant)
         if self.nodes:
             cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
                             "VALUES (%s, %s, %s, %s)",

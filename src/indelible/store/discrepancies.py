@@ -1,8 +1,9 @@
 """Discrepancies in the ledger: decisions, the read model, history and time travel.
 
-The state a command is judged against is replayed from the stream's own ledger entries
-under the log-head lock (the ledger is the truth; a discrepancy has few entries). The
-`discrepancies` table is the projection queries use, written in the same transaction.
+The state a command is judged against is read under the log-head lock from the
+`discrepancies` row, which is written in the same transaction as every entry of its stream
+(so it is the stream's state at its latest version), and replayed from the stream's entries
+when the row is not at that version. Queries use the same table.
 """
 
 from __future__ import annotations
@@ -53,14 +54,15 @@ def open_key(source: str, external_ref: str) -> str:
 
 def decision(discrepancy_id: str, command, actor: domain.Actor,
              idempotency_key: str | None = None, *, request_key: str | None = None,
-             request_sha256: str | None = None) -> Decision:
+             request_sha256: str | None = None, with_entry=None) -> Decision:
     """The appender's Decision for a domain command on one discrepancy.
 
     A report (OpenDiscrepancy) follows its key: reported before, it is decided against the
     discrepancy it opened (an amendment, or nothing when identical). A new one without a
     severity gets it from the tenant's policy as it stands under the log-head lock.
     `request_key` and `request_sha256` are a client's Idempotency-Key and request
-    fingerprint (see Decision).
+    fingerprint (see Decision). `with_entry` writes rows that belong to the entry, in its
+    transaction, only if it is appended.
     """
     stream = stream_of(discrepancy_id)
     opening = isinstance(command, domain.OpenDiscrepancy)
@@ -82,7 +84,8 @@ def decision(discrepancy_id: str, command, actor: domain.Actor,
                         actor=EntryActor(actor.id, str(actor.role), kind),
                         idempotency_key=None if again else idempotency_key)
     return Decision(stream, decide, idempotency_key, follows_key=opening,
-                    request_key=request_key, request_sha256=request_sha256, reads=reads)
+                    request_key=request_key, request_sha256=request_sha256, reads=reads,
+                    with_entry=with_entry)
 
 
 def _apply(state: domain.Discrepancy | None, entry: bytes) -> tuple[domain.Discrepancy, dict]:
@@ -102,6 +105,26 @@ class Discrepancies:
         return stream.startswith(PREFIX)
 
     def load(self, conn, tenant, streams):
+        """The read-model row of each stream, whose state was written in the same transaction
+        as its latest entry: a command costs the same on the tenth entry and the ten
+        thousandth. A row that is missing or not at the ledger's stream version (rebuilt,
+        or tampered with) is not trusted: that stream is replayed from its entries instead."""
+        rows = conn.execute(
+            "SELECT 'disc/' || d.id::text, d.state, v.stream_version FROM discrepancies d, "
+            "LATERAL (SELECT stream_version FROM ledger_entries WHERE tenant_id = d.tenant_id "
+            "  AND stream_id = 'disc/' || d.id::text ORDER BY stream_version DESC LIMIT 1) v "
+            "WHERE d.tenant_id = %s AND d.id = ANY(%s)",
+            (tenant, [u for s in streams if (u := _uuid(s[len(PREFIX):])) is not None]))
+        states: dict[str, domain.Discrepancy] = {}
+        for stream, state, version in rows:
+            if state is not None and state.get("version") == version:
+                states[stream] = domain.Discrepancy.from_dict(state)
+        stale = [s for s in streams if s not in states]
+        return {**states, **self.replay(conn, tenant, stale)} if stale else states
+
+    @staticmethod
+    def replay(conn, tenant: str, streams: list[str]) -> dict[str, domain.Discrepancy]:
+        """Each stream's state folded from all its entries."""
         rows = conn.execute("SELECT stream_id, entry FROM ledger_entries WHERE tenant_id = %s "
                             "AND stream_id = ANY(%s) ORDER BY seq", (tenant, streams))
         states: dict[str, domain.Discrepancy] = {}
@@ -245,18 +268,28 @@ class HistoryItem:
 
 
 def history(conn: psycopg.Connection, tenant: str, discrepancy_id: str, *,
-            until_seq: int | None = None, until_time: datetime | None = None
+            until_seq: int | None = None, until_time: datetime | None = None,
+            after_seq: int = -1, limit: int | None = None
             ) -> tuple[domain.Discrepancy | None, list[HistoryItem]]:
-    """Every entry about the discrepancy in order (up to a seq or a time), and the state then."""
-    rows = conn.execute(
-        "SELECT seq, entry, leaf_hash FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s "
-        "AND seq <= %s AND recorded_at <= %s ORDER BY seq",
-        (tenant, stream_of(discrepancy_id), until_seq if until_seq is not None else 2**62,
-         until_time or datetime.max.replace(tzinfo=timezone.utc)))
+    """The entries about the discrepancy in order (up to a seq or a time; a page of `limit`
+    after `after_seq`), and the state after the last one returned. Entries before the page
+    are folded for the status; nothing after the page is read."""
+    where = ("tenant_id = %(t)s AND stream_id = %(s)s AND seq <= %(until)s "
+             "AND recorded_at <= %(at)s")
+    cur = conn.execute(
+        f"(SELECT seq, entry, leaf_hash FROM ledger_entries WHERE {where} AND seq <= %(after)s) "
+        f"UNION ALL (SELECT seq, entry, leaf_hash FROM ledger_entries WHERE {where} "
+        "AND seq > %(after)s ORDER BY seq LIMIT %(limit)s) ORDER BY seq",
+        {"t": tenant, "s": stream_of(discrepancy_id),
+         "until": until_seq if until_seq is not None else 2**62,
+         "at": until_time or datetime.max.replace(tzinfo=timezone.utc), "after": after_seq,
+         "limit": limit})
     state, items = None, []
-    for seq, entry, leaf in rows:
+    for seq, entry, leaf in cur:
         before = state.status.value if state else None
         state, document = _apply(state, entry)
+        if seq <= after_seq:
+            continue
         items.append(HistoryItem(seq, document["at"], document["type"], document["actor"]["id"],
                                  document["actor"]["role"], before, state.status.value,
                                  bytes(leaf), document["data"]))

@@ -89,7 +89,7 @@ def _fingerprint(request: Request, payload: Any) -> str:
 
 async def _append(state: State, who: Principal, discrepancy_id: str, command, *,
                   request: Request, payload: Any, key: str | None = None,
-                  service_key: str | None = None):
+                  service_key: str | None = None, with_entry=None):
     """Append the command's decision. A client's Idempotency-Key is namespaced by its API
     key, so it can never collide with another client's; it is bound to the fingerprint of
     this request, and a reuse for any other request is refused (422) naming the entry the
@@ -98,7 +98,8 @@ async def _append(state: State, who: Principal, discrepancy_id: str, command, *,
     request_key = f"req:{who.key_id}:{key}" if key is not None else None
     fingerprint = _fingerprint(request, payload) if key is not None else None
     decision = store.decision(discrepancy_id, command, actor, service_key,
-                              request_key=request_key, request_sha256=fingerprint)
+                              request_key=request_key, request_sha256=fingerprint,
+                              with_entry=with_entry)
     try:
         return await state.append(who.tenant, decision)
     except store.DomainRefusedError as e:
@@ -257,15 +258,22 @@ def _as_of(value: str) -> dict:
 
 
 @router.get("/v1/discrepancies/{discrepancy_id}/history")
-async def get_history(discrepancy_id: DiscrepancyId, who: Reader, state: State) -> dict:
-    """Every ledger entry about the discrepancy, in order."""
-    _, items = await state.read(who.tenant, store.history, who.tenant, discrepancy_id)
-    if not items:
+async def get_history(discrepancy_id: DiscrepancyId, who: Reader, state: State,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+                      after_seq: Annotated[int, Query(ge=0, le=2**62)] | None = None) -> dict:
+    """The ledger entries about the discrepancy, in order, a page at a time: pass
+    `next_after_seq` back as `after_seq` for the next page (null: this was the last)."""
+    _, items = await state.read(who.tenant, store.history, who.tenant, discrepancy_id,
+                                after_seq=-1 if after_seq is None else after_seq, limit=limit + 1)
+    if not items and after_seq is None:
         raise ProblemError(404, "Unknown discrepancy", f"no discrepancy {discrepancy_id} in this tenant")
+    more = len(items) > limit
+    items = items[:limit]
     return {"discrepancy_id": discrepancy_id, "entries": [
         {"seq": i.seq, "at": i.at, "type": i.type, "actor": i.actor_id, "role": i.role,
          "status_before": i.status_before, "status_after": i.status_after,
-         "leaf_hash": b64(i.leaf_hash), "data": i.data} for i in items]}
+         "leaf_hash": b64(i.leaf_hash), "data": i.data} for i in items],
+        "next_after_seq": items[-1].seq if more else None}
 
 
 @router.get("/v1/discrepancies/{discrepancy_id}/snapshot")
@@ -284,16 +292,18 @@ async def attach_evidence(discrepancy_id: DiscrepancyId, request: Request, who: 
                           name: Annotated[str, Query(min_length=1, max_length=255)],
                           key: IdempotencyKey = None) -> dict:
     """Attach a file: the raw request body, its Content-Type as media type. The bytes are
-    stored content-addressed; the ledger entry records hash, name, size and type."""
+    stored content-addressed; the ledger entry records hash, name, size and type. They are
+    held in memory (bounded by the route's body limit) until the attach is decided, and
+    stored in the entry's own transaction: a refused attach stores nothing."""
     content = await _body(request)
     media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
     sha256 = hashlib.sha256(content).hexdigest()
     command = _command(domain.AttachEvidence, sha256=sha256, name=name, size=len(content),
                        media_type=media_type)
-    await state.read(who.tenant, evidence.store_file, who.tenant, content)
     appended = await _append(state, who, discrepancy_id, command, request=request, key=key,
                              payload={"name": name, "media_type": command.media_type,
-                                      "sha256": sha256})
+                                      "sha256": sha256},
+                             with_entry=lambda conn, tenant: evidence.store_file(conn, tenant, content))
     return {"discrepancy_id": discrepancy_id, "sha256": sha256, "size": len(content),
             "name": name, "media_type": command.media_type, "seq": appended.seq}
 

@@ -1,0 +1,65 @@
+"""What the ingestion is doing, for /readyz and /metrics: written by the consumer's thread,
+read by the HTTP threads (plain attribute writes under one lock)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LagLimits:
+    max_pending: int = 100_000  # messages waiting in the stream before ingestion is "lagging"
+    max_age: float = 300.0  # seconds the oldest unacknowledged message may wait
+    max_silence: float = 30.0  # seconds without a report from the consumer before "stalled"
+
+
+class IngestStatus:
+    def __init__(self, limits: LagLimits = LagLimits()):
+        self.limits = limits
+        self._lock = threading.Lock()
+        self.state = "starting"  # starting | running | reconnecting | restarting
+        self.detail = ""
+        self.pending: int | None = None  # messages in the stream not yet acknowledged
+        self.oldest_age: float = 0.0  # seconds, of the oldest of them
+        self.reported_at = time.monotonic()
+        self.processed = 0  # messages acknowledged after their entry committed
+        self.dead_lettered = 0
+        self.restarts = 0
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        with self._lock:
+            self.state, self.detail, self.reported_at = state, detail, time.monotonic()
+
+    def set_backlog(self, pending: int, oldest_age: float) -> None:
+        with self._lock:
+            self.pending, self.oldest_age = pending, oldest_age
+            self.state, self.detail, self.reported_at = "running", "", time.monotonic()
+
+    def count(self, *, processed: int = 0, dead_lettered: int = 0, restarts: int = 0) -> None:
+        with self._lock:
+            self.processed += processed
+            self.dead_lettered += dead_lettered
+            self.restarts += restarts
+
+    def up(self) -> bool:
+        """Running, whether or not it keeps up (the 0/1 metric)."""
+        problem = self.problem()
+        return problem is None or problem.startswith("lagging")
+
+    def problem(self) -> str | None:
+        """None when ingestion is running and keeping up; else what is wrong, for a person."""
+        with self._lock:
+            silent = time.monotonic() - self.reported_at
+            if self.state != "running":
+                return f"ingestion {self.state}" + (f": {self.detail}" if self.detail else "")
+            if silent > self.limits.max_silence:
+                return f"ingestion stalled: no report from the consumer for {silent:.0f} s"
+            if self.pending is not None and self.pending > self.limits.max_pending:
+                return (f"lagging: {self.pending} messages pending (limit "
+                        f"{self.limits.max_pending})")
+            if self.oldest_age > self.limits.max_age:
+                return (f"lagging: the oldest unacknowledged message waits for "
+                        f"{self.oldest_age:.0f} s (limit {self.limits.max_age:g} s)")
+            return None
