@@ -173,3 +173,17 @@ def test_messages_for_an_unknown_tenant_do_not_open_a_connection_each(broker, ap
         wait_for(lambda: running.consumer.status.dead_lettered >= 200, timeout=30)
         opened = sessions() - before
     assert opened < 20, f"{opened} database sessions for 200 messages of an unknown tenant"
+
+
+def test_listing_dead_letters_when_none_were_set_aside_answers_an_empty_list(broker):
+    from indelible.ingest.dead_letters import list_dead_letters
+
+    async def create_streams():
+        nc = await broker.access.connect()
+        try:
+            await streams.ensure_streams(nc.jetstream(), PREFIX)
+        finally:
+            await nc.close()
+
+    _run(create_streams())
+    assert _run(list_dead_letters(broker.access)) == []

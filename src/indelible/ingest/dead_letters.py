@@ -39,9 +39,11 @@ async def list_dead_letters(broker: NatsAccess, tenant: str | None = None) -> li
             info = await js.stream_info(DLQ_STREAM)
         except NotFoundError:
             return []
+        if info.state.messages == 0:
+            return []  # an empty stream reports first_seq 0, which no message has
         subject = f"{DLQ_PREFIX}.{tenant}" if tenant else f"{DLQ_PREFIX}.>"
         found = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
             try:
                 raw = await js.get_msg(DLQ_STREAM, seq)
             except NotFoundError:
