@@ -327,3 +327,14 @@ def test_the_longest_source_and_external_ref_are_accepted(service):
     body = {**OPEN, "source": "s" * 64, "external_ref": "r" * 200}
     assert analyst.post("/v1/discrepancies", json=body).status_code == 201
     assert analyst.post("/v1/discrepancies", json=body).status_code == 200
+
+
+def test_an_uppercase_uuid_in_a_path_names_the_same_discrepancy(service):
+    analyst = service.key("analyst")
+    opened = analyst.post("/v1/discrepancies", json={**OPEN, "external_ref": "upper-1"}).json()
+    upper = opened["id"].upper()
+    found = analyst.get(f"/v1/discrepancies/{upper}")
+    assert found.status_code == 200 and found.json()["id"] == opened["id"]
+    moved = analyst.post(f"/v1/discrepancies/{upper}/transitions", json={"to": "acknowledged"})
+    assert moved.status_code == 200, moved.text
+    assert analyst.get(f"/v1/discrepancies/{opened['id']}").json()["status"] == "acknowledged"

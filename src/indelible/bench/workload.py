@@ -8,7 +8,6 @@ Every command carries a unique idempotency key, as retried API calls do.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import secrets
 import uuid
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from indelible.entry import Actor, NewEntry, encode_entry, time_ordered_ids
+from indelible.proofs import leaf_hash
 
 EVENTS_PER_STREAM = 4  # detected, assigned, acknowledged, resolved
 TYPES = ("discrepancy.detected", "discrepancy.assigned", "discrepancy.acknowledged",
@@ -65,6 +65,6 @@ def baseline_rows(tenant: str, origin: str, cmds: list[NewEntry]) -> Iterator[tu
         event_id = uuid.uuid4()
         entry = encode_entry(command, origin=origin, seq=seq, prev=prev, version=version, at=at,
                              event_id=event_id)
-        prev = hashlib.sha256(b"\x00" + entry).digest()
+        prev = leaf_hash(entry)
         yield (tenant, seq, entry, prev, event_id, command.stream, version, command.type,
                at, command.actor.id, command.idempotency_key)

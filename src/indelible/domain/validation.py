@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from indelible.proofs.canonical import MAX_SAFE_INTEGER  # pure, like the domain
+
 from .errors import InvalidCommandError
 
 __all__ = ["check_enum", "check_json", "check_line", "check_text", "check_time"]
 
 E = TypeVar("E", bound=StrEnum)
-MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 16  # levels of nesting in free JSON
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BAD_KEY = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")

@@ -13,7 +13,6 @@ import orjson
 from indelible import domain
 
 MAX_MESSAGE = 64 * 1024  # bytes; larger messages are dead-lettered, not parsed
-TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _DETECTED = {"type", "tenant", "source", "external_ref", "kind", "expected_amount", "actual_amount",
              "currency", "detected_at", "transaction_refs", "severity", "metadata"}
 _MATCHED = {"type", "tenant", "source", "external_ref", "matched_at", "reason"}

@@ -25,7 +25,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from datetime import datetime, timezone
-from hashlib import sha256
 from uuid import UUID
 
 import orjson
@@ -38,6 +37,7 @@ from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownErro
                                     IdempotencyConflictError, InvalidEntryError,
                                     LogIntegrityError, StoreError, StoreUnavailableError,
                                     VersionConflictError)
+from indelible.proofs import leaf_hash
 from indelible.store.copy_rows import COPY_SQL, EntryRows
 from indelible.store.logs import LogHead, read_head
 
@@ -254,7 +254,7 @@ class _Batch:
         event_id = next(self.ids)
         entry = encode_prepared(p, log=self.log, seq=self.seq, prev=b64(self.prev) if self.prev else "",
                                 event_id=str(event_id), at=self.at_text, version=version)
-        leaf = sha256(b"\x00" + entry).digest()
+        leaf = leaf_hash(entry)
         self.nodes += self.frontier.append(leaf)
         self.rows.add(self.seq, entry, leaf, event_id.bytes, command.stream, version,
                       command.type, command.actor.id, command.idempotency_key)

@@ -21,7 +21,7 @@ _FIELD_COUNT = struct.pack(">h", len(COLUMNS))
 _NULL = struct.pack(">i", -1)
 _HASH_LENGTH = struct.pack(">i", 32)
 _UUID_LENGTH = struct.pack(">i", 16)
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)  # timestamptz counts µs from here
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)  # timestamptz counts µs from here
 _int8 = struct.Struct(">iq").pack  # length 8, then the value
 _length = struct.Struct(">i").pack
 
@@ -42,7 +42,7 @@ class EntryRows:
 
     def __init__(self, tenant: str, recorded_at: datetime):
         self._tenant = text(tenant)
-        self._at = _int8(8, (recorded_at - _PG_EPOCH) // timedelta(microseconds=1))
+        self._at = _int8(8, (recorded_at - PG_EPOCH) // timedelta(microseconds=1))
         self._parts = [_HEADER]
         self.count = 0
         self.pending = 0  # rows encoded but not yet drained

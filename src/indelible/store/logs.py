@@ -10,7 +10,9 @@ import psycopg
 from indelible.proofs import CompactRange
 from indelible.store.errors import UnknownLogError
 
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# The one definition of a tenant name: the schema's CHECK, HTTP paths and this check use it.
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_TENANT = re.compile(TENANT_PATTERN)
 
 
 class InvalidTenantError(ValueError):
@@ -27,7 +29,7 @@ class LogHead:
 
 
 def check_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
+    if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
         raise InvalidTenantError(
             f"tenant {tenant!r} is not a valid slug: lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit, at most 63 characters")

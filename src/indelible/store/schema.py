@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import psycopg
 
+from indelible.store.logs import TENANT_PATTERN
+
 APP_ROLE = "indelible_app"  # the service's own work: appender, checkpointer, verifier, CLI
 API_ROLE = "indelible_api"  # HTTP request handlers: reads under fail-closed row-level security
 MIGRATION_LOCK = 0x1DE1_1B1E  # advisory lock id: one migrator at a time across processes
@@ -27,7 +29,7 @@ END $$;
 -- One row per tenant log: the only mutable row on the append path. The appender locks it
 -- FOR UPDATE, which serialises appends of one tenant across every process.
 CREATE TABLE log_heads (
-    tenant_id      text PRIMARY KEY CHECK (tenant_id ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+    tenant_id      text PRIMARY KEY CHECK (tenant_id ~ '""" + TENANT_PATTERN + """'),
     origin         text NOT NULL UNIQUE,
     size           bigint NOT NULL DEFAULT 0 CHECK (size >= 0),
     last_leaf_hash bytea CHECK (octet_length(last_leaf_hash) = 32),

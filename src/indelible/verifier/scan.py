@@ -8,7 +8,6 @@ never ship the leaf hashes except for the few 256-groups a checkpoint boundary c
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,8 @@ import psycopg
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 
-from indelible.proofs import fold_perfect
+from indelible.proofs import fold_perfect, leaf_hash
+from indelible.store.copy_rows import PG_EPOCH
 
 GROUP = 256
 MISSING = b"\x00" * 32  # stands in for a deleted entry so later positions keep their index
@@ -29,7 +29,6 @@ SELECT seq, entry, leaf_hash, event_id, stream_id, stream_version, type, recorde
        actor_id, idempotency_key
 FROM ledger_entries WHERE tenant_id = %s AND seq >= %s AND seq < %s ORDER BY seq
 """
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 _int8 = struct.Struct(">q").unpack
 
@@ -59,7 +58,7 @@ def _micros(at: str, cache: dict[str, int]) -> int | None:
             moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
         except (TypeError, ValueError):
             return None
-        cache[at] = (moment - _PG_EPOCH) // _MICROSECOND
+        cache[at] = (moment - PG_EPOCH) // _MICROSECOND
     return cache[at]
 
 
@@ -107,7 +106,7 @@ def _scan_rows(conn, result: ChunkResult, tenant: str, origin: str, lo: int, hi:
                     result.findings.append(("seq", f"entries {expected}..{seq - 1} are missing", expected))
                     leaves += [MISSING] * (seq - expected)
                     prev = None
-                leaf = hashlib.sha256(b"\x00" + row[1]).digest()
+                leaf = leaf_hash(row[1])
                 if leaf != row[2]:
                     result.findings.append(("leaf_hash", "stored leaf_hash does not match the entry bytes", seq))
                 _check_entry(result, row, origin, prev, seq == lo, times)
@@ -150,7 +149,7 @@ def _check_entry(result: ChunkResult, row, origin: str, prev: bytes | None, firs
 def _readable(values: tuple) -> tuple:
     """Column values as a person reads them (the hot path compares raw forms)."""
     seq, hex_id, stream, version, type_, micros, actor, key = values
-    at = (_PG_EPOCH + micros * _MICROSECOND).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micros is not None else None
+    at = (PG_EPOCH + micros * _MICROSECOND).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micros is not None else None
     return seq, hex_id, stream, version, type_, at, actor, key
 
 

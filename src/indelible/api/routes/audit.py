@@ -16,9 +16,10 @@ from indelible.api.context import Caller, State
 from indelible.api.problems import problem_responses
 from indelible.entry import b64, decode_entry
 from indelible.store.errors import UnknownLogError
+from indelible.store.logs import TENANT_PATTERN
 
 router = APIRouter(tags=["auditor"], responses=problem_responses(401, 404, 422, 503))
-Tenant = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+Tenant = Annotated[str, Path(min_length=1, max_length=63, pattern=TENANT_PATTERN)]
 TEXT = "text/plain; charset=utf-8"
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from indelible import domain
 from indelible.api.context import State, require
+from indelible.api.params import Uuid
 from indelible.api.problems import ProblemError, problem_responses
 from indelible.entry import b64
 from indelible.store import discrepancies as store
@@ -29,7 +30,7 @@ from indelible.store.errors import IdempotencyConflictError
 router = APIRouter(tags=["discrepancies"], responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503))
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
 Worker = Annotated[Principal, Depends(require("analyst", "compliance_manager", "system"))]
-DiscrepancyId = Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+DiscrepancyId = Uuid
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 Decimal = Annotated[str, Field(min_length=1, max_length=40, description="decimal string, e.g. \"10.50\"")]
 

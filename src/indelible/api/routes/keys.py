@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from indelible.api.context import State, require
+from indelible.api.params import Uuid
 from indelible.api.problems import ProblemError, problem_responses
 from indelible.store.api_keys import (
     KeyAlreadyRevokedError,
@@ -49,7 +50,7 @@ async def get_keys(admin: Admin, state: State) -> dict:
 
 
 @router.delete("/v1/api-keys/{key_id}")
-async def revoke_key(key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")], admin: Admin,
+async def revoke_key(key_id: Uuid, admin: Admin,
                      state: State) -> dict:
     """Revoke a key of this tenant; it stops authenticating at once."""
     try:
