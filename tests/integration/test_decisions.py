@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from indelible.entry import Actor, NewEntry
-from indelible.store.appender import Appended, Decision, GroupCommitAppender, append_batch
+from indelible.store.appender import Appended, Change, Decision, GroupCommitAppender, append_batch
 from indelible.store.errors import AppendRefusedError
 
 pytestmark = pytest.mark.storage
@@ -39,8 +39,11 @@ class Counters:
                             (tenant, streams))
         return dict(rows.fetchall())
 
-    def evolve(self, state, appended: Appended):
-        return appended.version
+    def evolve(self, state, change: Change):
+        return change.version
+
+    def digest(self, stream, state):
+        return None
 
     def project(self, conn, tenant, states):
         self.projected.append(dict(states))

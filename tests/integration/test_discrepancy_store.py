@@ -240,3 +240,33 @@ def test_a_read_model_row_behind_the_ledger_is_not_trusted(owner_url, conn, regi
     state = _scoped(conn, registered_tenant, store.Discrepancies().load,
                     [store.stream_of(d)])[store.stream_of(d)]
     assert (state.version, state.status) == (2, domain.Status.ACKNOWLEDGED)
+
+
+def test_a_row_edited_at_the_ledger_version_cannot_steer_a_decision(app_url, conn,
+                                                                     registered_tenant):
+    """Someone with the service's database login marks an acknowledged case as under
+    investigation, keeping its version: resolving it must still be refused, decided from the
+    ledger."""
+    d = _open(conn, registered_tenant, ref="steered")
+    append_batch(conn, registered_tenant, [_move(d, "acknowledged")], model=projections())
+    with psycopg.connect(app_url, autocommit=True) as insider:
+        insider.execute("SELECT set_config('indelible.tenant', %s, false)", (registered_tenant,))
+        insider.execute("UPDATE discrepancies SET state = jsonb_set(jsonb_set(state, "
+                        "'{investigated}', 'true'), '{status}', '\"investigating\"') "
+                        "WHERE tenant_id = %s AND id = %s", (registered_tenant, d))
+    (outcome,) = append_batch(conn, registered_tenant, [_move(
+        d, "resolved", resolution_code="corrected_in_ledger", note="never investigated")],
+        model=projections())
+    assert isinstance(outcome, store.DomainRefusedError), outcome
+    assert "from 'acknowledged'" in str(outcome)
+
+
+def test_a_malformed_row_does_not_fail_its_batch_mates(app_url, conn, registered_tenant):
+    d, other = _open(conn, registered_tenant, ref="garbled"), _open(conn, registered_tenant, "fine")
+    with psycopg.connect(app_url, autocommit=True) as insider:
+        insider.execute("SELECT set_config('indelible.tenant', %s, false)", (registered_tenant,))
+        insider.execute("UPDATE discrepancies SET state = '{\"version\": 1}' WHERE tenant_id = %s "
+                        "AND id = %s", (registered_tenant, d))
+    out = append_batch(conn, registered_tenant, [_move(d, "acknowledged"),
+                                                 _move(other, "acknowledged")], model=projections())
+    assert all(isinstance(o, Appended) for o in out), out

@@ -63,6 +63,29 @@ Outcome = Appended | AppendRefusedError
 
 
 @dataclass(frozen=True)
+class Change:
+    """One entry as a read model sees it: what it says and where it sits. The appender builds
+    it from the command it is about to encode (the bytes are never parsed back); rebuilds and
+    the verifier build it from stored entries with `of_entry`."""
+
+    seq: int
+    stream: str
+    version: int
+    type: str
+    data: Any  # the entry's "data" object
+    actor_id: str
+    at: str  # the entry's "at": RFC 3339, UTC, microseconds
+    recorded_at: datetime
+
+    @classmethod
+    def of_entry(cls, seq: int, stream: str, version: int, entry: bytes,
+                 recorded_at: datetime) -> Change:
+        document = decode_entry(bytes(entry))
+        return cls(seq, stream, version, document["type"], document["data"],
+                   document["actor"]["id"], document["at"], recorded_at)
+
+
+@dataclass(frozen=True)
 class Decision:
     """A command whose entry depends on its stream's current state.
 
@@ -111,8 +134,13 @@ class StreamModel(Protocol):
     def load(self, conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, Any]:
         """Current state of each stream that has one."""
 
-    def evolve(self, state: Any, appended: Appended) -> Any:
+    def evolve(self, state: Any, change: Change) -> Any:
         """The state after one more entry."""
+
+    def digest(self, stream: str, state: Any) -> str | None:
+        """SHA-256 (hex) of the state, recorded in the meta of the entry a Decision appends
+        (`meta.state_sha256`), so a later `load` can tell a stored state the ledger vouches
+        for from one somebody edited; None: this model records none."""
 
     def project(self, conn: psycopg.Connection, tenant: str, states: dict[str, Any]) -> None:
         """Store the new states of the streams this batch changed."""
@@ -222,6 +250,9 @@ def _check_reads(live: list, model: StreamModel | None) -> None:
                 raise ValueError(f"decision on {i.stream!r} reads {unowned}, which no model keeps")
 
 
+_UNSET = object()  # a state not evolved yet (None is a state: "nothing recorded")
+
+
 class _Batch:
     """The entries of one transaction: seq, prev, hashes, frontier and the COPY stream."""
 
@@ -242,7 +273,10 @@ class _Batch:
         self.nodes: list[tuple[int, int, bytes]] = []
         self.rows = EntryRows(tenant, self.at)
 
-    def add(self, item: PreparedEntry | Decision, replays: dict, versions: dict, copy) -> Outcome:
+    def add(self, item: PreparedEntry | Decision, replays: dict, versions: dict, copy,
+            state: Any = _UNSET) -> Outcome:
+        """Append one entry; `state` is the stream's state after it when the caller has
+        already evolved it (a Decision that records its digest)."""
         if isinstance(item, Decision):
             return self._decide(item, replays, versions, copy)
         p = item
@@ -263,7 +297,8 @@ class _Batch:
         appended = Appended(self.tenant, self.seq, event_id, command.stream, version, leaf,
                             self.at, entry)
         if self.model is not None and self.model.owns(command.stream):
-            state = self.model.evolve(self.states.get(command.stream), appended)
+            if state is _UNSET:
+                state = self._evolved(command, version)
             self.states[command.stream] = state
             self.changed.add(command.stream)
             appended = replace(appended, state=state)
@@ -272,6 +307,11 @@ class _Batch:
             replays[command.idempotency_key] = (appended, command)
         self.seq, self.prev = self.seq + 1, leaf
         return appended
+
+    def _evolved(self, command: NewEntry, version: int) -> Any:
+        change = Change(self.seq, command.stream, version, command.type, command.data,
+                        command.actor.id, self.at_text, self.at)
+        return self.model.evolve(self.states.get(command.stream), change)
 
     def _decide(self, d: Decision, replays: dict, versions: dict, copy) -> Outcome:
         if d.request_key is not None and d.request_key in self.answered:
@@ -298,10 +338,16 @@ class _Batch:
         if d.request_key is not None:
             command = replace(command, meta={**command.meta, "request_key": d.request_key,
                                              "request_sha256": d.request_sha256})
+        state = _UNSET
+        if self.model is not None and self.model.owns(command.stream):
+            state = self._evolved(command, versions.get(command.stream, 0) + 1)
+            digest = self.model.digest(command.stream, state)
+            if digest is not None:
+                command = replace(command, meta={**command.meta, "state_sha256": digest})
         p = prepare(command)
         if isinstance(p, AppendRefusedError):
             return p
-        appended = self.add(p, replays, versions, copy)
+        appended = self.add(p, replays, versions, copy, state)
         if d.request_key is not None and isinstance(appended, Appended):
             self.answered[d.request_key] = appended
             self.new_requests.append((d.request_key, appended.seq))

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from indelible.store.appender import Appended, StreamModel
+from indelible.store.appender import Change, StreamModel
 
 
 class Projections:
@@ -35,8 +35,11 @@ class Projections:
                 states.update(model.load(conn, tenant, mine))
         return states
 
-    def evolve(self, state: Any, appended: Appended) -> Any:
-        return self._model(appended.stream).evolve(state, appended)
+    def evolve(self, state: Any, change: Change) -> Any:
+        return self._model(change.stream).evolve(state, change)
+
+    def digest(self, stream: str, state: Any) -> str | None:
+        return self._model(stream).digest(stream, state)
 
     def project(self, conn: psycopg.Connection, tenant: str, states: dict[str, Any]) -> None:
         for prefix, model in self._models.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import psycopg
 
-from indelible.store.appender import Appended, StreamModel
+from indelible.store.appender import Change, StreamModel
 from indelible.store.logs import read_head
 
 READ_MODELS = ("api_keys", "discrepancies")  # rows derived from the ledger, per tenant
@@ -29,8 +29,7 @@ def rebuild_projections(owner_url: str, tenant: str, model: StreamModel) -> int:
             while rows := cur.fetchmany(5000):
                 for seq, event_id, stream, version, leaf, at, entry in rows:
                     if model.owns(stream):
-                        appended = Appended(tenant, seq, event_id, stream, version, bytes(leaf),
-                                            at, bytes(entry))
-                        states[stream] = model.evolve(states.get(stream), appended)
+                        change = Change.of_entry(seq, stream, version, entry, at)
+                        states[stream] = model.evolve(states.get(stream), change)
         model.project(conn, tenant, states)
         return len(states)

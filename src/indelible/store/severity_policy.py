@@ -13,7 +13,8 @@ import psycopg
 
 from indelible import domain
 from indelible.domain.validation import check_text
-from indelible.entry import Actor, NewEntry, decode_entry
+from indelible.entry import Actor, NewEntry
+from indelible.store.appender import Change
 
 STREAM = "tenant/severity-policy"
 SET = "tenant.severity_policy_set"
@@ -47,11 +48,15 @@ def current(conn: psycopg.Connection, tenant: str) -> PolicyRecord:
 
 
 def record(seq: int, version: int, entry: bytes) -> PolicyRecord:
-    """The policy a stored (or just appended) entry of the stream puts in force."""
-    document = decode_entry(bytes(entry))
-    data = document["data"]
-    return PolicyRecord(domain.parse_policy({"thresholds": data["thresholds"]}, seq=seq),
-                        version, document["at"], document["actor"]["id"], data["reason"])
+    """The policy a stored entry of the stream puts in force."""
+    return record_of(Change.of_entry(seq, STREAM, version, entry, recorded_at=None))
+
+
+def record_of(change: Change) -> PolicyRecord:
+    """The policy an entry of the stream (stored or about to be) puts in force."""
+    data = change.data
+    return PolicyRecord(domain.parse_policy({"thresholds": data["thresholds"]}, seq=change.seq),
+                        change.version, change.at, change.actor_id, data["reason"])
 
 
 def change(policy: domain.SeverityPolicy, *, reason: str, actor: Actor,
@@ -75,8 +80,11 @@ class PolicyModel:
         found = current(conn, tenant)
         return {STREAM: found} if found.version else {}
 
-    def evolve(self, state, appended) -> PolicyRecord:
-        return record(appended.seq, appended.version, appended.entry)
+    def evolve(self, state, change: Change) -> PolicyRecord:
+        return record_of(change)
+
+    def digest(self, stream: str, state) -> None:
+        return None  # loaded from the ledger itself, never from a row
 
     def project(self, conn: psycopg.Connection, tenant: str, states: dict) -> None:
         pass

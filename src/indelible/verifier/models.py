@@ -25,7 +25,7 @@ import psycopg
 from indelible import domain
 from indelible.entry import b64
 from indelible.store import api_keys, discrepancies, severity_policy
-from indelible.store.appender import Appended
+from indelible.store.appender import Change
 from indelible.verifier.report import VerificationReport
 
 FETCH = 5_000  # rows per round trip
@@ -93,8 +93,8 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
                     if stream.startswith(discrepancies.PREFIX):
                         _case(replay, stream, seq, leaf, entry, report)
                     elif stream.startswith(api_keys.PREFIX):
-                        replay.keys[stream] = model.evolve(replay.keys.get(stream), Appended(
-                            tenant, seq, event_id, stream, version, leaf, at, entry))
+                        replay.keys[stream] = model.evolve(replay.keys.get(stream), Change.of_entry(
+                            seq, stream, version, entry, at))
                     else:
                         severity_policy.record(seq, version, entry)
                 except Exception as e:  # noqa: BLE001 - any refusal of a recorded entry is a finding
@@ -115,6 +115,10 @@ def _case(replay: _Replay, stream: str, seq: int, leaf: bytes, entry: bytes,
     state = domain.evolve(state, domain.Event(document["type"], document["data"]),
                           at=document["at"])
     replay.cases[stream] = state
+    recorded = document.get("meta", {}).get("state_sha256")
+    if recorded is not None and recorded != discrepancies.state_digest(state):
+        report.add("domain", f"stream {stream}: the state digest this entry records does not "
+                   "match the state its stream's entries lead to", seq)
     if document["type"] == domain.EventType.EVIDENCE_ATTACHED:
         replay.evidence.setdefault(document["data"]["sha256"], (seq, document["data"]["size"]))
     if state.id in replay.snapshots:
