@@ -198,6 +198,17 @@ def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_flow(bro
     assert all(m.headers["Indelible-Reason"] and m.headers["Indelible-Attempts"] == "1" for m in kept)
 
 
+def test_a_match_with_a_nul_in_its_ref_is_dead_lettered_and_does_not_hold_back_its_batch(
+        broker, consumer, app_url, registered_tenant):
+    subject = f"{PREFIX}.{registered_tenant}"
+    poison = {**matched(registered_tenant, "x"), "source": "a\u0000b"}
+    publish(broker.access, [(subject, orjson.dumps(poison)),
+                            (subject, orjson.dumps(detected(registered_tenant, "beside-poison")))])
+    wait_for(lambda: len(entries(app_url, registered_tenant, "discrepancy.opened")) == 1)
+    (logged,) = wait_for(lambda: entries(app_url, registered_tenant, "ingest.dead_lettered"))
+    assert logged["data"]["reason"].startswith("source:") and logged["data"]["attempts"] == 1
+
+
 def test_a_message_for_an_unknown_tenant_is_dead_lettered_not_lost(broker, consumer):
     publish(broker.access, [(f"{PREFIX}.nobody", orjson.dumps(detected("nobody", "x")))])
     found = wait_for(lambda: [m for m in dead_letters(broker.access)

@@ -64,3 +64,16 @@ def test_the_published_schema_names_exactly_the_fields_the_parser_accepts():
     schema = json.loads(SCHEMA.read_text())
     assert set(schema["$defs"]["detected"]["properties"]) == _DETECTED
     assert set(schema["$defs"]["matched"]["properties"]) == _MATCHED
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    ("source", "a\u0000b", "source:"),
+    ("external_ref", "po\u00001", "external_ref:"),
+    ("external_ref", " po-1", "external_ref:"),
+    ("matched_at", "yesterday", "matched_at:"),
+    ("reason", "a\u0000", "reason:"),
+])
+def test_a_match_is_held_to_the_rules_of_the_detection_it_closes(field, value, reason):
+    body = {**MATCHED, field: value}
+    with pytest.raises(ContractError, match=reason):
+        parse_message(orjson.dumps(body), subject_tenant=body["tenant"])

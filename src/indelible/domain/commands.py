@@ -100,7 +100,7 @@ class OpenDiscrepancy:
 
     def __post_init__(self) -> None:
         check_line(self.external_ref, "external_ref", max_len=MAX_EXTERNAL_REF)
-        _check_source(self.source)
+        check_source(self.source)
         _set(self, "kind", check_enum(Kind, self.kind, "kind"))
         minor_units(self.currency)
         expected = parse_amount(self.expected_amount, self.currency, "expected_amount")
@@ -123,7 +123,8 @@ class OpenDiscrepancy:
         return difference(Decimal(self.expected_amount), Decimal(self.actual_amount))
 
 
-def _check_source(value: object) -> None:
+def check_source(value: object) -> None:
+    """A reconciliation source's name: a one-line slug (`stripe`, `bank.ach`)."""
     check_line(value, "source", max_len=MAX_SOURCE)
     if not _SLUG.fullmatch(value):
         raise InvalidCommandError(

@@ -132,12 +132,32 @@ class Consumer:
             return
         try:
             await self._handle(js, msgs)
-        except Exception as e:  # noqa: BLE001 - e.g. the database is away
-            # Whatever was not acknowledged comes back; the loop must go on.
+        except (psycopg.OperationalError, StoreUnavailableError) as e:
+            # The database is away: not the messages' fault, and they all come back.
             log.warning("batch failed (%r); %d messages will be redelivered", e, len(msgs))
             for msg in msgs:
                 await _nak_quietly(msg)
             await asyncio.sleep(RETRY_DELAY)
+        except Exception:  # noqa: BLE001 - one bad message must not hold back the others
+            log.exception("batch of %d failed; taking its messages one at a time", len(msgs))
+            for msg in msgs:
+                await self._handle_alone(js, msg)
+
+    async def _handle_alone(self, js, msg) -> None:
+        """One message of a failed batch: a message that keeps failing on its own is the
+        poison, and is dead-lettered after MAX_FAILED_DELIVERIES, never retried forever."""
+        try:
+            await self._handle(js, [msg])
+        except (psycopg.OperationalError, StoreUnavailableError):
+            await _nak_quietly(msg)
+        except Exception as e:  # noqa: BLE001 - see above
+            attempts = msg.metadata.num_delivered
+            if attempts < MAX_FAILED_DELIVERIES:
+                await _nak_quietly(msg)
+                return
+            tenant = msg.subject.rsplit(".", 1)[-1]
+            known = tenant if tenant in self._config.known_tenants else None
+            await self._dead_letter(js, msg, f"failed {attempts} deliveries: {e!r}"[:2000], known)
 
     async def _monitor(self, js) -> None:
         """Report the backlog; a fetch cannot tell a deleted consumer from an idle one (it

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import orjson
 
 from indelible import domain
+from indelible.domain.commands import MAX_EXTERNAL_REF, MAX_REASON, check_source
+from indelible.domain.validation import check_line, check_text, check_time
 
 MAX_MESSAGE = 64 * 1024  # bytes; larger messages are dead-lettered, not parsed
 _DETECTED = {"type", "tenant", "source", "external_ref", "kind", "expected_amount", "actual_amount",
@@ -90,10 +92,11 @@ def _matched(body: dict) -> Matched:
     missing = sorted({"source", "external_ref", "matched_at"} - set(body))
     if missing:
         raise ContractError(f"{missing[0]}: required")
-    for name in ("source", "external_ref", "matched_at", "reason"):
-        if name in body and not isinstance(body[name], str):
-            raise ContractError(f"{name}: must be a string")
+    # The same rules as the detection it closes: a NUL or a control character must be
+    # refused here, with its reason, not fail the lookup of a whole batch later.
+    check_source(body["source"])
+    check_line(body["external_ref"], "external_ref", max_len=MAX_EXTERNAL_REF)
+    matched_at = check_time(body["matched_at"], "matched_at")
     reason = body.get("reason") or "matched by the reconciliation engine"
-    if len(reason) > 1000:
-        raise ContractError("reason: at most 1000 characters")
-    return Matched(body["tenant"], body["source"], body["external_ref"], body["matched_at"], reason)
+    check_text(reason, "reason", max_len=MAX_REASON)
+    return Matched(body["tenant"], body["source"], body["external_ref"], matched_at, reason)
