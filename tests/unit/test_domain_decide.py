@@ -16,6 +16,7 @@ from indelible.domain import (
     ChangeSeverity,
     ClosedDiscrepancyError,
     Comment,
+    Discrepancy,
     DuplicateDiscrepancyError,
     NoChangeError,
     OpenDiscrepancy,
@@ -23,6 +24,7 @@ from indelible.domain import (
     RefusedError,
     Role,
     Severity,
+    StaleReportError,
     Status,
     Transition,
     TransitionRefusedError,
@@ -281,3 +283,15 @@ def test_decide_rejects_caller_mistakes():
         decide(state, "close it", ANALYST, discrepancy_id=ID)
     with pytest.raises(TypeError, match="actor must be an Actor"):
         decide(state, Comment("x"), ("ana", "analyst"), discrepancy_id=ID)
+
+
+def test_an_older_report_arriving_after_an_amendment_is_refused_as_stale_not_applied():
+    first = report(actual_amount="95.00", detected_at="2026-11-24T10:00:00Z")
+    amended = evolve(opened(), decide(opened(), first, ENGINE, discrepancy_id="x"), at=AT)
+    late = report(detected_at="2026-11-23T05:00:00Z")  # the opening report, redelivered
+    with pytest.raises(StaleReportError, match="older than the one recorded"):
+        decide(amended, late, ENGINE, discrepancy_id="x")
+    with pytest.raises(DuplicateDiscrepancyError):  # the amended report again: nothing new
+        decide(amended, first, ENGINE, discrepancy_id="x")
+    assert amended.to_dict()["reported_at"] == "2026-11-24T10:00:00.000000Z"
+    assert Discrepancy.from_dict(amended.to_dict()) == amended

@@ -38,6 +38,7 @@ from .errors import (
     NoChangeError,
     PermissionRefusedError,
     RefusedError,
+    StaleReportError,
     TransitionRefusedError,
     UnknownDiscrepancyError,
 )
@@ -52,7 +53,7 @@ __all__ = [
     "Comment", "Discrepancy", "DomainError", "DuplicateDiscrepancyError", "Event", "EventType",
     "InvalidCommandError", "InvalidEventError", "Kind", "NoChangeError", "OpenDiscrepancy",
     "PermissionRefusedError", "RefusedError", "ResolutionCode", "Role", "Severity",
-    "SeverityPolicy", "Status",
+    "SeverityPolicy", "StaleReportError", "Status",
     "Transition", "TransitionRefusedError", "UnknownDiscrepancyError", "allowed_moves",
     "can_move", "decide", "default_severity", "difference", "evolve", "format_amount",
     "minor_units", "parse_amount", "parse_policy", "replay",

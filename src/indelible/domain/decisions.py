@@ -35,6 +35,7 @@ from .discrepancy import Discrepancy
 from .errors import (
     ClosedDiscrepancyError,
     DuplicateDiscrepancyError,
+    StaleReportError,
     NoChangeError,
     PermissionRefusedError,
     TransitionRefusedError,
@@ -177,6 +178,12 @@ def _report_again(state: Discrepancy, command: OpenDiscrepancy) -> Event:
     if not changed:
         raise DuplicateDiscrepancyError(existing_id=state.id, source=state.source,
                                         external_ref=state.external_ref)
+    # An older report arriving late (a redelivery, a retry) must not roll a later amendment
+    # back; it is refused with its reason (so over NATS it is dead-lettered, not lost).
+    reported_at = state.reported_at or state.detected_at
+    if command.detected_at < reported_at:  # both normalised RFC 3339 UTC: text order is time order
+        raise StaleReportError(discrepancy_id=state.id, detected_at=command.detected_at,
+                               reported_at=reported_at)
     return Event(EventType.AMENDED.value, {
         "changed": changed, "before": before, "after": after,
         "detected_at": command.detected_at, "status": state.status.value,

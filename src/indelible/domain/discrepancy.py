@@ -78,6 +78,9 @@ class Discrepancy:
     updated_at: str  # RFC 3339 UTC time of the latest entry
     comments: int  # number of comments
     evidence: tuple[dict, ...]  # {sha256, name, size, media_type}, in attachment order
+    # detected_at of the latest report of the facts (the opening one, or an amendment):
+    # a re-report detected before it is stale and must not roll the facts back.
+    reported_at: str | None = None  # None: the opening report's detected_at
 
     def to_dict(self) -> dict:
         """Plain JSON (str-valued enums, lists), e.g. for a read model or a snapshot."""
@@ -94,7 +97,7 @@ class Discrepancy:
             "resolution_note": self.resolution_note, "version": self.version,
             "opened_at": self.opened_at, "updated_at": self.updated_at,
             "comments": self.comments, "evidence": [dict(e) for e in self.evidence],
-        }
+        } | ({"reported_at": self.reported_at} if self.reported_at else {})
 
     @classmethod
     def from_dict(cls, d: dict) -> Discrepancy:
@@ -110,6 +113,7 @@ class Discrepancy:
             resolution_code=ResolutionCode(code) if code is not None else None,
             resolution_note=d["resolution_note"], version=d["version"],
             opened_at=d["opened_at"], updated_at=d["updated_at"], comments=d["comments"],
+            reported_at=d.get("reported_at"),
             evidence=tuple(dict(e) for e in d["evidence"]))
 
 
@@ -202,7 +206,7 @@ def _amended(state: Discrepancy, data: dict) -> dict:
                                 f"{data['before']} but it is {recorded}")
     return {"kind": Kind(after["kind"]), "expected_amount": after["expected_amount"],
             "actual_amount": after["actual_amount"], "currency": after["currency"],
-            "difference": after["difference"]}
+            "difference": after["difference"], "reported_at": data["detected_at"]}
 
 
 _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {

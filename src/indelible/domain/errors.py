@@ -11,6 +11,7 @@ Exception tree::
                ├── PermissionRefusedError     this role may not issue this command at all
                ├── UnknownDiscrepancyError    the discrepancy does not exist
                ├── DuplicateDiscrepancyError  already opened (same source and external_ref)
+               ├── StaleReportError           a re-report older than the report recorded
                ├── ClosedDiscrepancyError     terminal: only comments are accepted
                └── NoChangeError              the command would change nothing
 
@@ -36,6 +37,7 @@ __all__ = [
     "NoChangeError",
     "PermissionRefusedError",
     "RefusedError",
+    "StaleReportError",
     "TransitionRefusedError",
     "UnknownDiscrepancyError",
 ]
@@ -122,6 +124,20 @@ class DuplicateDiscrepancyError(RefusedError):
         self.existing_id = existing_id
         self.source = source
         self.external_ref = external_ref
+
+
+class StaleReportError(RefusedError):
+    """A re-report with other facts, detected before the report already recorded: applying
+    it would roll a later amendment back (a redelivered or retried old report)."""
+
+    def __init__(self, *, discrepancy_id: str, detected_at: str, reported_at: str) -> None:
+        super().__init__(
+            f"discrepancy {discrepancy_id}: this report (detected_at {detected_at}) is older "
+            f"than the one recorded (detected_at {reported_at}); it is not applied"
+        )
+        self.discrepancy_id = discrepancy_id
+        self.detected_at = detected_at
+        self.reported_at = reported_at
 
 
 class ClosedDiscrepancyError(RefusedError):
