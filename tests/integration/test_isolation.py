@@ -72,3 +72,14 @@ def test_opening_the_database_for_the_service_refuses_unless_accepted(managed_ow
             pass
     with open_database(settings.with_overrides(accept_weak_isolation=True)) as db:
         assert db.owner_url == owner_url
+
+
+def test_a_stray_permissive_policy_is_a_gap_even_beside_the_tenant_filter(managed_owner):
+    owner_url, superuser = managed_owner
+    superuser.execute(f"ALTER ROLE {APP_ROLE} BYPASSRLS")
+    migrate(owner_url)
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute("CREATE POLICY everyone ON discrepancies USING (true)")
+    with pytest.raises(isolation.WeakIsolationError,
+                       match="table discrepancies has a policy that is not the fail-closed"):
+        isolation.require_isolation(owner_url, accepted=False)

@@ -158,3 +158,20 @@ def test_a_request_key_is_bound_within_its_own_batch(conn, registered_tenant):
                                                            ("y", "2" * 64))))
     assert isinstance(out[0], Appended) and out[1].replayed and out[1].seq == out[0].seq
     assert isinstance(out[2], IdempotencyConflictError)
+
+
+def test_a_hand_made_request_key_row_refuses_its_command_alone(conn, registered_tenant):
+    """Someone with the service's login binds a victim's next key to an unrelated entry: that
+    request is refused (the index contradicts the evidence), its batch-mates go on."""
+    (opened,) = _append(conn, registered_tenant, _decision(_report(ref="po-forged")))
+    d = opened.stream.removeprefix(store.PREFIX)
+    with conn.transaction():
+        conn.execute("SELECT set_config('indelible.tenant', %s, true)", (registered_tenant,))
+        conn.execute("INSERT INTO request_keys (tenant_id, request_key, seq) VALUES (%s, %s, %s)",
+                     (registered_tenant, "req:victim:next", opened.seq))
+    victim = store.decision(d, domain.Comment(text="mine"), ANALYST,
+                            request_key="req:victim:next", request_sha256="d" * 64)
+    mate = store.decision(d, domain.Comment(text="unrelated"), ANALYST)
+    refused, appended = _append(conn, registered_tenant, victim, mate)
+    assert "does not record it" in str(refused) and not isinstance(refused, Appended)
+    assert isinstance(appended, Appended)

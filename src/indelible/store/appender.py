@@ -35,7 +35,7 @@ from indelible.entry import (EntryError, NewEntry, PreparedEntry, b64, decode_en
                              time_ordered_ids)
 from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
                                     IdempotencyConflictError, InvalidEntryError,
-                                    LogIntegrityError, StoreError, StoreUnavailableError,
+                                    StoreError, StoreUnavailableError,
                                     VersionConflictError)
 from indelible.proofs import leaf_hash
 from indelible.store.copy_rows import COPY_SQL, EntryRows
@@ -406,8 +406,12 @@ def _answer(d: Decision, original: Appended) -> Outcome:
     Judged by what the entry itself recorded (hashed evidence), not by the index row."""
     meta = orjson.loads(original.entry)["meta"]
     if meta.get("request_key") != d.request_key:
-        raise LogIntegrityError(f"request_keys names seq {original.seq} for key "
-                                f"{d.request_key!r}, but that entry does not record it")
+        # Only a hand-made request_keys row does this. Refuse this command alone (its
+        # batch-mates go on) and say so loudly: the index contradicts the evidence.
+        message = (f"request_keys names seq {original.seq} for key {d.request_key!r}, but "
+                   "that entry does not record it; refusing the request")
+        log.critical("INTEGRITY ALARM: %s", message)
+        return AppendRefusedError(message)
     if meta.get("request_sha256") != d.request_sha256:
         return IdempotencyConflictError(d.request_key, original.seq, original.stream)
     return _as_replay(original)

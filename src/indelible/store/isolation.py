@@ -25,6 +25,10 @@ GRANTS_NEEDED = (
 )
 
 
+# The tenant filter as PostgreSQL prints it back in pg_policies.
+FAIL_CLOSED = "(tenant_id = current_setting('indelible.tenant'::text, true))"
+
+
 class WeakIsolationError(RuntimeError):
     """Row-level security does not hold the request role to one tenant, and nobody accepted it."""
 
@@ -36,18 +40,23 @@ def gaps(conn: psycopg.Connection) -> list[str]:
                              (APP_ROLE,)).fetchone() or (False,)
     if not bypass:
         found.append(f"role {APP_ROLE} lacks BYPASSRLS, so the policies cannot be fail-closed")
+    # Permissive policies are OR-ed: one that lets more through (a stray `USING (true)`)
+    # opens the table whatever the others say, so every one must be exactly ours.
     rows = conn.execute("""
         SELECT c.relname, c.relrowsecurity,
-               coalesce(bool_and(p.qual NOT ILIKE '%%coalesce%%'), false) AS closed
+               coalesce(bool_and(p.qual = %s AND p.with_check = %s), false) AS closed
         FROM pg_class c
         LEFT JOIN pg_policies p ON p.schemaname = 'public' AND p.tablename = c.relname
+                               AND p.permissive = 'PERMISSIVE'
         WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY(%s)
-        GROUP BY c.relname, c.relrowsecurity""", (list(TENANT_TABLES),)).fetchall()
+        GROUP BY c.relname, c.relrowsecurity""",
+        (FAIL_CLOSED, FAIL_CLOSED, list(TENANT_TABLES))).fetchall()
     for table, enabled, closed in sorted(rows):
         if not enabled:
             found.append(f"table {table} has no row-level security")
         elif not closed:
-            found.append(f"table {table}'s policy lets every tenant through when none is set")
+            found.append(f"table {table} has a policy that is not the fail-closed tenant "
+                         "filter (rows of other tenants, or of none, may show)")
     return found
 
 

@@ -351,6 +351,11 @@ GRANT EXECUTE ON FUNCTION indelible_authenticate(bytea) TO {APP_ROLE}, {API_ROLE
 """
 
 
+# Evidence files are now written in the appending transaction, as the service's own role;
+# the request role no longer needs to insert them.
+_V12_REQUEST_ROLE_READS_ONLY = f"REVOKE INSERT ON evidence_files FROM {API_ROLE};"
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -366,6 +371,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (10, "clients' Idempotency-Keys, indexed to the entry they produced", _V10_REQUEST_KEYS),
     (11, "authentication decides revocation and role from the ledger entries",
      _V11_AUTHENTICATE_FROM_LEDGER),
+    (12, "the request role only reads evidence files", _V12_REQUEST_ROLE_READS_ONLY),
 ]
 
 

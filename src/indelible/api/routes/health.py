@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, generate_latest
@@ -13,6 +15,7 @@ from indelible.api.problems import ProblemError, problem_responses
 from indelible.ingest.status import IngestStatus
 
 router = APIRouter(tags=["health"], responses=problem_responses(503))
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz")
@@ -31,7 +34,9 @@ async def readyz(state: State) -> dict:
     try:
         await run_in_threadpool(ping)
     except Exception as e:  # any failure to reach the database means not ready
-        raise ProblemError(503, "Not ready", f"database unreachable: {e}") from e
+        # The endpoint is public: the cause (host, port, role) goes to the log, not the body.
+        log.warning("readiness: database unreachable: %s", e)
+        raise ProblemError(503, "Not ready", "database unreachable", component="database") from e
     if state.ingest_status is not None:
         problem = state.ingest_status.problem()
         if problem is not None:
