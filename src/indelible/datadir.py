@@ -22,22 +22,23 @@ from pathlib import Path
 LOCK_FILE = "service.lock"
 
 
-class DataDirInUseError(RuntimeError):
-    """Another service holds the data directory."""
+class DataDirError(RuntimeError):
+    """The data directory cannot be held: another service holds it, or others may write it."""
 
 
 @contextmanager
 def hold(data_dir: Path, **about: str) -> Iterator[Path]:
     """Hold the data directory exclusively; `about` (e.g. the HTTP address) is recorded for
     the message a second service gets."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _refuse_if_others_can_write(data_dir)
     path = data_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataDirInUseError(f"{data_dir} is in use by {_holder(path)}; stop that "
+            raise DataDirError(f"{data_dir} is in use by {_holder(path)}; stop that "
                                     "service first, or set INDELIBLE_DATA_DIR to another "
                                     "directory") from None
         record = {"pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -47,6 +48,17 @@ def hold(data_dir: Path, **about: str) -> Iterator[Path]:
         yield path
     finally:
         os.close(fd)  # releases the lock; the record stays, read only while someone holds it
+
+
+def _refuse_if_others_can_write(data_dir: Path) -> None:
+    """Whoever may write the directory may delete or replace the signing key and the kept
+    checkpoints in it — the very state that keeps a rewritten history from being signed."""
+    info = data_dir.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise DataDirError(
+            f"{data_dir} must belong to the user running indelible (uid {os.geteuid()}) and "
+            f"be writable by nobody else; it is uid {info.st_uid}, mode "
+            f"{info.st_mode & 0o777:o} (run: chmod go-w {data_dir})")
 
 
 def _holder(path: Path) -> str:

@@ -50,15 +50,23 @@ def write_private(path: Path, text: str, *, exclusive: bool = False) -> bool:
 
 
 def read_private(path: Path) -> str:
-    """The file's text, refused if group or others may read it (as libpq and ssh refuse)."""
+    """The file's text, refused if group or others may read it (as libpq and ssh refuse),
+    if another user owns it, or if it is a symbolic link (someone who could plant one would
+    choose what we read)."""
     try:
-        mode = path.stat().st_mode & 0o777
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise SecretFileError(f"cannot read {path}: {e.strerror}") from e
+    with os.fdopen(fd) as f:
+        info = os.fstat(fd)
+        mode = info.st_mode & 0o777
         if mode & 0o077:
             raise SecretFileError(f"{path} is readable by others (mode {mode:o}); "
                                   f"run: chmod 600 {path}")
-        return path.read_text()
-    except OSError as e:
-        raise SecretFileError(f"cannot read {path}: {e.strerror}") from e
+        if info.st_uid != os.geteuid():
+            raise SecretFileError(f"{path} belongs to uid {info.st_uid}, not to the user "
+                                  f"running indelible (uid {os.geteuid()})")
+        return f.read()
 
 
 def scram_sha256_verifier(password: str, *, salt: bytes | None = None) -> str:

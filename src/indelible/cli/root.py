@@ -30,7 +30,7 @@ class _Group(click.Group):
         import psycopg
 
         from indelible.kept import KeptStateError
-        from indelible.datadir import DataDirInUseError
+        from indelible.datadir import DataDirError
         from indelible.keys import SigningKeyError
         from indelible.runtime import EmbeddedServerError
         from indelible.store.errors import StoreError
@@ -39,7 +39,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (StoreError, SigningKeyError, KeptStateError, EmbeddedServerError,
-                WeakIsolationError, DataDirInUseError, psycopg.OperationalError) as e:
+                WeakIsolationError, DataDirError, psycopg.OperationalError) as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(EXIT_ERROR)
 
