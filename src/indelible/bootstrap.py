@@ -1,4 +1,5 @@
-"""The single composition root: settings → database → key → appender → checkpointer."""
+"""The single composition root: settings → data directory → database → key → appender →
+checkpointer → ingestion → HTTP app. Nothing else opens pools or starts servers."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import ConnectionPool
 
 from indelible import datadir
+from indelible.api.app import create_app
 from indelible.config import Settings
 from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
@@ -103,6 +108,7 @@ class Service:
     appender: GroupCommitAppender
     nats_url: str | None  # None: ingestion is switched off
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
+    app: Any = None  # the HTTP API (FastAPI), over its own pool of request-role connections
 
 
 @contextmanager
@@ -124,10 +130,16 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         ingestion = None
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
+        status = ingestion.status if ingestion else None
+        # HTTP requests connect as the role row-level security holds to one tenant.
+        requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
+                                  kwargs={"autocommit": True})
+        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status)
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
-                          ingestion.status if ingestion else None)
+                          status, app)
         finally:
+            requests.close()
             if ingestion is not None:
                 ingestion.stop()
             if checkpointer:

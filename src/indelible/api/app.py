@@ -1,4 +1,4 @@
-"""App factory: wires the pool, appender and signer into the routers."""
+"""App factory: wires the request pool, appender and signer (built by bootstrap.py) into the routers."""
 
 from __future__ import annotations
 
@@ -14,17 +14,10 @@ from indelible.proofs import NoteSigner
 from indelible.store.appender import GroupCommitAppender
 
 
-def create_app(*, conninfo: str, signer: NoteSigner, appender: GroupCommitAppender,
+def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommitAppender,
                ingest_status: IngestStatus | None = None) -> FastAPI:
-    pool = ConnectionPool(conninfo, min_size=1, max_size=16, open=False,
-                          kwargs={"autocommit": True})
-
-    async def lifespan(_app):
-        pool.open()
-        yield
-        pool.close()
-
-    app = FastAPI(title="Indelible", version="0.1.0", lifespan=lifespan,
+    """The HTTP API over what the composition root built (bootstrap.py owns the pool)."""
+    app = FastAPI(title="Indelible", version="0.1.0",
                   description="A compliance ledger nobody can edit.",
                   docs_url=None, redoc_url=None)  # served offline by api/docs.py
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer,

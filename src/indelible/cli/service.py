@@ -17,7 +17,6 @@ def up(host: str, port: int) -> None:
 
     import uvicorn
 
-    from indelible.api.app import create_app
     from indelible.bootstrap import running_service
 
     # SIGTERM (systemd, docker stop) must unwind like Ctrl-C, so the embedded PostgreSQL and
@@ -32,9 +31,7 @@ def up(host: str, port: int) -> None:
             click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
                        f"{service.nats_url}", err=True)
         click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
-        app = create_app(conninfo=service.db.request_url, signer=service.signer,
-                         appender=service.appender, ingest_status=service.ingest_status)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(service.app, host=host, port=port, log_level="warning")
 
 
 def _exit_on_sigterm(signum, frame) -> None:
