@@ -152,7 +152,7 @@ def test_errors_are_problem_details_naming_what_is_wrong(service):
     unknown = client.get("/v1/logs/nobody-here/checkpoint")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
-    assert "'nobody-here' has no ledger log" in unknown.json()["detail"]
+    assert "no log named 'nobody-here' is visible to this API key" in unknown.json()["detail"]
 
     _checkpoint(client, service.tenant, size=301)
     beyond = client.get(f"/v1/logs/{service.tenant}/entries/5000")
@@ -177,7 +177,7 @@ def test_another_tenants_key_sees_nothing_of_this_tenant(service, app_url):
     for path in ("checkpoint", "entries/1", "consistency?size1=1&size2=2"):
         response = stranger.get(f"/v1/logs/{service.tenant}/{path}")
         assert response.status_code == 404, path
-        assert f"'{service.tenant}' has no ledger log" in response.json()["detail"]
+        assert f"no log named '{service.tenant}' is visible" in response.json()["detail"]
 
 
 def test_admins_issue_list_and_revoke_keys_and_others_may_not(service):

@@ -36,7 +36,7 @@ def test_a_manager_sets_the_policy_and_new_reports_follow_it(service, tmp_path):
     bad = manager.put("/v1/severity-policy", json={**change, "thresholds": {
         "USD": {**USD, "high": "400.00"}}})
     assert bad.status_code == 422
-    assert bad.json()["errors"] == [{"field": "thresholds.USD.high",
+    assert bad.json()["errors"] == [{"field": "body.thresholds.USD.high",
                                      "rule": "must be greater than medium (500.00)"}]
 
     set_ = manager.put("/v1/severity-policy", json=change)

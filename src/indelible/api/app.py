@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from psycopg_pool import ConnectionPool
 
-from indelible.api import docs, problems
+from indelible.api import docs, openapi, problems
 from indelible.api.context import AppState
 from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, health, keys, policy
@@ -19,11 +19,13 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     """The HTTP API over what the composition root built (bootstrap.py owns the pool)."""
     app = FastAPI(title="Indelible", version="0.1.0",
                   description="A compliance ledger nobody can edit.",
-                  docs_url=None, redoc_url=None)  # served offline by api/docs.py
+                  docs_url=None, redoc_url=None,  # served offline by api/docs.py
+                  dependencies=[Depends(problems.json_body)])  # 415, after the guard's 401
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer,
                                    ingest_status=ingest_status)
     problems.install(app)
     docs.install(app)
+    openapi.install(app)
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
     for module in (health, audit, keys, discrepancies, policy):
         app.include_router(module.router)

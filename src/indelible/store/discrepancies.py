@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from indelible import domain
 from indelible.entry import Actor as EntryActor
-from indelible.entry import NewEntry, b64, decode_entry, time_ordered_ids
+from indelible.entry import NewEntry, b64, decode_entry, format_time, time_ordered_ids
 from indelible.proofs import canonical_json
 from indelible.store import severity_policy
 from indelible.store.appender import Change, Decision
@@ -249,7 +249,7 @@ def snapshot(conn: psycopg.Connection, tenant: str, discrepancy_id: str) -> dict
                        (tenant, _uuid(discrepancy_id))).fetchone()
     if row is None:
         return None
-    return {"seq": row[0], "frozen_at": row[2].isoformat(), **orjson.loads(bytes(row[1]))}
+    return {"seq": row[0], "frozen_at": format_time(row[2]), **orjson.loads(bytes(row[1]))}
 
 
 _UPSERT = """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 
@@ -58,3 +59,16 @@ def read_head(conn: psycopg.Connection, tenant: str, *, lock: bool = False) -> L
     origin, size, last, frontier = row
     return LogHead(tenant, origin, size, bytes(last) if last else None,
                    CompactRange.from_bytes(bytes(frontier)))
+
+
+@dataclass(frozen=True)
+class LogEnd:
+    size: int  # entries in the log
+    latest_at: datetime | None  # when the latest entry was recorded; None: the log is empty
+
+
+def log_end(conn: psycopg.Connection, tenant: str) -> LogEnd:
+    """How far the log reaches, in seqs and in time (what `as_of` may ask about)."""
+    row = conn.execute("SELECT seq, recorded_at FROM ledger_entries WHERE tenant_id = %s "
+                       "ORDER BY seq DESC LIMIT 1", (tenant,)).fetchone()
+    return LogEnd(0, None) if row is None else LogEnd(row[0] + 1, row[1])

@@ -1,7 +1,8 @@
 """Auditor endpoints: the signed checkpoint, entries with proofs, consistency, the key.
 
-Readable by every role of the tenant (auditors above all); a key of another tenant sees a
-404, exactly as for a tenant that does not exist, so existence does not leak.
+Readable by every role of the tenant (auditors above all); a key of another tenant gets the
+404 a tenant that does not exist gets, the same body word for word, so existence does not
+leak (and neither suggests the tenant has no log).
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ from fastapi.responses import PlainTextResponse
 
 from indelible import audit
 from indelible.api.context import Caller, State
-from indelible.api.problems import problem_responses
+from indelible.api.problems import problem_responses, unknown_log
 from indelible.entry import b64, decode_entry
-from indelible.store.errors import UnknownLogError
 from indelible.store.logs import TENANT_PATTERN
 
-router = APIRouter(tags=["auditor"], responses=problem_responses(401, 404, 422, 503))
+router = APIRouter(tags=["auditor"])
+NOT_FOUND = problem_responses(404)
 Tenant = Annotated[str, Path(min_length=1, max_length=63, pattern=TENANT_PATTERN)]
 TEXT = "text/plain; charset=utf-8"
 
 
 def _own(tenant: str, caller) -> str:
     if tenant != caller.tenant:
-        raise UnknownLogError(tenant)
+        raise unknown_log(tenant)
     return tenant
 
 
@@ -35,14 +36,16 @@ async def verifier_key(state: State) -> str:
     return state.signer.verifier_key_text() + "\n"
 
 
-@router.get("/v1/logs/{tenant}/checkpoint", response_class=PlainTextResponse)
+@router.get("/v1/logs/{tenant}/checkpoint", response_class=PlainTextResponse, responses=NOT_FOUND)
 async def checkpoint(tenant: Tenant, caller: Caller, state: State) -> PlainTextResponse:
     """The latest signed checkpoint (C2SP signed note, tlog-checkpoint body)."""
     cp = await state.read(_own(tenant, caller), audit.current_checkpoint, tenant)
     return PlainTextResponse(cp.note, media_type=TEXT)
 
 
-@router.get("/v1/logs/{tenant}/entries/{seq}")
+@router.get("/v1/logs/{tenant}/entries/{seq}", responses={**NOT_FOUND, 200: {
+    "description": "JSON by default; with format=tlog-proof, a C2SP tlog-proof text",
+    "content": {"application/json": {}, "text/plain": {"schema": {"type": "string"}}}}})
 async def entry(tenant: Tenant, seq: Annotated[int, Path(ge=0, le=2**62)], caller: Caller,
                 state: State, format: Literal["json", "tlog-proof"] = "json",
                 tree_size: Annotated[int | None, Query(ge=1, le=2**62)] = None):
@@ -56,7 +59,7 @@ async def entry(tenant: Tenant, seq: Annotated[int, Path(ge=0, le=2**62)], calle
             "inclusion_proof": [b64(h) for h in found.proof], "checkpoint": found.checkpoint.note}
 
 
-@router.get("/v1/logs/{tenant}/consistency")
+@router.get("/v1/logs/{tenant}/consistency", responses=NOT_FOUND)
 async def consistency(tenant: Tenant, caller: Caller, state: State,
                       size1: Annotated[int, Query(ge=1, le=2**62)],
                       size2: Annotated[int, Query(ge=1, le=2**62)]) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -20,14 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from indelible import domain
 from indelible.api.context import State, require
 from indelible.api.params import Uuid
-from indelible.api.problems import ProblemError, problem_responses
-from indelible.entry import b64
+from indelible.api.problems import ProblemError, invalid, invalid_command, problem_responses
+from indelible.entry import b64, format_time
 from indelible.store import discrepancies as store
 from indelible.store import evidence
 from indelible.store.api_keys import Principal
 from indelible.store.errors import IdempotencyConflictError
+from indelible.store.logs import LogEnd, log_end
 
-router = APIRouter(tags=["discrepancies"], responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503))
+router = APIRouter(tags=["discrepancies"])
+# Each route's own refusals; api/openapi.py adds the ones every route of its kind can give.
+FOUND = problem_responses(404)
+CHANGE = problem_responses(403, 404, 409)
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
 Worker = Annotated[Principal, Depends(require("analyst", "compliance_manager", "system"))]
 DiscrepancyId = Uuid
@@ -72,13 +76,13 @@ class SeverityRequest(Strict):
     reason: str = Field(min_length=1, max_length=1000)
 
 
-def _command(build, *args, **kwargs):
-    """Build a domain command; its validation errors become 422 naming field and rule."""
+def _command(build, *, where: dict[str, str] | None = None, **kwargs):
+    """Build a domain command; its validation errors become 422 naming field and rule, the
+    field under the request location it came from (`where`; default the body)."""
     try:
-        return build(*args, **kwargs)
+        return build(**kwargs)
     except domain.InvalidCommandError as e:
-        raise ProblemError(422, "Invalid request", str(e),
-                           errors=[{"field": e.field, "rule": e.rule}]) from e
+        raise invalid_command(e, where) from e
 
 
 def _fingerprint(request: Request, payload: Any) -> str:
@@ -132,8 +136,7 @@ def _refusal(error: domain.DomainError, discrepancy_id: str) -> ProblemError:
     if isinstance(error, domain.UnknownDiscrepancyError):
         return ProblemError(404, "Unknown discrepancy", str(error), discrepancy_id=discrepancy_id)
     if isinstance(error, domain.InvalidCommandError):
-        return ProblemError(422, "Invalid request", str(error),
-                            errors=[{"field": error.field, "rule": error.rule}])
+        return invalid_command(error)
     return ProblemError(409, "Refused", str(error), discrepancy_id=discrepancy_id)
 
 
@@ -152,7 +155,10 @@ async def _current(state: State, who: Principal, discrepancy_id: str) -> dict:
     return found
 
 
-@router.post("/v1/discrepancies", status_code=201)
+@router.post("/v1/discrepancies", status_code=201, response_description="Recorded",
+             responses={**problem_responses(403, 409), 200: {
+                 "description": "Reported before: the discrepancy, unchanged or amended",
+                 "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def open_discrepancy(body: OpenRequest, who: Worker, state: State, request: Request,
                            key: IdempotencyKey = None):
     """Record a discrepancy (201). Reporting the same (source, external_ref) again returns
@@ -189,8 +195,8 @@ def _filters(status: Status | None = None, severity: Severity | None = None,
              opened_before: datetime | None = None) -> store.Filters:
     for name, moment in (("opened_after", opened_after), ("opened_before", opened_before)):
         if moment is not None and moment.tzinfo is None:
-            raise ProblemError(422, "Invalid request", f"{name}: the time needs a UTC offset",
-                               errors=[{"field": f"query.{name}", "rule": "timezone required"}])
+            raise invalid((f"query.{name}", "the time needs a UTC offset, e.g. "
+                           "2026-11-23T05:00:00Z"))
     return store.Filters(status, severity, source, assignee, q, opened_after, opened_before)
 
 
@@ -226,18 +232,20 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
             raise TypeError("cursor members must be strings")
         return datetime.fromisoformat(opened_at.replace("Z", "+00:00")), str(uuid.UUID(discrepancy_id))
     except (ValueError, TypeError, orjson.JSONDecodeError) as e:
-        raise ProblemError(422, "Invalid request", "cursor: not a cursor this API returned",
-                           errors=[{"field": "query.cursor", "rule": "opaque cursor"}]) from e
+        raise invalid(("query.cursor", "not a cursor this API returned")) from e
 
 
-@router.get("/v1/discrepancies/{discrepancy_id}")
+@router.get("/v1/discrepancies/{discrepancy_id}", responses=FOUND)
 async def get_discrepancy(discrepancy_id: DiscrepancyId, who: Reader, state: State,
                           as_of: Annotated[str | None, Query(max_length=40, description=
-                              "a seq (integer) or an RFC 3339 time: the discrepancy as it was then")] = None):
+                              "the discrepancy as it was once the log held this entry (a seq) "
+                              "or at this RFC 3339 time (when the ledger recorded its entries); "
+                              "neither may lie beyond the end of the log")] = None):
     if as_of is None:
         return await _current(state, who, discrepancy_id)
-    then, _ = await state.read(who.tenant, store.history, who.tenant, discrepancy_id,
-                               **_as_of(as_of))
+    point, asked = _as_of(as_of), datetime.now(timezone.utc)
+    _within_log(as_of, point, await state.read(who.tenant, log_end, who.tenant), asked)
+    then, _ = await state.read(who.tenant, store.history, who.tenant, discrepancy_id, **point)
     if then is None:
         raise ProblemError(404, "Unknown discrepancy",
                            f"discrepancy {discrepancy_id} did not exist as of {as_of}")
@@ -250,15 +258,30 @@ def _as_of(value: str) -> dict:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:
-        raise ProblemError(422, "Invalid request", f"as_of: {value!r} is neither a seq nor an "
-                           "RFC 3339 time", errors=[{"field": "query.as_of", "rule": "seq or time"}]) from e
+        raise invalid(("query.as_of", f"{value!r} is neither a seq nor an RFC 3339 time")) from e
     if moment.tzinfo is None:
-        raise ProblemError(422, "Invalid request", "as_of: the time needs a UTC offset",
-                           errors=[{"field": "query.as_of", "rule": "timezone required"}])
+        raise invalid(("query.as_of", "the time needs a UTC offset, e.g. 2026-11-23T05:00:00Z"))
     return {"until_time": moment}
 
 
-@router.get("/v1/discrepancies/{discrepancy_id}/history")
+def _within_log(as_of: str, point: dict, end: LogEnd, asked: datetime) -> None:
+    """Refuse an `as_of` past what the log knows: a seq it does not hold yet, or a time
+    after the request (the log is complete only up to the moment it is read). Answering
+    with the present instead would pass a guess off as history."""
+    latest = format_time(end.latest_at) if end.latest_at else None
+    reach = (f"the log holds seqs 0..{end.size - 1}, the latest recorded at {latest}"
+             if end.size else "the log is empty")
+    if point.get("until_seq", -1) >= end.size:
+        rule = f"seq {point['until_seq']} is beyond the end of the log: {reach}"
+    elif point.get("until_time", asked) > asked:
+        rule = f"{as_of} is later than now ({format_time(asked)}): {reach}"
+    else:
+        return
+    raise invalid(("query.as_of", rule), title="Beyond the end of the log", log_size=end.size,
+                  latest_at=latest)
+
+
+@router.get("/v1/discrepancies/{discrepancy_id}/history", responses=FOUND)
 async def get_history(discrepancy_id: DiscrepancyId, who: Reader, state: State,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 500,
                       after_seq: Annotated[int, Query(ge=0, le=2**62)] | None = None) -> dict:
@@ -277,7 +300,7 @@ async def get_history(discrepancy_id: DiscrepancyId, who: Reader, state: State,
         "next_after_seq": items[-1].seq if more else None}
 
 
-@router.get("/v1/discrepancies/{discrepancy_id}/snapshot")
+@router.get("/v1/discrepancies/{discrepancy_id}/snapshot", responses=FOUND)
 async def get_snapshot(discrepancy_id: DiscrepancyId, who: Reader, state: State) -> dict:
     """The discrepancy frozen when it was resolved or auto-closed, with its history digest."""
     found = await state.read(who.tenant, store.snapshot, who.tenant, discrepancy_id)
@@ -287,7 +310,11 @@ async def get_snapshot(discrepancy_id: DiscrepancyId, who: Reader, state: State)
     return found
 
 
-@router.post("/v1/discrepancies/{discrepancy_id}/evidence", status_code=201)
+@router.post("/v1/discrepancies/{discrepancy_id}/evidence", status_code=201, responses=CHANGE,
+             openapi_extra={"requestBody": {"required": True, "description": "the file; its "
+                            "Content-Type, any media type, is recorded as the file's type",
+                            "content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}}}})
 async def attach_evidence(discrepancy_id: DiscrepancyId, request: Request, who: Worker,
                           state: State,
                           name: Annotated[str, Query(min_length=1, max_length=255)],
@@ -299,14 +326,19 @@ async def attach_evidence(discrepancy_id: DiscrepancyId, request: Request, who: 
     content = await _body(request)
     media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
     sha256 = hashlib.sha256(content).hexdigest()
-    command = _command(domain.AttachEvidence, sha256=sha256, name=name, size=len(content),
-                       media_type=media_type)
+    command = _command(domain.AttachEvidence, where=EVIDENCE_FIELDS, sha256=sha256, name=name,
+                       size=len(content), media_type=media_type)
     appended = await _append(state, who, discrepancy_id, command, request=request, key=key,
                              payload={"name": name, "media_type": command.media_type,
                                       "sha256": sha256},
                              with_entry=lambda conn, tenant: evidence.store_file(conn, tenant, content))
     return {"discrepancy_id": discrepancy_id, "sha256": sha256, "size": len(content),
             "name": name, "media_type": command.media_type, "seq": appended.seq}
+
+
+# Where each field of an evidence command came from in the request.
+EVIDENCE_FIELDS = {"name": "query.name", "media_type": "header.Content-Type", "size": "body",
+                   "sha256": "body"}
 
 
 async def _body(request: Request) -> bytes:
@@ -324,7 +356,7 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-@router.get("/v1/evidence/{sha256}")
+@router.get("/v1/evidence/{sha256}", responses=FOUND)
 async def download_evidence(sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], who: Reader,
                             state: State) -> Response:
     """The bytes of an evidence file of this tenant, by its SHA-256."""
@@ -335,7 +367,7 @@ async def download_evidence(sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$
                     headers={"Digest": f"sha-256={base64.b64encode(bytes.fromhex(sha256)).decode()}"})
 
 
-@router.post("/v1/discrepancies/{discrepancy_id}/transitions")
+@router.post("/v1/discrepancies/{discrepancy_id}/transitions", responses=CHANGE)
 async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who: Worker,
                      state: State, request: Request, key: IdempotencyKey = None) -> dict:
     """Move the discrepancy; refused (409) unless the lifecycle allows it for this role now."""
@@ -346,7 +378,7 @@ async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who
     return await _after(state, who, discrepancy_id, appended)
 
 
-@router.post("/v1/discrepancies/{discrepancy_id}/assignment")
+@router.post("/v1/discrepancies/{discrepancy_id}/assignment", responses=CHANGE)
 async def assign(discrepancy_id: DiscrepancyId, body: AssignRequest, who: Worker, state: State,
                  request: Request, key: IdempotencyKey = None) -> dict:
     appended = await _append(state, who, discrepancy_id,
@@ -355,7 +387,7 @@ async def assign(discrepancy_id: DiscrepancyId, body: AssignRequest, who: Worker
     return await _after(state, who, discrepancy_id, appended)
 
 
-@router.post("/v1/discrepancies/{discrepancy_id}/comments", status_code=201)
+@router.post("/v1/discrepancies/{discrepancy_id}/comments", status_code=201, responses=CHANGE)
 async def comment(discrepancy_id: DiscrepancyId, body: CommentRequest, who: Worker, state: State,
                   request: Request, key: IdempotencyKey = None) -> dict:
     appended = await _append(state, who, discrepancy_id,
@@ -364,7 +396,7 @@ async def comment(discrepancy_id: DiscrepancyId, body: CommentRequest, who: Work
     return {"discrepancy_id": discrepancy_id, "seq": appended.seq}
 
 
-@router.post("/v1/discrepancies/{discrepancy_id}/severity")
+@router.post("/v1/discrepancies/{discrepancy_id}/severity", responses=CHANGE)
 async def change_severity(discrepancy_id: DiscrepancyId, body: SeverityRequest, who: Worker,
                           state: State, request: Request, key: IdempotencyKey = None) -> dict:
     command = _command(domain.ChangeSeverity, severity=body.severity, reason=body.reason)

@@ -14,7 +14,7 @@ from indelible.api.context import State
 from indelible.api.problems import ProblemError, problem_responses
 from indelible.ingest.status import IngestStatus
 
-router = APIRouter(tags=["health"], responses=problem_responses(503))
+router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 
 
@@ -24,7 +24,7 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=problem_responses(503))
 async def readyz(state: State) -> dict:
     """The database answers and, where this process ingests, the consumer runs and keeps up:
     503 naming what is wrong otherwise, so a load balancer or probe sees it."""

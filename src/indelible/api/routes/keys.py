@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from indelible.api.context import State, require
 from indelible.api.params import Uuid
 from indelible.api.problems import ProblemError, problem_responses
+from indelible.entry import format_time
 from indelible.store.api_keys import (
     KeyAlreadyRevokedError,
     Principal,
@@ -19,7 +20,7 @@ from indelible.store.api_keys import (
     revoke_decision,
 )
 
-router = APIRouter(tags=["api keys"], responses=problem_responses(400, 401, 403, 404, 409, 422, 503))
+router = APIRouter(tags=["api keys"], responses=problem_responses(403))  # admins only
 Admin = Annotated[Principal, Depends(require("admin"))]
 Role = Literal["analyst", "compliance_manager", "auditor", "admin", "system"]
 
@@ -43,13 +44,13 @@ async def create_key(body: KeyRequest, admin: Admin, state: State) -> dict:
 async def get_keys(admin: Admin, state: State) -> dict:
     keys = await state.read(admin.tenant, list_keys, admin.tenant)
     return {"keys": [{"key_id": k.key_id, "name": k.name, "role": k.role,
-                      "issued_seq": k.issued_seq, "issued_at": k.issued_at.isoformat(),
+                      "issued_seq": k.issued_seq, "issued_at": format_time(k.issued_at),
                       "revoked_seq": k.revoked_seq,
-                      "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+                      "revoked_at": format_time(k.revoked_at) if k.revoked_at else None}
                      for k in keys]}
 
 
-@router.delete("/v1/api-keys/{key_id}")
+@router.delete("/v1/api-keys/{key_id}", responses=problem_responses(404, 409))
 async def revoke_key(key_id: Uuid, admin: Admin,
                      state: State) -> dict:
     """Revoke a key of this tenant; it stops authenticating at once."""

@@ -13,12 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from indelible import domain
 from indelible.api.context import State, require
-from indelible.api.problems import ProblemError, problem_responses
+from indelible.api.problems import ProblemError, invalid_command, problem_responses
 from indelible.store import severity_policy
 from indelible.store.api_keys import Principal
 from indelible.store.errors import VersionConflictError
 
-router = APIRouter(tags=["severity policy"], responses=problem_responses(400, 401, 403, 409, 422, 503))
+router = APIRouter(tags=["severity policy"])
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
 Manager = Annotated[Principal, Depends(require("compliance_manager", "admin"))]
 
@@ -40,7 +40,7 @@ async def get_policy(who: Reader, state: State) -> dict:
     return found.to_dict()
 
 
-@router.put("/v1/severity-policy")
+@router.put("/v1/severity-policy", responses=problem_responses(403, 409))
 async def put_policy(body: PolicyRequest, who: Manager, state: State) -> dict:
     """Replace the policy. It decides the severity of discrepancies opened from now on that
     were reported without one; earlier discrepancies keep theirs."""
@@ -49,8 +49,7 @@ async def put_policy(body: PolicyRequest, who: Manager, state: State) -> dict:
                                        reason=body.reason, actor=who.actor(),
                                        expected_version=body.expected_version)
     except domain.InvalidCommandError as e:
-        raise ProblemError(422, "Invalid request", str(e),
-                           errors=[{"field": e.field, "rule": e.rule}]) from e
+        raise invalid_command(e) from e
     try:
         appended = await state.append(who.tenant, entry)
     except VersionConflictError as e:
