@@ -58,14 +58,15 @@ def dlq_list(tenant: str | None, as_json: bool) -> None:
     import dataclasses
     import json
 
-    from indelible.ingest.dead_letters import list_dead_letters
+    from indelible.ingest.dead_letters import list_dead_letters, readable_reason
 
     letters = asyncio.run(list_dead_letters(_broker(), tenant))
-    if as_json:
+    if as_json:  # as recorded, for tools
         click.echo(json.dumps([dataclasses.asdict(d) for d in letters], indent=2))
         return
     for d in letters:
-        click.echo(f"{d.seq:>8}  {d.subject}  attempts={d.attempts}  {d.size} B  {d.reason}")
+        click.echo(f"{d.seq:>8}  {d.subject}  attempts={d.attempts}  {d.size} B  "
+                   f"{readable_reason(d.reason)}")
     click.echo(f"{len(letters)} dead letter(s)", err=True)
 
 
