@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from indelible.cli.root import cli_actor, known_tenant, main, settings_from_env
@@ -18,6 +20,11 @@ def up(host: str, port: int) -> None:
 
     from indelible.api.app import create_app
     from indelible.bootstrap import running_service
+    from indelible.ingest.status import PROGRESS_LOGGER
+
+    # Ingestion's progress is what an operator watching `up` wants to see without -v, which
+    # also turns on every library's chatter.
+    logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
 
     # SIGTERM (systemd, docker stop) must unwind like Ctrl-C, so the embedded PostgreSQL and
     # nats-server are stopped too. uvicorn re-raises the signal after its own shutdown; with
