@@ -137,5 +137,6 @@ def test_cli_changes_name_who_ran_them_as_an_operator_with_the_admin_role(env, a
                                         "role": "admin"})]
 
     for bad in ("", " padded", "line\nbreak", "x" * 197):
-        refused = indelible(env, "--actor", bad, "tenant", "create", f"ops-{secrets.token_hex(3)}")
+        refused = indelible(env, "--actor", bad, "tenant", "create",
+                            f"ops-{secrets.token_hex(3)}")
         assert refused.returncode == 2 and "Invalid value for --actor: 1..196 printable" in refused.stderr

@@ -161,8 +161,9 @@ class Consumer:
             await self._dead_letter(js, msg, f"failed {attempts} deliveries: {e!r}"[:2000], known)
 
     async def _monitor(self, js) -> None:
-        """Report the backlog, and progress to the log; a fetch cannot tell a deleted consumer from an idle one (it
-        just times out), so a consumer or stream gone missing is noticed here."""
+        """Report the backlog, and progress to the log. A fetch cannot tell a deleted consumer
+        from an idle one (it just times out), so a consumer or stream gone missing is noticed
+        here."""
         progress = ProgressReport(self.status)
         while True:
             try:
