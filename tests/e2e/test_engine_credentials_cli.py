@@ -4,6 +4,7 @@ the real nats-server it reloads."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import secrets
 
 import nats
@@ -52,11 +53,12 @@ def _publishes(url: str, seed: str, tenant: str) -> bool:
     return asyncio.run(go())
 
 
-def _ledger_types(app_url: str, tenant: str) -> list[str]:
+def _ledger_types(app_url: str, tenant: str) -> list[tuple[str, str]]:
+    """(type, actor id) of the credential entries."""
     with psycopg.connect(app_url) as conn:
-        return [t for (t,) in conn.execute(
-            "SELECT type FROM ledger_entries WHERE tenant_id = %s AND stream_id LIKE "
-            "'engine-credential/%%' ORDER BY seq", (tenant,))]
+        return conn.execute(
+            "SELECT type, actor_id FROM ledger_entries WHERE tenant_id = %s AND stream_id LIKE "
+            "'engine-credential/%%' ORDER BY seq", (tenant,)).fetchall()
 
 
 def test_a_credential_is_issued_reloaded_into_the_running_broker_and_revoked(env, tenant, tmp_path,
@@ -73,13 +75,14 @@ def test_a_credential_is_issued_reloaded_into_the_running_broker_and_revoked(env
         listed = indelible(env, "engine-credentials", "list", "--tenant", tenant)
         keys = [line.split()[0] for line in listed.stdout.splitlines()]
         assert len(keys) == 2 and seed not in listed.stdout
-        revoked = indelible(env, "engine-credentials", "revoke", keys[1])
+        revoked = indelible(env, "--actor", "dana", "engine-credentials", "revoke", keys[1])
         assert revoked.returncode == 0 and f"of {tenant} revoked at seq" in revoked.stdout
         assert "Authorization Violation" in _handshake(broker.port, seed)
         assert _publishes(broker.url, early, tenant)
-    assert _ledger_types(app_url, tenant) == ["engine_credential.issued",
-                                              "engine_credential.issued",
-                                              "engine_credential.revoked"]
+    me = f"cli:{getpass.getuser()}"  # the default actor: whoever ran the command
+    assert _ledger_types(app_url, tenant) == [("engine_credential.issued", me),
+                                              ("engine_credential.issued", me),
+                                              ("engine_credential.revoked", "cli:dana")]
 
 
 def _stream(broker: EmbeddedNats) -> None:

@@ -38,3 +38,22 @@ def test_a_restarting_consumer_says_why():
     status = IngestStatus()
     status.set_state("restarting", "ConsumerLostError: gone")
     assert status.problem() == "ingestion restarting: ConsumerLostError: gone" and not status.up()
+
+
+def test_progress_is_told_at_once_then_at_most_every_interval_and_never_while_idle():
+    from indelible.ingest.status import ProgressReport
+
+    status = IngestStatus()
+    report = ProgressReport(status, every=10)
+    assert report.line(now=100) is None  # nothing happened yet
+    status.set_backlog(40, 0.5)
+    status.count(processed=60, dead_lettered=2)
+    assert report.line(now=101) == ("ingestion: 60 committed, 2 dead-lettered since the last "
+                                    "report; 40 pending in the stream (since start: 60 "
+                                    "committed, 2 dead-lettered)")
+    status.count(processed=40)
+    assert report.line(now=105) is None  # too soon
+    status.set_backlog(0, 0.0)
+    assert report.line(now=111).startswith("ingestion: 40 committed, 0 dead-lettered since the "
+                                           "last report; 0 pending")
+    assert report.line(now=500) is None  # idle: a quiet log

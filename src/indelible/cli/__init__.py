@@ -1,6 +1,7 @@
 """The `indelible` command line."""
 
-from indelible.cli import audit, bench, engines, service  # noqa: F401  (each registers its commands)
+# Each module registers its commands on `main`.
+from indelible.cli import audit, bench, engines, ingest, service, tenants  # noqa: F401
 from indelible.cli.root import main
 
 __all__ = ["main"]

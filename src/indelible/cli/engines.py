@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from indelible.cli.root import main, settings_from_env
+from indelible.cli.root import cli_actor, known_tenant, main, settings_from_env
 
 STREAM_PREFIX = "engine-credential/"
 MAX_NAME = 100
@@ -39,9 +39,8 @@ def _record(tenant: str, entry_type: str, data: dict) -> int:
     from indelible.entry import NewEntry
     from indelible.store.appender import append_batch
     from indelible.store.errors import AppendRefusedError
-    from indelible.store.tenants import OPERATOR
 
-    entry = NewEntry(stream=STREAM_PREFIX + data["public_key"], type=entry_type, actor=OPERATOR,
+    entry = NewEntry(stream=STREAM_PREFIX + data["public_key"], type=entry_type, actor=cli_actor(),
                      data=data, expected_version=0 if entry_type.endswith("issued") else None)
     with open_database(settings_from_env()) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
         (outcome,) = append_batch(conn, tenant, [entry])
@@ -54,11 +53,9 @@ def _known_tenant(tenant: str) -> None:
     import psycopg
 
     from indelible.bootstrap import open_database
-    from indelible.store.tenants import tenant_exists
 
     with open_database(settings_from_env()) as db, psycopg.connect(db.app_url, autocommit=True) as conn:
-        if not tenant_exists(conn, tenant):
-            raise click.BadParameter(f"tenant {tenant!r} does not exist", param_hint="--tenant")
+        known_tenant(conn, tenant)
 
 
 @engine_credentials.command("create")

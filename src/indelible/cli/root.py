@@ -12,8 +12,10 @@ import logging
 import click
 
 from indelible.config import ConfigError, Settings
+from indelible.entry import MAX_NAME, Actor
 
 EXIT_INVALID, EXIT_ERROR, EXIT_UNSIGNED = 1, 2, 3
+ACTOR_PREFIX = "cli:"
 
 
 def settings_from_env() -> Settings:
@@ -48,9 +50,43 @@ class _Group(click.Group):
 @click.version_option(package_name="indelible", prog_name="indelible",
                       message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress of the service itself.")
-def main(verbose: bool) -> None:
+@click.option("--actor", metavar="NAME", callback=lambda ctx, param, value: _actor_name(value),
+              help="Who runs the command: the ledger entries it appends name the actor "
+                   "cli:NAME.  [default: the OS user]")
+def main(verbose: bool, actor: str) -> None:
     """Indelible: a compliance ledger nobody can edit."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cli_actor() -> Actor:
+    """The actor of the entries this command appends: the person (or account) who ran it,
+    an administrator acting from the operator's seat, never an anonymous "operator"."""
+    name = click.get_current_context().find_root().params["actor"]
+    return Actor(ACTOR_PREFIX + name, "admin", "operator")
+
+
+def _actor_name(value: str | None) -> str:
+    import getpass
+    import os
+
+    if value is None:
+        try:
+            value = getpass.getuser()
+        except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+            value = f"uid-{os.getuid()}"
+    limit = MAX_NAME - len(ACTOR_PREFIX)
+    if not 0 < len(value) <= limit or not value.isprintable() or value != value.strip():
+        raise click.BadParameter(f"1..{limit} printable characters, no leading or trailing "
+                                 f"space; got {value!r}", param_hint="--actor")
+    return value
+
+
+def known_tenant(conn, tenant: str) -> None:
+    from indelible.store.tenants import tenant_exists
+
+    if not tenant_exists(conn, tenant):
+        raise click.BadParameter(f"tenant {tenant!r} does not exist; see `indelible tenant "
+                                 "list`", param_hint="--tenant")
 
 

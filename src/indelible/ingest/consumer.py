@@ -37,7 +37,7 @@ from nats.js.errors import NotFoundError
 from indelible import domain
 from indelible.entry import Actor, NewEntry
 from indelible.ingest.contract import ContractError, Detected, Matched, parse_message
-from indelible.ingest.status import IngestStatus
+from indelible.ingest.status import PROGRESS_LOGGER, IngestStatus, ProgressReport
 from indelible.ingest.streams import (DLQ_PREFIX, DLQ_STREAM, DURABLE, STREAM,  # noqa: F401
                                       ensure_streams)
 from indelible.nats_auth import NatsAccess
@@ -47,6 +47,7 @@ from indelible.store.errors import (AppendRefusedError, IdempotencyConflictError
                                     StoreUnavailableError)
 
 log = logging.getLogger(__name__)
+progress_log = logging.getLogger(PROGRESS_LOGGER)
 
 MAX_FAILED_DELIVERIES = 3
 MATCH_WAIT_DELIVERIES = 30  # a `matched` waits this many redeliveries for its `detected`
@@ -160,13 +161,18 @@ class Consumer:
             await self._dead_letter(js, msg, f"failed {attempts} deliveries: {e!r}"[:2000], known)
 
     async def _monitor(self, js) -> None:
-        """Report the backlog; a fetch cannot tell a deleted consumer from an idle one (it
-        just times out), so a consumer or stream gone missing is noticed here."""
+        """Report the backlog, and progress to the log. A fetch cannot tell a deleted consumer
+        from an idle one (it just times out), so a consumer or stream gone missing is noticed
+        here."""
+        progress = ProgressReport(self.status)
         while True:
             try:
                 await js.consumer_info(STREAM, DURABLE)
                 info = await js.stream_info(STREAM)
                 self.status.set_backlog(info.state.messages, await _oldest_age(js, info))
+                line = progress.line(time.monotonic())
+                if line:
+                    progress_log.info(line)
             except NotFoundError as e:
                 raise ConsumerLostError(f"stream {STREAM} or its consumer {DURABLE} is gone: "
                                         f"{e}") from e

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
 from nats.js.errors import NotFoundError
 
 from indelible.ingest.streams import DLQ_PREFIX, DLQ_STREAM
@@ -58,6 +59,52 @@ async def list_dead_letters(broker: NatsAccess, tenant: str | None = None) -> li
         return found
     finally:
         await nc.close()
+
+
+def readable_reason(reason: str) -> str:
+    """The reason as a person reads it. This consumer writes sentences, but a dead letter may
+    carry a JSON reason (another producer of the stream, a tool that republished one, an
+    engine's own error document): an object, a problem document (RFC 9457) or a list of field
+    errors is told as `field: rule` phrases, not shown as escaped JSON. A JSON tail after a
+    sentence ("failed 3 deliveries: {...}") is told the same way."""
+    start = min((i for i in (reason.find("{"), reason.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        return reason
+    try:
+        value = orjson.loads(reason[start:])
+    except orjson.JSONDecodeError:
+        return reason
+    told = _phrase(value) if isinstance(value, (dict, list)) else ""
+    return reason[:start] + told if told else reason
+
+
+_MESSAGE_KEYS = ("detail", "title", "message", "msg", "error", "reason", "description")
+_FIELD_KEYS = ("field", "loc", "path", "pointer", "name")
+_RULE_KEYS = ("rule", "msg", "message", "detail", "reason", "error")
+
+
+def _phrase(value, prefix: str = "") -> str:
+    """`field: rule` phrases joined by "; "; nested objects name their fields with dots."""
+    if isinstance(value, list):
+        if all(not isinstance(v, (dict, list)) for v in value):
+            return prefix + ", ".join(map(str, value))
+        return "; ".join(_phrase(v, prefix) for v in value)
+    if not isinstance(value, dict):
+        return prefix + str(value)
+    field = next((value[k] for k in _FIELD_KEYS if k in value), None)
+    rule = next((value[k] for k in _RULE_KEYS if k in value), None)
+    if field is not None and rule is not None:
+        where = ".".join(map(str, field)) if isinstance(field, list) else str(field)
+        return _phrase(rule, f"{prefix}{where}: ")
+    said = next((value[k] for k in _MESSAGE_KEYS if isinstance(value.get(k), str)), None)
+    errors = value.get("errors")
+    if isinstance(errors, list) and errors:
+        listed = _phrase(errors)
+        return f"{prefix}{said} ({listed})" if said else prefix + listed
+    if said:
+        return prefix + said
+    return "; ".join(_phrase(v, f"{prefix.removesuffix(': ')}{'.' if prefix else ''}{k}: ")
+                     for k, v in value.items())
 
 
 async def replay(broker: NatsAccess, seq: int) -> str:

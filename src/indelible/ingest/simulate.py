@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
+from indelible.ingest.settlement import Published
 from indelible.nats_auth import NatsAccess
 
 SOURCES = ("stripe", "paypal", "bank")
@@ -52,12 +53,19 @@ def _amount(minor: int, units: int) -> str:
 async def publish(broker: NatsAccess, prefix: str, bodies: list[dict]) -> int:
     nc = await broker.connect()
     try:
-        js = nc.jetstream()
-        for lo in range(0, len(bodies), IN_FLIGHT):
-            await asyncio.gather(*(
-                js.publish(f"{prefix}.{b['tenant']}", orjson.dumps(b),
-                           headers={"Nats-Msg-Id": f"{b['type']}:{b['source']}:{b['external_ref']}"})
-                for b in bodies[lo:lo + IN_FLIGHT]))
+        return (await publish_on(nc.jetstream(), prefix, bodies)).count
     finally:
         await nc.close()
-    return len(bodies)
+
+
+async def publish_on(js, prefix: str, bodies: list[dict]) -> Published:
+    """Publish, IN_FLIGHT at a time; each is acknowledged by the stream, so its sequence is
+    known (a duplicate Nats-Msg-Id is acknowledged with the original's)."""
+    seqs: list[int] = []
+    for lo in range(0, len(bodies), IN_FLIGHT):
+        acks = await asyncio.gather(*(
+            js.publish(f"{prefix}.{b['tenant']}", orjson.dumps(b),
+                       headers={"Nats-Msg-Id": f"{b['type']}:{b['source']}:{b['external_ref']}"})
+            for b in bodies[lo:lo + IN_FLIGHT]))
+        seqs.extend(a.seq for a in acks)
+    return Published(len(bodies), min(seqs, default=0), max(seqs, default=0))

@@ -63,3 +63,34 @@ class IngestStatus:
                 return (f"lagging: the oldest unacknowledged message waits for "
                         f"{self.oldest_age:.0f} s (limit {self.limits.max_age:g} s)")
             return None
+
+
+PROGRESS_LOGGER = "indelible.ingest.progress"  # `indelible up` shows it at its default level
+PROGRESS_EVERY = 10.0  # seconds between progress lines while messages keep coming
+
+
+class ProgressReport:
+    """What ingestion did, for the operator's log: a line as soon as messages start to move,
+    then at most one every `every` seconds while they keep moving, and none while idle (a
+    quiet service writes a quiet log)."""
+
+    def __init__(self, status: IngestStatus, every: float = PROGRESS_EVERY):
+        self._status = status
+        self._every = every
+        self._told = (0, 0)  # (committed, dead-lettered) as of the last line
+        self._told_at: float | None = None
+
+    def line(self, now: float) -> str | None:
+        s = self._status
+        with s._lock:
+            counts, pending = (s.processed, s.dead_lettered), s.pending
+        if counts == self._told:
+            return None
+        if self._told_at is not None and now - self._told_at < self._every:
+            return None
+        (committed, dead), (before_committed, before_dead) = counts, self._told
+        self._told, self._told_at = counts, now
+        waiting = "" if pending is None else f"; {pending} pending in the stream"
+        return (f"ingestion: {committed - before_committed} committed, {dead - before_dead} "
+                f"dead-lettered since the last report{waiting} (since start: {committed} "
+                f"committed, {dead} dead-lettered)")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import psycopg
 
 from indelible.entry import Actor, NewEntry
@@ -9,7 +12,16 @@ from indelible.store.appender import append_batch
 from indelible.store.errors import AppendRefusedError
 from indelible.store.logs import check_tenant, create_log
 
-OPERATOR = Actor("operator", "admin", "operator")
+OPERATOR = Actor("operator", "admin", "operator")  # for code acting on no one's behalf
+
+
+@dataclass(frozen=True)
+class TenantSummary:
+    tenant: str
+    name: str  # the display name
+    created_at: datetime
+    log_size: int  # entries
+    checkpoint_size: int | None  # entries covered by the latest signed checkpoint; None: none yet
 
 
 def create_tenant(conn: psycopg.Connection, tenant: str, *, base_origin: str,
@@ -32,3 +44,12 @@ def create_tenant(conn: psycopg.Connection, tenant: str, *, base_origin: str,
 
 def tenant_exists(conn: psycopg.Connection, tenant: str) -> bool:
     return conn.execute("SELECT 1 FROM tenants WHERE tenant_id = %s", (tenant,)).fetchone() is not None
+
+
+def list_tenants(conn: psycopg.Connection) -> list[TenantSummary]:
+    """Every tenant with its log size and the size of its latest signed checkpoint."""
+    rows = conn.execute(
+        "SELECT t.tenant_id, t.name, t.created_at, h.size, "
+        "(SELECT max(c.size) FROM checkpoints c WHERE c.tenant_id = t.tenant_id) "
+        "FROM tenants t JOIN log_heads h USING (tenant_id) ORDER BY t.tenant_id")
+    return [TenantSummary(*row) for row in rows]
