@@ -16,8 +16,8 @@ from indelible.api.app import create_app
 from indelible.config import Settings
 from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
-from indelible.keys import load_or_create_signer
 from indelible.kept import KeptCheckpoints
+from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
 from indelible.store import api_keys, discrepancies, isolation, severity_policy

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.api_keys import Principal, authenticate
 from indelible.store.appender import GroupCommitAppender
+from indelible.usecases.principal import Ledger
+from indelible.usecases.principal import Principal as Asking
 
 APPEND_TIMEOUT = 30.0  # seconds a request waits for its entry to commit
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer idl_…`")
@@ -37,14 +38,10 @@ class AppState:
             conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
             yield conn
 
-    async def append(self, tenant: str, command: Any) -> Any:
-        """Hand a command to the appender and await its outcome (or its refusal)."""
-        try:
-            return await asyncio.wait_for(
-                asyncio.wrap_future(self.appender.submit(tenant, command)), APPEND_TIMEOUT)
-        except TimeoutError as e:
-            raise ProblemError(503, "Storage unavailable", "the ledger did not commit within "
-                               f"{APPEND_TIMEOUT:g} s; retry with the same Idempotency-Key") from e
+    @property
+    def ledger(self) -> Ledger:
+        """How use cases write: through this service's appender."""
+        return Ledger(self.appender, APPEND_TIMEOUT)
 
     async def read(self, tenant: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn(conn, *args, **kwargs)` in a worker thread, scoped to `tenant`."""
@@ -52,6 +49,12 @@ class AppState:
             with self.tenant_connection(tenant) as conn:
                 return fn(conn, *args, **kwargs)
         return await run_in_threadpool(run)
+
+
+def asking(who: Principal) -> Asking:
+    """The use cases' principal for the caller an API key identifies."""
+    actor = who.actor()
+    return Asking(who.tenant, actor.id, actor.role, actor.kind)
 
 
 def app_state(request: Request) -> AppState:

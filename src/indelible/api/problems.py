@@ -178,3 +178,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailableError)
     async def unavailable(_: Request, e: StoreUnavailableError):
         return problem(503, "Storage unavailable", str(e))
+
+    @app.exception_handler(TimeoutError)
+    async def not_committed_in_time(_: Request, e: TimeoutError):
+        # Raised by usecases' Ledger when the appender did not answer in time: the entry may
+        # still commit, so the retry must carry the same idempotency key.
+        return problem(503, "Storage unavailable", "the ledger did not commit in time; retry "
+                       "with the same Idempotency-Key")

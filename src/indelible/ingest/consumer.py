@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import nats
-import orjson
 import psycopg
 from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
@@ -38,13 +37,23 @@ from indelible import domain
 from indelible.entry import Actor, NewEntry
 from indelible.ingest.contract import ContractError, Detected, Matched, parse_message
 from indelible.ingest.status import PROGRESS_LOGGER, IngestStatus, ProgressReport
-from indelible.ingest.streams import (DLQ_PREFIX, DLQ_STREAM, DURABLE, STREAM,  # noqa: F401
-                                      ensure_streams)
+from indelible.ingest.streams import (  # noqa: F401
+    DLQ_PREFIX,
+    DLQ_STREAM,
+    DURABLE,
+    STREAM,
+    ensure_streams,
+)
 from indelible.nats_auth import NatsAccess
 from indelible.store import discrepancies as store
 from indelible.store.appender import Appended, GroupCommitAppender
-from indelible.store.errors import (AppendRefusedError, IdempotencyConflictError,
-                                    StoreUnavailableError)
+from indelible.store.errors import (
+    AppendRefusedError,
+    IdempotencyConflictError,
+    StoreUnavailableError,
+)
+from indelible.usecases import discrepancies
+from indelible.usecases.principal import Principal
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger(PROGRESS_LOGGER)
@@ -228,7 +237,7 @@ class Consumer:
                 waiting.append(msg)
                 continue
             try:
-                submitted.append((msg, _decision(message, discrepancy_id)))
+                submitted.append((msg, _decision(tenant, message, discrepancy_id)))
             except domain.InvalidCommandError as e:
                 await self._dead_letter(js, msg, str(e), tenant)
         for msg in waiting:  # a `matched` before its `detected`
@@ -343,16 +352,15 @@ async def _nak_quietly(msg) -> None:
         log.debug("NAK failed", exc_info=True)
 
 
-def _decision(message: Detected | Matched, discrepancy_id: str):
+def _decision(tenant: str, message: Detected | Matched, discrepancy_id: str):
+    """The use case a message asks for, as the engine that sent it."""
     if isinstance(message, Detected):
-        actor = domain.Actor(f"engine:{message.command.source}", domain.Role.SYSTEM)
-        return store.decision(discrepancy_id, message.command, actor,
-                              store.open_key(*message.ref))
-    actor = domain.Actor(f"engine:{message.source}", domain.Role.SYSTEM)
-    close = domain.Transition(to=domain.Status.AUTO_CLOSED,
-                              reason=f"matched at {message.matched_at}: {message.reason}"[:1000])
-    key = "matched:" + hashlib.sha256(orjson.dumps(list(message.ref))).hexdigest()
-    return store.decision(discrepancy_id, close, actor, key)
+        engine = Principal(tenant, f"engine:{message.command.source}", "system", "system")
+        return discrepancies.report_decision(engine, message.command, new_id=discrepancy_id)
+    engine = Principal(tenant, f"engine:{message.source}", "system", "system")
+    return discrepancies.close_as_matched_decision(
+        engine, discrepancy_id, source=message.source, external_ref=message.external_ref,
+        matched_at=message.matched_at, reason=message.reason)
 
 
 async def stream_tag(js) -> str:

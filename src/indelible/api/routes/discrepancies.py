@@ -18,15 +18,20 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from indelible import domain
-from indelible.api.context import State, require
+from indelible.api.context import State, asking, require
 from indelible.api.params import Uuid
-from indelible.api.problems import ProblemError, invalid, invalid_command, problem_responses
+from indelible.api.problems import (
+    ProblemError,
+    invalid,
+    invalid_command,
+    problem_responses,
+)
 from indelible.entry import b64, format_time
 from indelible.store import discrepancies as store
 from indelible.store import evidence
 from indelible.store.api_keys import Principal
-from indelible.store.errors import IdempotencyConflictError
 from indelible.store.logs import LogEnd, log_end
+from indelible.usecases import discrepancies
 
 router = APIRouter(tags=["discrepancies"])
 # Each route's own refusals; api/openapi.py adds the ones every route of its kind can give.
@@ -92,32 +97,27 @@ def _fingerprint(request: Request, payload: Any) -> str:
                                        option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def _append(state: State, who: Principal, discrepancy_id: str, command, *,
-                  request: Request, payload: Any, key: str | None = None,
-                  service_key: str | None = None, with_entry=None):
-    """Append the command's decision. A client's Idempotency-Key is namespaced by its API
-    key, so it can never collide with another client's; it is bound to the fingerprint of
-    this request, and a reuse for any other request is refused (422) naming the entry the
-    key already produced (the IETF httpapi Idempotency-Key draft's behaviour)."""
-    actor = domain.Actor(who.actor().id, who.role)
-    request_key = f"req:{who.key_id}:{key}" if key is not None else None
-    fingerprint = _fingerprint(request, payload) if key is not None else None
-    decision = store.decision(discrepancy_id, command, actor, service_key,
-                              request_key=request_key, request_sha256=fingerprint,
-                              with_entry=with_entry)
+async def _record(use_case, state: State, who: Principal, discrepancy_id: str | None, *args,
+                  request: Request, payload: Any, key: str | None = None):
+    """Run a use case (usecases/discrepancies.py) for this request and translate its refusal.
+    A client's Idempotency-Key is namespaced by its API key, so it can never collide with
+    another client's; it is bound to the fingerprint of this request, and a reuse for any
+    other request is refused (422) naming the entry the key already produced (the IETF
+    httpapi Idempotency-Key draft's behaviour)."""
+    client_key = None if key is None else discrepancies.ClientKey(
+        f"req:{who.key_id}:{key}", _fingerprint(request, payload))
+    args = args if discrepancy_id is None else (discrepancy_id, *args)
     try:
-        return await state.append(who.tenant, decision)
-    except store.DomainRefusedError as e:
-        raise _refusal(e.error, discrepancy_id) from e
-    except IdempotencyConflictError as e:
-        if e.key != request_key:
-            raise
-        produced = e.stream.removeprefix(store.PREFIX)
+        return await use_case(state.ledger, asking(who), *args, key=client_key)
+    except domain.DomainError as e:
+        raise _refusal(e, discrepancy_id) from e
+    except discrepancies.KeyReusedError as e:
         raise ProblemError(422, "Idempotency-Key reused",
                            f"Idempotency-Key {key!r} was already used for a different request: "
-                           f"it produced the entry at seq {e.seq} (discrepancy {produced}). "
-                           "Send a new key for a new request.",
-                           idempotency_key=key, seq=e.seq, discrepancy_id=produced) from e
+                           f"it produced the entry at seq {e.seq} (discrepancy "
+                           f"{e.discrepancy_id}). Send a new key for a new request.",
+                           idempotency_key=key, seq=e.seq,
+                           discrepancy_id=e.discrepancy_id) from e
 
 
 def _answers_this_key(appended, who: Principal, key: str | None) -> bool:
@@ -170,10 +170,9 @@ async def open_discrepancy(body: OpenRequest, who: Worker, state: State, request
                        actual_amount=body.actual_amount, currency=body.currency,
                        detected_at=body.detected_at, severity=body.severity,
                        metadata=body.metadata, transaction_refs=tuple(body.transaction_refs))
-    appended = await _append(state, who, store.new_id(), command, request=request,
-                             payload=body.model_dump(mode="json"), key=key,
-                             service_key=store.open_key(body.source, body.external_ref))
-    discrepancy_id = appended.stream.removeprefix(store.PREFIX)
+    recorded = await _record(discrepancies.report, state, who, None, command, request=request,
+                             payload=body.model_dump(mode="json"), key=key)
+    appended, discrepancy_id = recorded.appended, recorded.discrepancy_id
     if appended.replayed:
         created = appended.version == 1 and _answers_this_key(appended, who, key)
         return JSONResponse(await _current(state, who, discrepancy_id),
@@ -328,10 +327,11 @@ async def attach_evidence(discrepancy_id: DiscrepancyId, request: Request, who: 
     sha256 = hashlib.sha256(content).hexdigest()
     command = _command(domain.AttachEvidence, where=EVIDENCE_FIELDS, sha256=sha256, name=name,
                        size=len(content), media_type=media_type)
-    appended = await _append(state, who, discrepancy_id, command, request=request, key=key,
+    recorded = await _record(discrepancies.attach_evidence, state, who, discrepancy_id, command,
+                             content, request=request, key=key,
                              payload={"name": name, "media_type": command.media_type,
-                                      "sha256": sha256},
-                             with_entry=lambda conn, tenant: evidence.store_file(conn, tenant, content))
+                                      "sha256": sha256})
+    appended = recorded.appended
     return {"discrepancy_id": discrepancy_id, "sha256": sha256, "size": len(content),
             "name": name, "media_type": command.media_type, "seq": appended.seq}
 
@@ -373,33 +373,33 @@ async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who
     """Move the discrepancy; refused (409) unless the lifecycle allows it for this role now."""
     command = _command(domain.Transition, to=body.to, reason=body.reason,
                        resolution_code=body.resolution_code, note=body.note)
-    appended = await _append(state, who, discrepancy_id, command, request=request,
-                             payload=body.model_dump(mode="json"), key=key)
-    return await _after(state, who, discrepancy_id, appended)
+    recorded = await _record(discrepancies.move, state, who, discrepancy_id, command,
+                             request=request, payload=body.model_dump(mode="json"), key=key)
+    return await _after(state, who, discrepancy_id, recorded.appended)
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/assignment", responses=CHANGE)
 async def assign(discrepancy_id: DiscrepancyId, body: AssignRequest, who: Worker, state: State,
                  request: Request, key: IdempotencyKey = None) -> dict:
-    appended = await _append(state, who, discrepancy_id,
+    recorded = await _record(discrepancies.assign, state, who, discrepancy_id,
                              _command(domain.Assign, assignee=body.assignee), request=request,
                              payload=body.model_dump(mode="json"), key=key)
-    return await _after(state, who, discrepancy_id, appended)
+    return await _after(state, who, discrepancy_id, recorded.appended)
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/comments", status_code=201, responses=CHANGE)
 async def comment(discrepancy_id: DiscrepancyId, body: CommentRequest, who: Worker, state: State,
                   request: Request, key: IdempotencyKey = None) -> dict:
-    appended = await _append(state, who, discrepancy_id,
+    recorded = await _record(discrepancies.comment, state, who, discrepancy_id,
                              _command(domain.Comment, text=body.text), request=request,
                              payload=body.model_dump(mode="json"), key=key)
-    return {"discrepancy_id": discrepancy_id, "seq": appended.seq}
+    return {"discrepancy_id": discrepancy_id, "seq": recorded.appended.seq}
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/severity", responses=CHANGE)
 async def change_severity(discrepancy_id: DiscrepancyId, body: SeverityRequest, who: Worker,
                           state: State, request: Request, key: IdempotencyKey = None) -> dict:
     command = _command(domain.ChangeSeverity, severity=body.severity, reason=body.reason)
-    appended = await _append(state, who, discrepancy_id, command, request=request,
-                             payload=body.model_dump(mode="json"), key=key)
-    return await _after(state, who, discrepancy_id, appended)
+    recorded = await _record(discrepancies.change_severity, state, who, discrepancy_id, command,
+                             request=request, payload=body.model_dump(mode="json"), key=key)
+    return await _after(state, who, discrepancy_id, recorded.appended)

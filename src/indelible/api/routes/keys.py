@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from indelible.api.context import State, require
+from indelible.api.context import State, asking, require
 from indelible.api.params import Uuid
 from indelible.api.problems import ProblemError, problem_responses
 from indelible.entry import format_time
@@ -15,10 +15,9 @@ from indelible.store.api_keys import (
     KeyAlreadyRevokedError,
     Principal,
     UnknownKeyError,
-    issue_command,
     list_keys,
-    revoke_decision,
 )
+from indelible.usecases import keys
 
 router = APIRouter(tags=["api keys"], responses=problem_responses(403))  # admins only
 Admin = Annotated[Principal, Depends(require("admin"))]
@@ -34,10 +33,9 @@ class KeyRequest(BaseModel):
 @router.post("/v1/api-keys", status_code=201)
 async def create_key(body: KeyRequest, admin: Admin, state: State) -> dict:
     """Issue a key; the token is in this response only (it is stored as a hash)."""
-    token, entry = issue_command(role=body.role, name=body.name, by=admin.actor())
-    issued = await state.append(admin.tenant, entry)
-    return {"key_id": entry.data["key_id"], "role": body.role, "name": entry.data["name"],
-            "token": token, "issued_seq": issued.seq}
+    issued = await keys.issue_key(state.ledger, asking(admin), role=body.role, name=body.name)
+    return {"key_id": issued.key_id, "role": issued.role, "name": issued.name,
+            "token": issued.token, "issued_seq": issued.seq}
 
 
 @router.get("/v1/api-keys")
@@ -55,7 +53,7 @@ async def revoke_key(key_id: Uuid, admin: Admin,
                      state: State) -> dict:
     """Revoke a key of this tenant; it stops authenticating at once."""
     try:
-        revoked = await state.append(admin.tenant, revoke_decision(key_id, by=admin.actor()))
+        revoked = await keys.revoke_key(state.ledger, asking(admin), key_id)
     except UnknownKeyError as e:
         raise ProblemError(404, "Unknown API key", str(e)) from e
     except KeyAlreadyRevokedError as e:

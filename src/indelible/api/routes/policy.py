@@ -12,11 +12,12 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from indelible import domain
-from indelible.api.context import State, require
+from indelible.api.context import State, asking, require
 from indelible.api.problems import ProblemError, invalid_command, problem_responses
 from indelible.store import severity_policy
 from indelible.store.api_keys import Principal
 from indelible.store.errors import VersionConflictError
+from indelible.usecases import policy
 
 router = APIRouter(tags=["severity policy"])
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
@@ -45,16 +46,14 @@ async def put_policy(body: PolicyRequest, who: Manager, state: State) -> dict:
     """Replace the policy. It decides the severity of discrepancies opened from now on that
     were reported without one; earlier discrepancies keep theirs."""
     try:
-        entry = severity_policy.change(domain.parse_policy({"thresholds": body.thresholds}),
-                                       reason=body.reason, actor=who.actor(),
-                                       expected_version=body.expected_version)
+        record = await policy.set_severity_policy(
+            state.ledger, asking(who), domain.parse_policy({"thresholds": body.thresholds}),
+            reason=body.reason, expected_version=body.expected_version)
     except domain.InvalidCommandError as e:
         raise invalid_command(e) from e
-    try:
-        appended = await state.append(who.tenant, entry)
     except VersionConflictError as e:
         raise ProblemError(409, "Policy changed meanwhile",
                            f"the policy is at version {e.actual}, not {e.expected}; read it "
                            "again and resend with that expected_version",
                            current_version=e.actual) from e
-    return severity_policy.record(appended.seq, appended.version, appended.entry).to_dict()
+    return record.to_dict()

@@ -1,0 +1,45 @@
+"""Who asks: the tenant a change is for, and the actor and role it is recorded under."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from indelible import domain
+from indelible.entry import Actor
+from indelible.store.appender import GroupCommitAppender
+
+APPEND_TIMEOUT = 30.0  # seconds a caller waits for its entry to commit
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    actor_id: str  # e.g. "key:<api key id>", "engine:stripe", "cli:alice"
+    role: str  # analyst, compliance_manager, auditor, admin, system
+    kind: str = "user"  # user, system, operator: how the entry's actor is described
+
+    def domain_actor(self) -> domain.Actor:
+        return domain.Actor(self.actor_id, domain.Role(self.role))
+
+    def entry_actor(self) -> Actor:
+        return Actor(self.actor_id, self.role, self.kind)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The one way use cases write: the appender (group commit, decisions under the lock)."""
+
+    appender: GroupCommitAppender
+    timeout: float = APPEND_TIMEOUT
+
+    async def append(self, tenant: str, command: Any) -> Any:
+        """The committed entry, or the refusal raised. A TimeoutError leaves the outcome
+        unknown to the caller: retrying with the same idempotency key is safe."""
+        return await asyncio.wait_for(
+            asyncio.wrap_future(self.appender.submit(tenant, command)), self.timeout)
+
+    async def append_all(self, tenant: str, commands: list) -> list:
+        """One outcome per command (an Appended or a refusal), in order."""
+        return await asyncio.wrap_future(self.appender.submit_batch(tenant, commands))
