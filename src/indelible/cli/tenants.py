@@ -6,6 +6,7 @@ the OS user), as an administrator.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -24,6 +25,18 @@ def _connection(settings=None):
     with open_database(settings or settings_from_env()) as db:
         with psycopg.connect(db.app_url, autocommit=True) as conn:
             yield conn
+
+
+@contextmanager
+def _ledger(tenant: str):
+    """The use cases' ledger on a connection of this command, and the operator as principal."""
+    from indelible.bootstrap import projections
+    from indelible.usecases.principal import DirectLedger, Principal
+
+    with _connection() as conn:
+        known_tenant(conn, tenant)
+        actor = cli_actor()
+        yield DirectLedger(conn, projections()), Principal(tenant, actor.id, actor.role, actor.kind)
 
 
 @main.group()
@@ -88,21 +101,20 @@ def api_key() -> None:
 @click.option("--name", help="A label for the key, e.g. who holds it.")
 def api_key_create(tenant: str, role: str, name: str | None) -> None:
     """Issue a key and print its token once: it is stored only as a hash."""
-    from indelible.store.api_keys import ApiKeys, InvalidKeyRequestError, issue_command
-    from indelible.store.appender import append_batch
+    from indelible.store.api_keys import InvalidKeyRequestError
+    from indelible.store.errors import AppendRefusedError
+    from indelible.usecases import keys
 
-    with _connection() as conn:
-        known_tenant(conn, tenant)
+    with _ledger(tenant) as (ledger, who):
         try:
-            token, entry = issue_command(role=role, name=name, by=cli_actor())
+            issued = asyncio.run(keys.issue_key(ledger, who, role=role, name=name))
         except InvalidKeyRequestError as e:
             raise click.BadParameter(str(e), param_hint="--name") from e
-        (issued,) = append_batch(conn, tenant, [entry], model=ApiKeys())
-    if isinstance(issued, Exception):
-        raise click.ClickException(f"not issued: {issued}")
-    click.echo(f"key {entry.data['key_id']} ({role}) issued at seq {issued.seq}; "
+        except AppendRefusedError as e:
+            raise click.ClickException(f"not issued: {e}") from e
+    click.echo(f"key {issued.key_id} ({role}) issued at seq {issued.seq}; "
                "the token is shown only now:", err=True)
-    click.echo(token)
+    click.echo(issued.token)
 
 
 @api_key.command("list")
@@ -128,20 +140,19 @@ def api_key_revoke(tenant: str, key_id: str) -> None:
     """Revoke key KEY_ID of the tenant: it stops authenticating at once."""
     import uuid
 
-    from indelible.store.api_keys import ApiKeys, revoke_decision
-    from indelible.store.appender import append_batch
+    from indelible.store.errors import AppendRefusedError
+    from indelible.usecases import keys
 
     try:
         key_id = str(uuid.UUID(key_id))
     except ValueError as e:
         raise click.BadParameter(f"not a key id (a UUID): {key_id!r}; see `indelible api-key "
                                  "list`", param_hint="KEY_ID") from e
-    with _connection() as conn:
-        known_tenant(conn, tenant)
-        (outcome,) = append_batch(conn, tenant, [revoke_decision(key_id, by=cli_actor())],
-                                  model=ApiKeys())
-    if isinstance(outcome, Exception):
-        raise click.ClickException(f"not revoked: {outcome}")
+    with _ledger(tenant) as (ledger, who):
+        try:
+            outcome = asyncio.run(keys.revoke_key(ledger, who, key_id))
+        except AppendRefusedError as e:
+            raise click.ClickException(f"not revoked: {e}") from e
     click.echo(f"key {key_id} of {tenant} revoked at seq {outcome.seq}")
 
 
@@ -174,27 +185,30 @@ def severity_policy_show(tenant: str) -> None:
                    "changed since.  [default: whatever version is in force]")
 def severity_policy_set(tenant: str, path, reason: str, expected_version: int | None) -> None:
     """Put a new policy in force, recorded as a ledger entry."""
+    from indelible import domain
     from indelible.store import severity_policy
-    from indelible.store.appender import append_batch
     from indelible.store.errors import AppendRefusedError, VersionConflictError
+    from indelible.usecases.policy import set_severity_policy
 
     policy = _read_policy(path)
-    with _connection() as conn:
-        known_tenant(conn, tenant)
+    with _ledger(tenant) as (ledger, who):
         version = expected_version
         if version is None:
-            version = severity_policy.current(conn, tenant).version
-        entry = _policy_change(policy, reason, version)
-        (outcome,) = append_batch(conn, tenant, [entry])
-    if isinstance(outcome, VersionConflictError):
-        raise click.ClickException(
-            f"not changed: the policy of {tenant} is at version {outcome.actual}, not "
-            f"{outcome.expected}; someone changed it since. Read it again (`indelible "
-            f"severity-policy show --tenant {tenant}`) and set it with --expected-version "
-            f"{outcome.actual}")
-    if isinstance(outcome, AppendRefusedError):
-        raise click.ClickException(f"not changed: {outcome}")
-    click.echo(f"severity policy of {tenant} is now version {outcome.version} (seq {outcome.seq})")
+            version = severity_policy.current(ledger.conn, tenant).version
+        try:
+            record = asyncio.run(set_severity_policy(ledger, who, policy, reason=reason,
+                                                     expected_version=version))
+        except domain.InvalidCommandError as e:
+            raise click.BadParameter(str(e), param_hint="--reason") from e
+        except VersionConflictError as e:
+            raise click.ClickException(
+                f"not changed: the policy of {tenant} is at version {e.actual}, not "
+                f"{e.expected}; someone changed it since. Read it again (`indelible "
+                f"severity-policy show --tenant {tenant}`) and set it with --expected-version "
+                f"{e.actual}") from e
+        except AppendRefusedError as e:
+            raise click.ClickException(f"not changed: {e}") from e
+    click.echo(f"severity policy of {tenant} is now version {record.version} (seq {record.policy.seq})")
 
 
 def _read_policy(path):
@@ -208,14 +222,3 @@ def _read_policy(path):
         raise click.BadParameter(f"not JSON: {e}", param_hint="--file") from e
     except domain.InvalidCommandError as e:
         raise click.BadParameter(str(e), param_hint="--file") from e
-
-
-def _policy_change(policy, reason: str, version: int):
-    from indelible import domain
-    from indelible.store import severity_policy
-
-    try:
-        return severity_policy.change(policy, reason=reason, actor=cli_actor(),
-                                      expected_version=version)
-    except domain.InvalidCommandError as e:
-        raise click.BadParameter(str(e), param_hint="--reason") from e

@@ -8,7 +8,9 @@ from typing import Any
 
 from indelible import domain
 from indelible.entry import Actor
-from indelible.store.appender import GroupCommitAppender
+import psycopg
+
+from indelible.store.appender import GroupCommitAppender, StreamModel, append_batch
 
 APPEND_TIMEOUT = 30.0  # seconds a caller waits for its entry to commit
 
@@ -43,3 +45,21 @@ class Ledger:
     async def append_all(self, tenant: str, commands: list) -> list:
         """One outcome per command (an Appended or a refusal), in order."""
         return await asyncio.wrap_future(self.appender.submit_batch(tenant, commands))
+
+
+@dataclass(frozen=True)
+class DirectLedger:
+    """For one-shot callers (a CLI command): appends on the caller's own connection, with no
+    writer thread; the same decisions, under the same lock."""
+
+    conn: psycopg.Connection
+    model: StreamModel
+
+    async def append(self, tenant: str, command: Any) -> Any:
+        (outcome,) = append_batch(self.conn, tenant, [command], model=self.model)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def append_all(self, tenant: str, commands: list) -> list:
+        return append_batch(self.conn, tenant, commands, model=self.model)
