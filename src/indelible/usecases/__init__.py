@@ -9,4 +9,11 @@ decides under the log-head lock through the appender, so the rule it enforces ex
     discrepancies.close_as_matched  the engine matched it: auto-close (ingestion)
     discrepancies.move              a lifecycle transition
     discrepancies.assign / comment / change_severity / attach_evidence
+    keys.issue_key / revoke_key     API keys of a tenant
+    policy.set_severity_policy      the tenant's severity thresholds (optimistic concurrency)
+
+`principal.py` holds who asks (`Principal`) and the port use cases write through (`Ledger`
+over the service's appender; `DirectLedger` on a one-shot command's connection). Creating a
+tenant is the one change that cannot go through the appender — it creates the log the
+appender locks — so it stays `store.tenants.create_tenant`.
 """
