@@ -14,8 +14,12 @@ nats-server.conf (generated from both), all mode 0600.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,21 +94,36 @@ def engine_credential(store_dir: Path, *, tenant: str, name: str,
         public_key=public, tenant=tenant, name=name, subject=f"{prefix}.{tenant}",
         inbox_prefix=f"{ENGINE_INBOX}.{tenant}",
         issued_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    _save(store_dir, [*engines(store_dir), credential])
+    with _engines_locked(store_dir):
+        _save(store_dir, [*engines(store_dir), credential])
     return seed, credential
 
 
 def remove_engine(store_dir: Path, public_key: str) -> EngineCredential | None:
     """Drop the credential from engines.json; None if it is not there."""
-    kept, removed = [], None
-    for e in engines(store_dir):
-        if e.public_key == public_key:
-            removed = e
-        else:
-            kept.append(e)
-    if removed is not None:
-        _save(store_dir, kept)
+    with _engines_locked(store_dir):
+        kept, removed = [], None
+        for e in engines(store_dir):
+            if e.public_key == public_key:
+                removed = e
+            else:
+                kept.append(e)
+        if removed is not None:
+            _save(store_dir, kept)
     return removed
+
+
+@contextmanager
+def _engines_locked(store_dir: Path) -> Iterator[None]:
+    """Read-modify-write of engines.json, one process at a time: a `create` racing a
+    `revoke` must not write back a list that resurrects the revoked credential."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(store_dir / ".engines.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _save(store_dir: Path, credentials: list[EngineCredential]) -> None:
