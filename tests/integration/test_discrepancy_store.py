@@ -223,7 +223,9 @@ def test_the_cost_of_a_command_does_not_grow_with_the_comments_before_it(
         owner.execute("ANALYZE ledger_entries")
     many = _ledger_rows_read(conn, registered_tenant, comment)
     moved = _ledger_rows_read(conn, registered_tenant, _move(d, "acknowledged"))
-    assert many <= few and moved <= few, (few, many, moved)
+    # Replaying the stream would read its 300+ entries; loading the row reads a handful,
+    # how many depends on the planner (PostgreSQL 15 probes a few more than 18).
+    assert many < 30 and moved < 30, (few, many, moved)
     state = _scoped(conn, registered_tenant, store.Discrepancies().load,
                     [store.stream_of(d)])[store.stream_of(d)]
     replayed = store.Discrepancies.replay(conn, registered_tenant, [store.stream_of(d)])
