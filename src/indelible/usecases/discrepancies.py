@@ -48,15 +48,6 @@ class Recorded:
     appended: Appended
     state: domain.Discrepancy | None  # None when replayed: read the current one if needed
 
-    @property
-    def replayed(self) -> bool:
-        return self.appended.replayed
-
-    @property
-    def opened(self) -> bool:
-        """This call (or the request it replays) opened the discrepancy."""
-        return self.appended.version == 1
-
 
 async def report(ledger: Ledger, who: Principal, command: domain.OpenDiscrepancy, *,
                  key: ClientKey | None = None) -> Recorded:
