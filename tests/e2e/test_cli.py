@@ -154,6 +154,13 @@ def test_signing_key_rotate_records_the_change_so_the_new_key_may_sign(env, acme
     assert "\n43\n" in signed.stdout
     assert indelible(env, "checkpoint", "--tenant", acme).returncode == 2  # the old key is retired
 
+    # The log now holds checkpoints by both keys: an auditor given both finds it intact, and
+    # one given only the new key is told which checkpoints it could not open.
+    both = indelible(new_env, "verify", "--tenant", acme, "--vkey", old, "--vkey", _vkey(new_env))
+    assert both.returncode == 0, both.stdout + both.stderr
+    only_new = indelible(new_env, "verify", "--tenant", acme, "--vkey", _vkey(new_env))
+    assert only_new.returncode == 1 and "not valid under the trusted key" in only_new.stdout
+
 
 def test_verify_exits_2_when_it_cannot_run(env):
     no_key = indelible(env, "verify", "--tenant", "no-such-tenant")

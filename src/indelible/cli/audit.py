@@ -114,12 +114,14 @@ def verify_proof(vkey: str, file: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--trusted-checkpoint", "trusted", multiple=True, type=click.Path(dir_okay=False),
               help="A signed checkpoint kept outside this database (repeatable).")
-@click.option("--vkey", help="Verifier key text or file (default: this service's key, and "
-              "the checkpoint it kept beside it is trusted too).")
+@click.option("--vkey", "vkeys", multiple=True,
+              help="Verifier key text or file, repeatable: every key the log was signed with "
+              "across rotations (default: this service's key, and the checkpoint it kept "
+              "beside it is trusted too).")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes (default: all cores).")
 @click.option("--no-models", is_flag=True, help="Skip the second pass (read models, snapshots, "
               "evidence files, lifecycle): check only the entries, tree and checkpoints.")
-def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkey: str | None,
+def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkeys: tuple[str, ...],
            workers: int | None, no_models: bool) -> None:
     """Recompute the tenant's whole log and check it.
 
@@ -129,11 +131,11 @@ def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkey: str | Non
     from indelible.verifier import verify_log
     from indelible.verifier.models import verify_models
 
-    verifier = _verifier(vkey)
-    notes = [_read_text(path) for path in trusted] + ([] if vkey else _kept_note(tenant))
+    verifiers = [_verifier(vkey) for vkey in vkeys] or [_verifier(None)]
+    notes = [_read_text(path) for path in trusted] + ([] if vkeys else _kept_note(tenant))
     with _app_connection() as (db, _):
         try:
-            report = verify_log(db.app_url, tenant, verifier, trusted_notes=notes,
+            report = verify_log(db.app_url, tenant, verifiers, trusted_notes=notes,
                                 workers=workers, progress=_progress())
             if not no_models:
                 verify_models(db.app_url, tenant, report)

@@ -58,12 +58,15 @@ class InMemoryTree:
         return proofs.tree_root(size, self.subtree)
 
 
-def verify_log(conninfo: str, tenant: str, verifier: NoteVerifier, *,
+def verify_log(conninfo: str, tenant: str, verifier: NoteVerifier | Sequence[NoteVerifier], *,
                trusted_notes: Sequence[str] = (), workers: int | None = None,
                progress: Progress | None = None, chunk: int = CHUNK) -> VerificationReport:
     if chunk <= 0 or chunk % GROUP:
         raise ValueError(f"chunk must be a positive multiple of {GROUP}, got {chunk}")
     started = time.monotonic()
+    # Several keys when the log's signing key was rotated: each checkpoint is checked with
+    # the one it names, and consistency is proved across the change like anywhere else.
+    verifier = _Keys(verifier if isinstance(verifier, Sequence) else (verifier,))
     # 1. One snapshot: appends and checkpoints committed meanwhile must not look like
     #    tampering. Workers then scan only seqs below the snapshot's size, which already
     #    existed (entries are never removed by the service), so they see the same log.
@@ -145,14 +148,31 @@ def _link(report: VerificationReport, chunks: list[ChunkResult]) -> InMemoryTree
     return InMemoryTree(level8, groups)
 
 
-def _check_checkpoints(report, tree: InMemoryTree, stored, verifier: NoteVerifier,
+class _Keys:
+    """The trusted verifier keys; a note opens under the first that verifies it."""
+
+    def __init__(self, verifiers: Sequence[NoteVerifier]):
+        if not verifiers:
+            raise ValueError("at least one verifier key is needed")
+        self.verifiers = tuple(verifiers)
+
+    def open(self, note: str, origin: str) -> Checkpoint:
+        for verifier in self.verifiers[:-1]:
+            try:
+                return proofs.open_checkpoint(note, verifier, origin=origin)
+            except ProofError:
+                continue
+        return proofs.open_checkpoint(note, self.verifiers[-1], origin=origin)
+
+
+def _check_checkpoints(report, tree: InMemoryTree, stored, verifier: _Keys,
                        size: int) -> None:
     good: Checkpoint | None = None
     for row in stored:
         report.checkpoints_checked += 1
         since = good.size if good else 0
         try:
-            cp = proofs.open_checkpoint(row.note, verifier, origin=report.origin)
+            cp = verifier.open(row.note, report.origin)
         except ProofError as e:
             report.add("checkpoint", f"checkpoint at size {row.size} is not valid under the "
                        f"trusted key: {e}; entries after seq {since - 1} are unproven", since, row.size)
@@ -211,12 +231,12 @@ def _check_head(report, tree: InMemoryTree, head, chunks: list[ChunkResult], siz
                    head.size - 1 if head.size else None)
 
 
-def _open_trusted(report, notes: Sequence[str], verifier: NoteVerifier,
+def _open_trusted(report, notes: Sequence[str], verifier: _Keys,
                   origin: str) -> list[Checkpoint]:
     trusted = []
     for i, note in enumerate(notes, 1):
         try:
-            trusted.append(proofs.open_checkpoint(note, verifier, origin=origin))
+            trusted.append(verifier.open(note, origin))
         except ProofError as e:
             report.add("trusted", f"trusted checkpoint #{i} does not verify: {e}")
     return sorted(trusted, key=lambda c: c.size)
