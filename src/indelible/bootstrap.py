@@ -21,7 +21,7 @@ from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
 from indelible.store import api_keys, discrepancies, isolation, severity_policy
-from indelible.store.appender import GroupCommitAppender
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.projections import Projections

@@ -10,7 +10,8 @@ import threading
 import pytest
 
 from indelible.proofs import leaf_hash
-from indelible.store.appender import GroupCommitAppender, append_batch
+from indelible.store.appender import append_batch
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.errors import (IdempotencyConflictError, InvalidEntryError,
                                     UnknownLogError, VersionConflictError)
 from indelible.store.logs import read_head

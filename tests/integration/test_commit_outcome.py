@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from indelible.store.appender import GroupCommitAppender
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.errors import CommitOutcomeUnknownError
 from indelible.store.logs import read_head
 

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from indelible.entry import Actor, NewEntry
-from indelible.store.appender import Appended, Change, Decision, GroupCommitAppender, append_batch
+from indelible.store.appender import Appended, Change, Decision, append_batch
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.errors import AppendRefusedError
 
 pytestmark = pytest.mark.storage

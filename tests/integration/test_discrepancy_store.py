@@ -13,7 +13,8 @@ from psycopg.conninfo import make_conninfo
 from indelible import domain
 from indelible.bootstrap import projections
 from indelible.store import discrepancies as store
-from indelible.store.appender import Appended, GroupCommitAppender, append_batch
+from indelible.store.appender import Appended, append_batch
+from indelible.store.group_commit import GroupCommitAppender
 
 pytestmark = pytest.mark.storage
 

@@ -17,7 +17,8 @@ from indelible.ingest.consumer import DLQ_STREAM, Consumer, IngestConfig
 from indelible.nats_auth import NatsAccess
 from indelible.runtime import EmbeddedNats
 from indelible.store import severity_policy
-from indelible.store.appender import GroupCommitAppender, append_batch
+from indelible.store.appender import append_batch
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.tenants import OPERATOR
 
 pytestmark = pytest.mark.storage

@@ -14,7 +14,7 @@ from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageT
 from indelible.ingest import streams
 from indelible.ingest.consumer import Consumer, IngestConfig, stream_tag
 from indelible.runtime import EmbeddedNats
-from indelible.store.appender import GroupCommitAppender
+from indelible.store.group_commit import GroupCommitAppender
 
 from .test_ingest import PREFIX, RunningConsumer, detected, entries, publish, wait_for
 

@@ -11,7 +11,7 @@ from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, health, keys, policy
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
-from indelible.store.appender import GroupCommitAppender
+from indelible.store.group_commit import GroupCommitAppender
 
 
 def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommitAppender,

@@ -16,7 +16,7 @@ from indelible.api.problems import ProblemError
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.api_keys import Principal, authenticate
-from indelible.store.appender import GroupCommitAppender
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.usecases.principal import Ledger
 from indelible.usecases.principal import Principal as Asking
 

@@ -30,7 +30,8 @@ from indelible.config import Settings
 from indelible.entry import Actor, NewEntry
 from indelible.runtime import free_port
 from indelible.store.api_keys import ApiKeys, issue_command
-from indelible.store.appender import GroupCommitAppender, append_batch
+from indelible.store.appender import append_batch
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.tenants import create_tenant
 
 TARGET_RATE = 3_000  # transitions/s

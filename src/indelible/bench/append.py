@@ -23,7 +23,8 @@ import psycopg
 from indelible.bench import baseline, workload
 from indelible.bench.common import BenchError, Measurement, frozen_heap, latency_ms, rate
 from indelible.bootstrap import Database
-from indelible.store.appender import Appended, GroupCommitAppender, append_batch
+from indelible.store.appender import Appended, append_batch
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.logs import read_head
 
 TARGET_RATE = 100_000  # entries/s

@@ -27,7 +27,7 @@ from indelible.config import Settings
 from indelible.ingest.consumer import Consumer, IngestConfig
 from indelible.ingest.simulate import messages, publish
 from indelible.nats_auth import NatsAccess
-from indelible.store.appender import GroupCommitAppender
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.tenants import create_tenant
 
 TARGET_RATE = 20_000  # messages/s

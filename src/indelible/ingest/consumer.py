@@ -46,7 +46,8 @@ from indelible.ingest.streams import (  # noqa: F401
 )
 from indelible.nats_auth import NatsAccess
 from indelible.store import discrepancies as store
-from indelible.store.appender import Appended, GroupCommitAppender
+from indelible.store.appender import Appended
+from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.errors import (
     AppendRefusedError,
     IdempotencyConflictError,

@@ -12,7 +12,7 @@ from indelible.ingest.consumer import Consumer, IngestConfig
 from indelible.ingest.status import IngestStatus
 from indelible.nats_auth import NatsAccess
 from indelible.runtime import EmbeddedNats
-from indelible.store.appender import GroupCommitAppender
+from indelible.store.group_commit import GroupCommitAppender
 
 log = logging.getLogger(__name__)
 

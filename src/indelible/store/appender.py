@@ -10,21 +10,17 @@
      otherwise encode, hash and extend the frontier;
   4. COPY the entries, insert the completed tile-level Merkle nodes, move the head; commit.
 
-`GroupCommitAppender` feeds `append_batch` from many threads: commands that arrive while
-a commit is in flight are batched into the next one (group commit).
+`GroupCommitAppender` (group_commit.py) feeds `append_batch` from many threads: commands
+that arrive while a commit is in flight are batched into the next one (group commit).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
 from datetime import datetime, timezone
+from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
@@ -33,12 +29,11 @@ import psycopg
 from indelible.entry import (EntryError, NewEntry, PreparedEntry, b64, decode_entry,
                              encode_prepared, format_time, log_json, prepare_entry,
                              time_ordered_ids)
-from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
-                                    IdempotencyConflictError, InvalidEntryError,
-                                    StoreError, StoreUnavailableError,
-                                    VersionConflictError)
 from indelible.proofs import leaf_hash
 from indelible.store.copy_rows import COPY_SQL, EntryRows
+from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
+                                    IdempotencyConflictError, InvalidEntryError,
+                                    VersionConflictError)
 from indelible.store.logs import LogHead, read_head
 
 log = logging.getLogger(__name__)
@@ -462,175 +457,3 @@ def _stream_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) 
         "  ORDER BY tenant_id DESC, stream_id DESC, stream_version DESC LIMIT 1) AS v",
         {"streams": streams, "t": tenant})
     return dict(rows.fetchall())
-
-
-class GroupCommitAppender:
-    """Batches commands from any number of threads into group commits.
-
-    One writer thread owns one connection. While it commits a batch, new commands queue up
-    and become the next batch, so the commit cost is shared by everyone who waited; with
-    `batch_wait` > 0 it also lingers that long for company before committing a lone command.
-    All Python work happens on the writer thread: producers only enqueue. (Preparing in the
-    producers looked attractive, but under the GIL busy producers starve the writer, which
-    then cannot feed the database; measured slower.)
-    """
-
-    def __init__(self, *, conninfo: str, batch_max: int = 2000, batch_wait: float = 0.0,
-                 model: StreamModel | None = None):
-        self._conninfo = conninfo
-        self._model = model
-        self._batch_max = batch_max
-        self._batch_wait = batch_wait
-        self._queue: queue.Queue = queue.Queue()
-        self._conn: psycopg.Connection | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="appender", daemon=True)
-        self._thread.start()
-
-    def submit(self, tenant: str, command: Command) -> Future:
-        return self.submit_many(tenant, [command])[0]
-
-    def submit_many(self, tenant: str, commands: Sequence[Command]) -> list[Future]:
-        """Queue commands in order; each future resolves to Appended or its refusal."""
-        if self._closed:
-            raise StoreError("the appender is closed")
-        pending = [(command, Future()) for command in commands]
-        self._queue.put((tenant, pending))
-        return [future for _, future in pending]
-
-    def submit_batch(self, tenant: str, commands: Sequence[Command]) -> Future:
-        """Queue commands in order; one future resolves to their outcomes, in order: each an
-        Appended or the exception its own future would have raised. For many commands this
-        is cheaper than submit_many (no Future each) and wakes a waiting event loop once."""
-        if self._closed:
-            raise StoreError("the appender is closed")
-        outcomes = _Outcomes(len(commands))
-        self._queue.put((tenant, [(command, _Slot(outcomes, i))
-                                  for i, command in enumerate(commands)]))
-        return outcomes.future
-
-    def append(self, tenant: str, command: Command, timeout: float | None = 30) -> Appended:
-        """Append and wait; raises the command's AppendRefusedError when it is refused."""
-        return self.submit(tenant, command).result(timeout)
-
-    def close(self) -> None:
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-        if self._conn is not None:
-            self._conn.close()
-
-    def _run(self) -> None:
-        while True:
-            items = self._next_items()
-            if items is None:
-                return
-            by_tenant: dict[str, list] = {}
-            for tenant, pending in items:
-                by_tenant.setdefault(tenant, []).extend(pending)
-            for tenant, pending in by_tenant.items():
-                self._commit(tenant, pending)
-
-    def _next_items(self) -> list | None:
-        """Everything already queued (plus what arrives within `batch_wait`), up to the cap."""
-        first = self._queue.get()
-        if first is None:
-            return None
-        items, count = [first], len(first[1])
-        deadline = time.monotonic() + self._batch_wait
-        while count < self._batch_max:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._queue.put(None)  # keep the stop signal for the outer loop
-                break
-            items.append(item)
-            count += len(item[1])
-        return items
-
-    def _commit(self, tenant: str, pending: list) -> None:
-        try:
-            outcomes = append_batch(self._connection(), tenant, [p for p, _ in pending],
-                                    model=self._model)
-        except StoreError as e:
-            if isinstance(e, CommitOutcomeUnknownError):
-                self._drop_connection()
-            for _, future in pending:
-                future.set_exception(e)
-            return
-        except psycopg.errors.DataError as e:
-            # Something in one command's data was refused by the database (the whole batch
-            # rolled back). Retry one by one so only that command fails, not its batch-mates.
-            if len(pending) > 1:
-                for item in pending:
-                    self._commit(tenant, [item])
-                return
-            pending[0][1].set_exception(InvalidEntryError(f"the database refused this entry: {e}"))
-            return
-        except psycopg.Error as e:
-            self._drop_connection()
-            error = StoreUnavailableError(f"append to {tenant!r} failed, nothing was written: {e}")
-            error.__cause__ = e
-            for _, future in pending:
-                future.set_exception(error)
-            return
-        except Exception as e:  # a bug or corrupt state must fail this batch, not the writer
-            log.exception("append batch for tenant %r failed unexpectedly", tenant)
-            self._drop_connection()
-            for _, future in pending:
-                future.set_exception(e)
-            return
-        for (_, future), outcome in zip(pending, outcomes):
-            if isinstance(outcome, AppendRefusedError):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._conninfo, autocommit=True)
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-
-
-class _Outcomes:
-    """The outcomes of one submit_batch, filled in by the writer thread alone."""
-
-    __slots__ = ("future", "values", "left")
-
-    def __init__(self, count: int):
-        self.future: Future = Future()
-        self.values: list = [None] * count
-        self.left = count
-        if count == 0:
-            self.future.set_result([])
-
-    def set(self, index: int, value: Any) -> None:
-        self.values[index] = value
-        self.left -= 1
-        if self.left == 0:
-            self.future.set_result(self.values)
-
-
-class _Slot:
-    """One command's place in an _Outcomes; the writer settles it as it would a Future."""
-
-    __slots__ = ("outcomes", "index")
-
-    def __init__(self, outcomes: _Outcomes, index: int):
-        self.outcomes, self.index = outcomes, index
-
-    def set_result(self, value: Appended) -> None:
-        self.outcomes.set(self.index, value)
-
-    def set_exception(self, error: BaseException) -> None:
-        self.outcomes.set(self.index, error)

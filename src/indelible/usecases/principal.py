@@ -10,7 +10,8 @@ from indelible import domain
 from indelible.entry import Actor
 import psycopg
 
-from indelible.store.appender import GroupCommitAppender, StreamModel, append_batch
+from indelible.store.appender import StreamModel, append_batch
+from indelible.store.group_commit import GroupCommitAppender
 
 APPEND_TIMEOUT = 30.0  # seconds a caller waits for its entry to commit
 
