@@ -15,7 +15,7 @@ import pytest
 
 from indelible import proofs
 from indelible.kept import KeptCheckpoints, KeptStateError
-from indelible.proofs import Checkpoint, CompactRange, NoteSigner, perfect_subtrees
+from indelible.proofs import Checkpoint, NoteSigner
 from indelible.store.appender import append_batch
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.checkpoints import all_checkpoints, latest_checkpoint
@@ -24,9 +24,8 @@ from indelible.store.key_rotation import KeyRotationError, check_previous, rotat
 from indelible.store.logs import read_head
 from indelible.store.signing import ForeignKeyError, sign_checkpoint
 from indelible.store.tenants import OPERATOR
-from indelible.store.tree import StoredTree
 
-from .ledger_helpers import command, superuser
+from .ledger_helpers import command, superuser, truncate_log
 
 pytestmark = pytest.mark.storage
 
@@ -49,26 +48,12 @@ def _sizes(conn, tenant):
     return [c.size for c in all_checkpoints(conn, tenant)]
 
 
-def _truncate(rogue, conn, tenant, size):
-    """Cut the log back to `size` entries, deleting the checkpoints beyond it."""
-    tree = StoredTree(conn, tenant)
-    frontier = CompactRange(size, [tree.subtree(level, index)
-                                   for level, index in perfect_subtrees(0, size)])
-    last = tree.subtree(0, size - 1)
-    rogue.execute("DELETE FROM ledger_entries WHERE tenant_id = %s AND seq >= %s", (tenant, size))
-    rogue.execute("DELETE FROM merkle_nodes WHERE tenant_id = %s AND ((idx + 1) << level) > %s",
-                  (tenant, size))
-    rogue.execute("DELETE FROM checkpoints WHERE tenant_id = %s AND size > %s", (tenant, size))
-    rogue.execute("UPDATE log_heads SET size = %s, last_leaf_hash = %s, frontier = %s "
-                  "WHERE tenant_id = %s", (size, last, frontier.to_bytes(), tenant))
-
-
 @pytest.mark.parametrize("keep_rows_up_to", [100, 150])
 def test_a_rewritten_tail_with_its_checkpoints_deleted_is_refused_and_nothing_is_signed(
         app_url, owner_url, conn, signed_log, signer, mine, caplog, keep_rows_up_to):
     tenant = signed_log
     with superuser(owner_url) as rogue:
-        _truncate(rogue, conn, tenant, keep_rows_up_to)
+        truncate_log(rogue, conn, tenant, keep_rows_up_to)
         forged = [command(10_000 + i) for i in range(400)]  # longer than what was signed
         append_batch(conn, tenant, forged)
     before = _sizes(conn, tenant)
@@ -87,7 +72,7 @@ def test_a_rewritten_tail_with_its_checkpoints_deleted_is_refused_and_nothing_is
 def test_a_log_cut_below_what_was_signed_is_refused(owner_url, conn, signed_log, signer, mine):
     tenant = signed_log
     with superuser(owner_url) as rogue:
-        _truncate(rogue, conn, tenant, 250)
+        truncate_log(rogue, conn, tenant, 250)
     with pytest.raises(LogIntegrityError, match="commits to 300: signed entries were removed"):
         sign_checkpoint(conn, tenant, signer, mine)
 

@@ -11,15 +11,14 @@ import pytest
 
 from indelible.entry import Actor, NewEntry
 from indelible import proofs
-from indelible.proofs import Checkpoint, CompactRange, NoteSigner, perfect_subtrees
+from indelible.proofs import Checkpoint, NoteSigner
 from indelible.store.appender import append_batch
 from indelible.store.checkpoints import all_checkpoints
 from indelible.store.logs import read_head
 from indelible.store.signing import sign_checkpoint
-from indelible.store.tree import StoredTree
 from indelible.verifier import verify_log
 
-from .ledger_helpers import command, superuser, verifier_of
+from .ledger_helpers import command, superuser, truncate_log, verifier_of
 
 pytestmark = pytest.mark.storage
 
@@ -92,7 +91,7 @@ def test_dropping_the_tail_is_pinpointed(app_url, log, rogue, signer):
 def test_dropping_the_tail_and_covering_it_up_is_caught_by_the_auditors_checkpoint(
         app_url, log, rogue, signer, conn):
     tenant, trusted = log
-    _truncate_log(rogue, conn, tenant, 900)
+    truncate_log(rogue, conn, tenant, 900)
     assert _verify(app_url, tenant, signer).ok  # the database alone now looks consistent
 
     report = _verify(app_url, tenant, signer, trusted)
@@ -145,23 +144,9 @@ def test_a_rewrite_inside_a_checkpoint_interval_is_narrowed_to_that_interval(
     assert (finding.seq, finding.seq_end) == (700, 800)
 
 
-def _truncate_log(rogue, conn, tenant: str, size: int) -> None:
-    """Cut the log back to `size` entries and make every derived table agree."""
-    tree = StoredTree(conn, tenant)
-    frontier = CompactRange(size, [tree.subtree(level, index)
-                                   for level, index in perfect_subtrees(0, size)])
-    last = tree.subtree(0, size - 1)
-    rogue.execute("DELETE FROM ledger_entries WHERE tenant_id = %s AND seq >= %s", (tenant, size))
-    rogue.execute("DELETE FROM merkle_nodes WHERE tenant_id = %s AND ((idx + 1) << level) > %s",
-                  (tenant, size))
-    rogue.execute("DELETE FROM checkpoints WHERE tenant_id = %s AND size > %s", (tenant, size))
-    rogue.execute("UPDATE log_heads SET size = %s, last_leaf_hash = %s, frontier = %s "
-                  "WHERE tenant_id = %s", (size, last, frontier.to_bytes(), tenant))
-
-
 def _rewrite_tail(rogue, conn, tenant: str, start: int, key: NoteSigner) -> None:
     """Replace entries from `start` with forged ones whose hashes are all recomputed."""
-    _truncate_log(rogue, conn, tenant, start)
+    truncate_log(rogue, conn, tenant, start)
     thief = Actor("dba", "admin")
     forged = [NewEntry(stream=f"disc/{i}", type="discrepancy.resolved", actor=thief,
                        data={"n": i, "note": "nothing to see"}) for i in range(start, SIZE)]
