@@ -1,9 +1,9 @@
 """Discrepancies in the ledger: decisions, the read model, history and time travel.
 
 The state a command is judged against is read under the log-head lock from the
-`discrepancies` row, which is written in the same transaction as every entry of its stream
-(so it is the stream's state at its latest version), and replayed from the stream's entries
-when the row is not at that version. Queries use the same table.
+`discrepancies` row, written in the same transaction as every entry of its stream, but only
+when it hashes to the state digest the stream's latest entry records (`meta.state_sha256`);
+otherwise it is replayed from the stream's entries. Queries use the same table.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def decision(discrepancy_id: str, command, actor: domain.Actor,
 
 def _apply(state: domain.Discrepancy | None, entry: bytes) -> tuple[domain.Discrepancy, dict]:
     """The state after one stored entry, and the entry's document."""
-    return _fold(state, decode_entry(bytes(entry)))
+    document = decode_entry(bytes(entry))
+    event = domain.Event(type=domain.EventType(document["type"]), data=document["data"])
+    return domain.evolve(state, event, at=document["at"]), document
 
 
 def state_digest(state: domain.Discrepancy) -> str:
@@ -119,11 +121,6 @@ def _vouched(stream: str, row_state: dict | None, latest: bytes) -> domain.Discr
     log.warning("read model of %s does not match its ledger entries; deciding from the "
                 "ledger (indelible verify names the row)", stream)
     return None
-
-
-def _fold(state: domain.Discrepancy | None, document: dict) -> tuple[domain.Discrepancy, dict]:
-    event = domain.Event(type=domain.EventType(document["type"]), data=document["data"])
-    return domain.evolve(state, event, at=document["at"]), document
 
 
 class Discrepancies:
