@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from indelible.config import Settings
 from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
 from indelible.kept import KeptCheckpoints
+from indelible.operations import operated
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
@@ -109,6 +110,7 @@ class Service:
     nats_url: str | None  # None: ingestion is switched off
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
     app: Any = None  # the HTTP API (FastAPI), over its own pool of request-role connections
+    operations: Any = None  # operations.Operations: the verifier, readiness checks
 
 
 @contextmanager
@@ -117,7 +119,7 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
     """Everything `indelible up` runs; `about` (e.g. its HTTP address) tells a second service
     started on the same data directory who holds it."""
     with datadir.hold(settings.data_dir, **(about or {})), \
-            open_database(settings, owner=True) as db:
+            open_database(settings, owner=True) as db, ExitStack() as stack:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
                                        batch_wait=settings.batch_wait, model=projections())
@@ -131,17 +133,21 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
         status = ingestion.status if ingestion else None
+        ops = stack.enter_context(operated(settings, app_url=db.app_url, appender=appender,
+                                           key_text=signer.verifier_key_text()))
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
-        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status)
+        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
+                         metrics_public=settings.metrics_public, readiness=ops.readiness)
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
-                          status, app)
+                          status, app, ops)
         finally:
             requests.close()
             if ingestion is not None:
                 ingestion.stop()
+            stack.close()  # the verifier, the metrics port
             if checkpointer:
                 signing.stop()
             appender.close()

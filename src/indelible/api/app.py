@@ -15,14 +15,16 @@ from indelible.store.group_commit import GroupCommitAppender
 
 
 def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommitAppender,
-               ingest_status: IngestStatus | None = None) -> FastAPI:
+               ingest_status: IngestStatus | None = None, metrics_public: bool = False,
+               readiness: tuple = ()) -> FastAPI:
     """The HTTP API over what the composition root built (bootstrap.py owns the pool)."""
     app = FastAPI(title="Indelible", version="0.1.0",
                   description="A compliance ledger nobody can edit.",
                   docs_url=None, redoc_url=None,  # served offline by api/docs.py
                   dependencies=[Depends(problems.json_body)])  # 415, after the guard's 401
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer,
-                                   ingest_status=ingest_status)
+                                   ingest_status=ingest_status, metrics_public=metrics_public,
+                                   readiness=readiness)
     problems.install(app)
     docs.install(app)
     openapi.install(app)

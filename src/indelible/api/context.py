@@ -30,6 +30,10 @@ class AppState:
     appender: GroupCommitAppender
     signer: NoteSigner
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
+    metrics_public: bool = False  # serve /metrics on the API port without authentication
+    # Readiness checks beyond the database and ingestion: each returns (component, what is
+    # wrong) or None; /readyz runs them in order and answers 503 naming the first problem.
+    readiness: tuple[Callable[[], tuple[str, str] | None], ...] = ()
 
     @contextmanager
     def tenant_connection(self, tenant: str):

@@ -1,0 +1,174 @@
+"""The verifier process: follows every tenant's log and runs the scheduled full verifications.
+
+It runs apart from the service (a spawned process, at a lower CPU priority), so hashing
+and parsing every entry again never competes with the appender for the service's GIL, and
+the operating system gives appends the CPU first. It has its own database connections and
+learns of commits by polling each log for entries past what it has read (an index probe).
+Everything it finds is sent to the service as plain messages on `outbox` (a queue):
+  ("progress", {tenant: {"verified": n, "signed": n, "seen": n}})
+  ("finding", Finding)                      -- raised as an alarm by the service
+  ("completed", {tenant, report summary})   -- one full run, for the ledger
+  ("error", text)
+The service decides what to do with them (alarm, ledger entry, metrics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import psycopg
+
+from indelible.entry import b64
+from indelible.monitor.follow import Finding, TenantFollower
+from indelible.proofs import NoteVerifier, ProofError
+
+log = logging.getLogger(__name__)
+
+POLL = 0.25  # seconds between looks for new entries when every log is caught up
+RECHECK = 2.0  # seconds between re-reads of the newest entries
+NICE = 10  # lower CPU priority than the service's appender and HTTP threads
+MAX_FINDINGS = 20  # per full run, sent to the service (the count is always sent)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    conninfo: str
+    key_text: str  # this service's verifier key
+    window: int  # entries re-read every RECHECK seconds, per tenant
+    full_interval: float  # seconds between full runs of one tenant; 0: never
+    started_at: float  # wall clock; full runs are spread over the interval from here
+
+
+def main(config: WorkerConfig, outbox, stop) -> None:
+    """The process's entry point (spawned by monitor/service.py)."""
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
+    threads = [threading.Thread(target=_guard, args=(fn, config, outbox, stop), name=fn.__name__,
+                                daemon=True) for fn in (follow, full_runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _guard(fn, config: WorkerConfig, outbox, stop) -> None:
+    while not stop.is_set():
+        try:
+            fn(config, outbox, stop)
+            return
+        except psycopg.Error as e:
+            outbox.put(("error", f"{fn.__name__}: database: {e}"))
+        except Exception as e:  # noqa: BLE001 - reported, then the loop starts over
+            outbox.put(("error", f"{fn.__name__}: {type(e).__name__}: {e}"))
+        stop.wait(2.0)
+
+
+def trusted_keys(conn, tenant: str, key_text: str) -> list[NoteVerifier]:
+    """Ours, and those the log's own key-rotation entries name (which the chain and the
+    checkpoints then prove were written by the service)."""
+    from indelible.store.key_rotation import rotations
+
+    texts = [key_text]
+    for r in rotations(conn, tenant):
+        texts += [t for t in (r.previous, r.next) if t not in texts]
+    keys = []
+    for text in texts:
+        try:
+            keys.append(NoteVerifier.from_key_text(text))
+        except ProofError:
+            continue
+    return keys
+
+
+def follow(config: WorkerConfig, outbox, stop) -> None:
+    followers: dict[str, TenantFollower] = {}
+    last_recheck = time.monotonic()
+    with psycopg.connect(config.conninfo, autocommit=True) as conn:
+        while not stop.is_set():
+            # log_heads only says which tenants exist: nothing about a log is read from it.
+            heads = {}  # sizes, for the lag metric only
+            for tenant, origin, size in conn.execute("SELECT tenant_id, origin, size FROM log_heads"):
+                heads[tenant] = size
+                if tenant not in followers:
+                    followers[tenant] = TenantFollower(
+                        tenant, origin, trusted_keys(conn, tenant, config.key_text),
+                        window=config.window)
+            busy = False
+            for follower in followers.values():
+                before = follower.next_seq
+                for finding in _advance(conn, follower, config):
+                    outbox.put(("finding", finding))
+                busy |= follower.next_seq > before
+            if time.monotonic() - last_recheck >= RECHECK:
+                last_recheck = time.monotonic()
+                for follower in followers.values():
+                    for finding in follower.recheck(conn):
+                        outbox.put(("finding", finding))
+            outbox.put(("progress", {t: {"verified": f.next_seq, "signed": f.signed_size,
+                                         "head": heads.get(t, f.next_seq),
+                                         "halted": f.halted is not None}
+                                     for t, f in followers.items()}))
+            if not busy:
+                stop.wait(POLL)
+
+
+def _advance(conn, follower: TenantFollower, config: WorkerConfig) -> list[Finding]:
+    findings = follower.advance(conn)
+    if findings and findings[-1].check == "checkpoint" and "not signed" in findings[-1].detail:
+        # Perhaps a key rotation the follower has not seen yet: reload the keys once.
+        keys = trusted_keys(conn, follower.tenant, config.key_text)
+        if len(keys) > len(follower.verifiers):
+            follower.verifiers, follower.halted = keys, None
+            return follower.advance(conn)
+    return findings
+
+
+def spread(tenant: str, interval: float) -> float:
+    """Seconds after start of the tenant's first full run: between a tenth and the whole
+    interval, fixed per tenant, so many tenants' runs do not all start at once."""
+    fraction = int.from_bytes(hashlib.sha256(tenant.encode()).digest()[:4], "big") / 2**32
+    return interval * (0.1 + 0.9 * fraction)
+
+
+def full_runs(config: WorkerConfig, outbox, stop) -> None:
+    if config.full_interval <= 0:
+        return
+    due: dict[str, float] = {}
+    while not stop.wait(min(1.0, config.full_interval / 4)):
+        with psycopg.connect(config.conninfo, autocommit=True) as conn:
+            tenants = [t for (t,) in conn.execute("SELECT tenant_id FROM log_heads")]
+            keys = {t: trusted_keys(conn, t, config.key_text) for t in tenants}
+        for tenant in tenants:
+            due.setdefault(tenant, config.started_at + spread(tenant, config.full_interval))
+        now = time.time()
+        for tenant in sorted((t for t in tenants if due[t] <= now), key=due.get):
+            if stop.is_set():
+                return
+            outbox.put(("completed", run_full(config.conninfo, tenant, keys[tenant])))
+            due[tenant] = max(due[tenant] + config.full_interval, time.time())
+
+
+def run_full(conninfo: str, tenant: str, keys: list[NoteVerifier]) -> dict:
+    """Everything `indelible verify` checks, in this process (one worker: it is niced and
+    must not fan out over every core while the service appends)."""
+    from indelible.verifier import verify_log
+    from indelible.verifier.models import verify_models
+
+    report = verify_log(conninfo, tenant, keys, workers=1)
+    if report.ok:
+        verify_models(conninfo, tenant, report)
+    ordered = sorted(report.findings, key=lambda f: (f.seq if f.seq is not None else -1))
+    return {"tenant": tenant, "size": report.size, "signed_size": report.signed_size,
+            "root": b64(report.root_hash) if report.root_hash else "",
+            "seconds": report.seconds, "status": report.status,
+            "entries_checked": report.entries_checked, "first_bad_seq": report.first_bad_seq,
+            "finding_count": len(report.findings),
+            "findings": [Finding(tenant, f.check, f.detail, f.seq, f.seq_end)
+                         for f in ordered[:MAX_FINDINGS]]}
