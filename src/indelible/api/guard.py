@@ -21,6 +21,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from indelible import logs
 from indelible.api.problems import problem
 from indelible.store import evidence
 from indelible.store.api_keys import authenticate
@@ -81,6 +82,7 @@ async def _authenticate(scope: Scope):
     if found is None:
         return _unauthenticated("the API key is unknown or revoked")
     scope.setdefault("state", {})["principal"] = found
+    logs.TENANT.set(found.tenant)  # every log line of this request names its tenant
     return None
 
 

@@ -24,20 +24,41 @@ def up(host: str, port: int) -> None:
     # Ingestion's progress is what an operator watching `up` wants to see without -v, which
     # also turns on every library's chatter.
     logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
+    logging.getLogger("indelible.monitor.service").setLevel(logging.INFO)  # full runs
+    if logging.getLogger().handlers and _json_logs():
+        logging.getLogger("indelible.access").setLevel(logging.INFO)  # for log shippers
 
     # SIGTERM (systemd, docker stop) must unwind like Ctrl-C, so the embedded PostgreSQL and
     # nats-server are stopped too. uvicorn re-raises the signal after its own shutdown; with
     # the default action that would end the process before any cleanup ran.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = settings_from_env()
-    with running_service(settings, about={"serving": f"http://{host}:{port}"}) as service:
-        click.echo(f"indelible: data in {settings.data_dir}; verifier key "
-                   f"{service.signer.verifier_key_text()}", err=True)
-        if service.nats_url:
-            click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
-                       f"{service.nats_url}", err=True)
-        click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
-        uvicorn.run(service.app, host=host, port=port, log_level="warning")
+    try:
+        with running_service(settings, about={"serving": f"http://{host}:{port}"}) as service:
+            click.echo(f"indelible: data in {settings.data_dir}; verifier key "
+                       f"{service.signer.verifier_key_text()}", err=True)
+            if service.nats_url:
+                click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
+                           f"{service.nats_url}", err=True)
+            click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
+            try:
+                # uvicorn stops accepting connections and lets requests in flight finish first;
+                # log_config=None keeps its lines in our format (logs.py).
+                uvicorn.run(service.app, host=host, port=port, log_level="warning", log_config=None)
+            finally:
+                # Then running_service unwinds in order: ingestion finishes the batch in flight
+                # and acknowledges what committed, the appender commits what is queued, the
+                # verifier and the embedded servers stop.
+                click.echo("indelible: draining: no new requests; finishing what is in flight",
+                           err=True)
+    finally:
+        click.echo("indelible: stopped", err=True)  # everything it started has stopped
+
+
+def _json_logs() -> bool:
+    from indelible.logs import JsonFormatter
+
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
 
 
 def _exit_on_sigterm(signum, frame) -> None:
