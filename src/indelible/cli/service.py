@@ -25,8 +25,17 @@ def up(host: str, port: int) -> None:
     # also turns on every library's chatter.
     logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
     logging.getLogger("indelible.monitor.service").setLevel(logging.INFO)  # full runs
-    if logging.getLogger().handlers and _json_logs():
+    json_logs = _json_logs()
+    if json_logs:
         logging.getLogger("indelible.access").setLevel(logging.INFO)  # for log shippers
+        logging.getLogger(SERVICE_LOGGER).setLevel(logging.INFO)
+
+    def say(text: str) -> None:
+        # With JSON logs every line on stderr is one JSON object, these included.
+        if json_logs:
+            logging.getLogger(SERVICE_LOGGER).info("%s", text)
+        else:
+            click.echo(f"indelible: {text}", err=True)
 
     # SIGTERM (systemd, docker stop) must unwind like Ctrl-C, so the embedded PostgreSQL and
     # nats-server are stopped too. uvicorn re-raises the signal after its own shutdown; with
@@ -35,12 +44,10 @@ def up(host: str, port: int) -> None:
     settings = settings_from_env()
     try:
         with running_service(settings, about={"serving": f"http://{host}:{port}"}) as service:
-            click.echo(f"indelible: data in {settings.data_dir}; verifier key "
-                       f"{service.signer.verifier_key_text()}", err=True)
+            say(f"data in {settings.data_dir}; verifier key {service.signer.verifier_key_text()}")
             if service.nats_url:
-                click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
-                           f"{service.nats_url}", err=True)
-            click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
+                say(f"ingesting {settings.subject_prefix}.<tenant> from {service.nats_url}")
+            say(f"serving on http://{host}:{port} (Ctrl-C stops)")
             try:
                 # uvicorn stops accepting connections and lets requests in flight finish first;
                 # log_config=None keeps its lines in our format (logs.py).
@@ -49,10 +56,12 @@ def up(host: str, port: int) -> None:
                 # Then running_service unwinds in order: ingestion finishes the batch in flight
                 # and acknowledges what committed, the appender commits what is queued, the
                 # verifier and the embedded servers stop.
-                click.echo("indelible: draining: no new requests; finishing what is in flight",
-                           err=True)
+                say("draining: no new requests; finishing what is in flight")
     finally:
-        click.echo("indelible: stopped", err=True)  # everything it started has stopped
+        say("stopped")  # everything it started has stopped
+
+
+SERVICE_LOGGER = "indelible.up"
 
 
 def _json_logs() -> bool:
