@@ -54,6 +54,18 @@ _tenant = click.option("--tenant", default="bench", show_default=True,
 _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 
+_verifier_ab = click.option(
+    "--verifier-ab", is_flag=True,
+    help="Also measure with continuous verification off and on, in this run (A/B), and "
+         "report the verifier's lag behind the head.")
+
+
+def _key_text(settings) -> str:
+    from indelible.keys import load_or_create_signer
+
+    return load_or_create_signer(settings.key_file, settings.key_name).verifier_key_text()
+
+
 @bench.command("append")
 @_tenant
 @_json
@@ -66,15 +78,17 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON obj
                    "service's batch_max].")
 @click.option("--latency-samples", default=2_000, show_default=True, type=click.IntRange(min=1),
               help="Sequential single appends timed one by one.")
+@_verifier_ab
 def bench_append(tenant: str, as_json: bool, entries: int, producers: int, batch: int | None,
-                 latency_samples: int) -> None:
+                 latency_samples: int, verifier_ab: bool) -> None:
     """Append throughput and single-append latency vs raw COPY / INSERT."""
     from indelible.bench.append import AppendOptions, run
 
     with _bench_database(tenant) as (settings, db):
         options = AppendOptions(entries=entries, producers=producers,
                                 batch=batch or settings.batch_max, batch_wait=settings.batch_wait,
-                                latency_samples=latency_samples)
+                                latency_samples=latency_samples,
+                                verifier_key=_key_text(settings) if verifier_ab else None)
         measurements, extra = run(db, tenant, options)
     _output("append", tenant, measurements, as_json, extra)
 
@@ -111,13 +125,16 @@ def bench_verify(tenant: str, as_json: bool, size: int, proof_count: int,
               help="Concurrent HTTP clients.")
 @click.option("--discrepancies", default=2_000, show_default=True, type=click.IntRange(min=1),
               help="Discrepancies walked acknowledged → investigating → resolved.")
-def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int) -> None:
+@_verifier_ab
+def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int,
+              verifier_ab: bool) -> None:
     """Sustained HTTP lifecycle transitions/s and latency vs the bare ledger append rate."""
     from indelible.bench.api import ApiOptions, run
 
     with _bench_database(tenant) as (settings, db):
         measurements, extra = run(db, settings, tenant,
-                                  ApiOptions(clients=clients, discrepancies=discrepancies))
+                                  ApiOptions(clients=clients, discrepancies=discrepancies,
+                                             verifier_ab=verifier_ab))
     _output("api", tenant, measurements, as_json, extra)
 
 
