@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import psycopg
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 POLL = 0.25  # seconds between looks for new entries when every log is caught up
 RECHECK = 2.0  # seconds between re-reads of the newest entries
+RECHECK_BUDGET = 50_000  # entries re-read per RECHECK, over all tenants
+SWEEP = 30.0  # seconds between probes of every log, whatever log_heads says
 NICE = 10  # lower CPU priority than the service's appender and HTTP threads
 MAX_FINDINGS = 20  # per full run, sent to the service (the count is always sent)
 
@@ -89,34 +92,58 @@ def trusted_keys(conn, tenant: str, key_text: str) -> list[NoteVerifier]:
 
 def follow(config: WorkerConfig, outbox, stop) -> None:
     followers: dict[str, TenantFollower] = {}
-    last_recheck = time.monotonic()
+    rechecks: deque[str] = deque()  # tenants in the order their newest entries are re-read
+    last_recheck = last_sweep = time.monotonic()
     with psycopg.connect(config.conninfo, autocommit=True) as conn:
         while not stop.is_set():
-            # log_heads only says which tenants exist: nothing about a log is read from it.
-            heads = {}  # sizes, for the lag metric only
+            # log_heads says which tenants exist and, as a hint only, where to look: a log is
+            # probed when its head moved past what was read or a checkpoint may be due, and
+            # every log every SWEEP seconds whatever the hint says. Nothing about a log's
+            # contents is read from it.
+            sweep = time.monotonic() - last_sweep >= SWEEP
+            last_sweep = time.monotonic() if sweep else last_sweep
+            heads = {}
             for tenant, origin, size in conn.execute("SELECT tenant_id, origin, size FROM log_heads"):
                 heads[tenant] = size
                 if tenant not in followers:
                     followers[tenant] = TenantFollower(
                         tenant, origin, trusted_keys(conn, tenant, config.key_text),
                         window=config.window)
+                    rechecks.append(tenant)
             busy = False
-            for follower in followers.values():
+            for tenant, follower in followers.items():
+                if not (sweep or heads.get(tenant, 0) > follower.next_seq
+                        or follower.signed_size < follower.next_seq):
+                    continue
                 before = follower.next_seq
                 for finding in _advance(conn, follower, config):
                     outbox.put(("finding", finding))
                 busy |= follower.next_seq > before
             if time.monotonic() - last_recheck >= RECHECK:
                 last_recheck = time.monotonic()
-                for follower in followers.values():
-                    for finding in follower.recheck(conn):
-                        outbox.put(("finding", finding))
+                _recheck(conn, followers, rechecks, outbox)
             outbox.put(("progress", {t: {"verified": f.next_seq, "signed": f.signed_size,
                                          "head": heads.get(t, f.next_seq),
                                          "halted": f.halted is not None}
                                      for t, f in followers.items()}))
             if not busy:
                 stop.wait(POLL)
+
+
+def _recheck(conn, followers: dict[str, TenantFollower], order: deque[str], outbox) -> None:
+    """Re-read the newest entries of as many tenants as RECHECK_BUDGET allows, round robin:
+    with a few tenants each is re-read every RECHECK seconds; with many, the round is longer
+    but the database is never asked for more than the budget at once."""
+    spent = 0
+    for _ in range(len(order)):
+        if spent >= RECHECK_BUDGET:
+            return
+        tenant = order[0]
+        order.rotate(-1)
+        follower = followers[tenant]
+        spent += len(follower.recent)
+        for finding in follower.recheck(conn):
+            outbox.put(("finding", finding))
 
 
 def _advance(conn, follower: TenantFollower, config: WorkerConfig) -> list[Finding]:
