@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -87,7 +89,8 @@ class Watched:
         assert changed == 1
 
     def close(self) -> None:
-        assert _interrupt(self.process) == 0
+        if self.process.poll() is None:
+            assert _interrupt(self.process) == 0
 
 
 def until(predicate, timeout: float, what: str):
@@ -180,3 +183,26 @@ def test_a_finding_about_derived_data_is_recorded_in_the_tenants_ledger(watched)
     assert service.ready().json()["component"] == "integrity"
     assert service.metric("indelible_verification_findings_total", tenant=service.tenant,
                           check="merkle_node") == 1
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_verifier_process_does_not_outlive_a_killed_service(watched):
+    service = watched(10)
+    verifiers = until(lambda: _children(service.process.pid), 30, "the verifier process")
+    service.process.send_signal(signal.SIGKILL)
+    service.process.wait(30)
+    until(lambda: not any(Path(f"/proc/{pid}").exists() and
+                          "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+                          for pid in verifiers), 15, "the orphaned verifier stops")

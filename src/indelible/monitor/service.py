@@ -61,8 +61,8 @@ class ContinuousVerification:
         self.alarms = IntegrityAlarms(AlarmBook(config.alarm_file))
         self._appender = appender
         self._context = multiprocessing.get_context("spawn")
-        self._messages = self._context.Queue()
-        self._stop = self._context.Event()
+        self._messages = None  # a queue per verifier process (a dead one may leave it locked)
+        self._stop = threading.Event()
         self._process = None
         self._thread = threading.Thread(target=self._monitor, name="verification", daemon=True)
         self._progress: dict[str, dict] = {}
@@ -78,9 +78,10 @@ class ContinuousVerification:
         self._stop.set()
         self._thread.join(timeout=15)
         if self._process is not None:
+            self._process.terminate()
             self._process.join(timeout=10)
             if self._process.is_alive():
-                self._process.terminate()
+                self._process.kill()
                 self._process.join(timeout=5)
         metrics.provide("verification", None)
         metrics.VERIFIER_UP.set(0)
@@ -91,7 +92,8 @@ class ContinuousVerification:
     def _spawn(self) -> None:
         config = WorkerConfig(self.config.conninfo, self.config.key_text, self.config.window,
                               self.config.full_interval, self._started_at)
-        self._process = self._context.Process(target=main, args=(config, self._messages, self._stop),
+        self._messages = self._context.Queue()
+        self._process = self._context.Process(target=main, args=(config, self._messages),
                                               name="indelible-verifier", daemon=True)
         self._process.start()
         self.alarms.set_verifier_state("running")

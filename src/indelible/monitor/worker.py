@@ -47,18 +47,26 @@ class WorkerConfig:
     started_at: float  # wall clock; full runs are spread over the interval from here
 
 
-def main(config: WorkerConfig, outbox, stop) -> None:
-    """The process's entry point (spawned by monitor/service.py)."""
+def main(config: WorkerConfig, outbox) -> None:
+    """The process's entry point (spawned by monitor/service.py, which stops it with
+    SIGTERM: it holds nothing that needs a goodbye)."""
     try:
         os.nice(NICE)
     except OSError:
         pass
+    parent, stop = os.getppid(), threading.Event()
     threads = [threading.Thread(target=_guard, args=(fn, config, outbox, stop), name=fn.__name__,
                                 daemon=True) for fn in (follow, full_runs)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    # Messages not yet sent when we end are worth nothing to a service that is gone: never
+    # wait for the queue's feeder at exit.
+    outbox.cancel_join_thread()
+    # A service killed with SIGKILL cannot stop us: notice it is gone (we are re-parented)
+    # and end, rather than poll its database forever as an orphan.
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            os._exit(0)  # nothing to flush or release: the database sees its connections close
 
 
 def _guard(fn, config: WorkerConfig, outbox, stop) -> None:
