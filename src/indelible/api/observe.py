@@ -21,6 +21,7 @@ from indelible import logs, metrics
 
 access = logging.getLogger("indelible.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestObserver:
@@ -50,7 +51,8 @@ class RequestObserver:
             seconds = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            metrics.REQUEST_SECONDS.labels(scope["method"], template,
+            method = scope["method"] if scope["method"] in _METHODS else "other"  # bounded
+            metrics.REQUEST_SECONDS.labels(method, template,
                                            f"{status // 100}xx").observe(seconds)
             if access.isEnabledFor(logging.INFO):
                 access.info("%s %s %d %.1f ms", scope["method"], scope["path"], status,
