@@ -41,7 +41,7 @@ class Settings:
     accept_weak_isolation: bool = False
     continuous_verify: bool = True  # re-read and check every new entry, inside `indelible up`
     full_verify_interval: float = 86_400.0  # seconds between full verifications of each tenant
-    verify_recent_entries: int = 10_000  # the newest entries re-read every few seconds
+    verify_recent_entries: int = 1_000  # per tenant, the newest entries re-read every 2 s
     metrics_listen: str | None = None  # "host:port": /metrics without authentication there
     metrics_public: bool = False  # also serve /metrics on the API port without authentication
     log_format: str = "text"  # text | json (one JSON object per line)

@@ -46,7 +46,7 @@ def _b64(data: bytes | None) -> str:
 
 class TenantFollower:
     def __init__(self, tenant: str, origin: str, verifiers: list[NoteVerifier], *,
-                 window: int = 10_000):
+                 window: int = 1_000):
         self.tenant = tenant
         self.origin = origin
         self.verifiers = verifiers

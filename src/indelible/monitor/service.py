@@ -51,7 +51,7 @@ class VerificationConfig:
     conninfo: str  # the service role: SELECT on the ledger, BYPASSRLS
     key_text: str  # the service's verifier key
     alarm_file: Path
-    window: int = 10_000  # newest entries re-read every couple of seconds, per tenant
+    window: int = 1_000  # newest entries re-read every couple of seconds, per tenant
     full_interval: float = 86_400.0  # seconds between full runs of one tenant
 
 

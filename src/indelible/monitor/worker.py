@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import psycopg
 
 from indelible.entry import b64
-from indelible.monitor.follow import Finding, TenantFollower
+from indelible.monitor.follow import FETCH, Finding, TenantFollower
 from indelible.proofs import NoteVerifier, ProofError
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,9 @@ def follow(config: WorkerConfig, outbox, stop) -> None:
                 before = follower.next_seq
                 for finding in _advance(conn, follower, config):
                     outbox.put(("finding", finding))
-                busy |= follower.next_seq > before
+                # Behind (a full fetch came back): read on at once. Caught up: wait a poll, so
+                # a busy log is read in a few large queries a second, not many small ones.
+                busy |= follower.next_seq - before >= FETCH
             if time.monotonic() - last_recheck >= RECHECK:
                 last_recheck = time.monotonic()
                 _recheck(conn, followers, rechecks, outbox)
