@@ -29,6 +29,7 @@ import psycopg
 from indelible.proofs import CompactRange, NoteVerifier, ProofError, leaf_hash, open_checkpoint
 
 FETCH = 5_000  # entries read per round trip
+_VERSION = "ctid::text || '/' || xmin::text"  # the row version: new after any UPDATE
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class TenantFollower:
         self.last_leaf: bytes | None = None
         self.signed = CompactRange()  # the frontier at the last checkpoint proven
         self.tail: list[bytes] = []  # leaf hashes read since then
-        self.recent: deque[tuple[int, bytes]] = deque(maxlen=window)  # (seq, leaf) to recheck
+        # (seq, leaf, row version) of the newest entries, to recheck
+        self.recent: deque[tuple[int, bytes, str]] = deque(maxlen=window)
         self.halted: Finding | None = None
 
     @property
@@ -66,18 +68,19 @@ class TenantFollower:
         if self.halted is not None:
             return []
         findings: list[Finding] = []
-        rows = conn.execute("SELECT seq, entry, leaf_hash FROM ledger_entries WHERE tenant_id = %s "
-                            "AND seq >= %s ORDER BY seq LIMIT %s",
+        rows = conn.execute(f"SELECT seq, entry, leaf_hash, {_VERSION} FROM ledger_entries "
+                            "WHERE tenant_id = %s AND seq >= %s ORDER BY seq LIMIT %s",
                             (self.tenant, self.next_seq, FETCH)).fetchall()
-        for seq, entry, stored in rows:
-            self._read(seq, bytes(entry), bytes(stored), findings)
+        for seq, entry, stored, version in rows:
+            self._read(seq, bytes(entry), bytes(stored), version, findings)
             if self.halted is not None:
                 break
         # Up to a break, what was read still proves the checkpoints it reaches.
         self._checkpoints(conn, findings)
         return findings
 
-    def _read(self, seq: int, entry: bytes, stored: bytes, findings: list[Finding]) -> None:
+    def _read(self, seq: int, entry: bytes, stored: bytes, version: str,
+              findings: list[Finding]) -> None:
         # 1.
         if seq != self.next_seq:
             self._halt(findings, "seq", f"entries {self.next_seq}..{seq - 1} are missing",
@@ -102,7 +105,7 @@ class TenantFollower:
                        seq)
             return
         self.tail.append(leaf)
-        self.recent.append((seq, leaf))
+        self.recent.append((seq, leaf, version))
         self.last_leaf, self.next_seq = leaf, seq + 1
 
     def _checkpoints(self, conn: psycopg.Connection, findings: list[Finding]) -> None:
@@ -138,15 +141,32 @@ class TenantFollower:
                 continue
         return None
 
-    def recheck(self, conn: psycopg.Connection) -> list[Finding]:
-        """3. Re-read the newest entries; each one changed or gone since it was read is a finding."""
+    def recheck(self, conn: psycopg.Connection, *, deep: bool = False) -> list[Finding]:
+        """3. The newest entries again; each one changed or gone since it was read is a finding.
+
+        Any UPDATE or DELETE through PostgreSQL, by anyone, gives a row a new version (its
+        `ctid` and `xmin`), so a quick recheck reads only those two columns and re-hashes just
+        the rows whose version moved (a VACUUM FULL moves them all: then all are re-hashed,
+        and only a real change is a finding). Bytes edited in the data files underneath
+        PostgreSQL keep the version: a `deep` recheck re-hashes every entry regardless."""
         if not self.recent:
             return []
         lo, hi = self.recent[0][0], self.recent[-1][0] + 1
+        if deep:
+            suspects = {seq for seq, _, _ in self.recent}
+        else:
+            versions = dict(conn.execute(f"SELECT seq, {_VERSION} FROM ledger_entries WHERE "
+                                         "tenant_id = %s AND seq >= %s AND seq < %s",
+                                         (self.tenant, lo, hi)).fetchall())
+            suspects = {seq for seq, _, version in self.recent if versions.get(seq) != version}
+        if not suspects:
+            return []
         rows = dict(conn.execute("SELECT seq, entry FROM ledger_entries WHERE tenant_id = %s AND "
-                                 "seq >= %s AND seq < %s", (self.tenant, lo, hi)).fetchall())
+                                 "seq = ANY(%s)", (self.tenant, sorted(suspects))).fetchall())
         findings = []
-        for seq, leaf in self.recent:
+        for seq, leaf, _ in self.recent:
+            if seq not in suspects:
+                continue
             entry = rows.get(seq)
             if entry is None:
                 findings.append(Finding(self.tenant, "seq", f"entry {seq} was verified and is now "

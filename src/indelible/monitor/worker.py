@@ -31,8 +31,9 @@ from indelible.proofs import NoteVerifier, ProofError
 log = logging.getLogger(__name__)
 
 POLL = 0.25  # seconds between looks for new entries when every log is caught up
-RECHECK = 2.0  # seconds between re-reads of the newest entries
-RECHECK_BUDGET = 50_000  # entries re-read per RECHECK, over all tenants
+RECHECK = 2.0  # seconds between rechecks of the newest entries (row versions)
+DEEP_RECHECK = 30.0  # seconds between rechecks that re-hash every one of them
+RECHECK_BUDGET = 20_000  # entries rechecked per RECHECK, over all tenants
 SWEEP = 30.0  # seconds between probes of every log, whatever log_heads says
 NICE = 10  # lower CPU priority than the service's appender and HTTP threads
 MAX_FINDINGS = 20  # per full run, sent to the service (the count is always sent)
@@ -101,7 +102,7 @@ def trusted_keys(conn, tenant: str, key_text: str) -> list[NoteVerifier]:
 def follow(config: WorkerConfig, outbox, stop) -> None:
     followers: dict[str, TenantFollower] = {}
     rechecks: deque[str] = deque()  # tenants in the order their newest entries are re-read
-    last_recheck = last_sweep = time.monotonic()
+    last_recheck = last_sweep = last_deep = time.monotonic()
     with psycopg.connect(config.conninfo, autocommit=True) as conn:
         while not stop.is_set():
             # log_heads says which tenants exist and, as a hint only, where to look: a log is
@@ -131,7 +132,9 @@ def follow(config: WorkerConfig, outbox, stop) -> None:
                 busy |= follower.next_seq - before >= FETCH
             if time.monotonic() - last_recheck >= RECHECK:
                 last_recheck = time.monotonic()
-                _recheck(conn, followers, rechecks, outbox)
+                deep = last_recheck - last_deep >= DEEP_RECHECK
+                last_deep = last_recheck if deep else last_deep
+                _recheck(conn, followers, rechecks, outbox, deep)
             outbox.put(("progress", {t: {"verified": f.next_seq, "signed": f.signed_size,
                                          "head": heads.get(t, f.next_seq),
                                          "halted": f.halted is not None}
@@ -140,7 +143,8 @@ def follow(config: WorkerConfig, outbox, stop) -> None:
                 stop.wait(POLL)
 
 
-def _recheck(conn, followers: dict[str, TenantFollower], order: deque[str], outbox) -> None:
+def _recheck(conn, followers: dict[str, TenantFollower], order: deque[str], outbox,
+             deep: bool) -> None:
     """Re-read the newest entries of as many tenants as RECHECK_BUDGET allows, round robin:
     with a few tenants each is re-read every RECHECK seconds; with many, the round is longer
     but the database is never asked for more than the budget at once."""
@@ -152,7 +156,7 @@ def _recheck(conn, followers: dict[str, TenantFollower], order: deque[str], outb
         order.rotate(-1)
         follower = followers[tenant]
         spent += len(follower.recent)
-        for finding in follower.recheck(conn):
+        for finding in follower.recheck(conn, deep=deep):
             outbox.put(("finding", finding))
 
 
