@@ -148,8 +148,11 @@ class IntegrityAlarms:
             # The earliest entry named precisely; else the earliest range; the log last.
             first = min(alarms, key=lambda a: (a.seq is None, a.seq_end is not None,
                                                a.seq or 0, a.tenant))
-            more = f" ({len(alarms)} alarms in all)" if len(alarms) > 1 else ""
-            return "integrity", f"degraded: {first.describe()}{more}"
+            # /readyz is public: the check and the seq, never the tenant (a customer's name);
+            # the log line, the metric and the alarm book name it.
+            more = f"; {len(alarms)} alarms in all" if len(alarms) > 1 else ""
+            return "integrity", (f"degraded: {first.where()} of a tenant's log failed the "
+                                 f"{first.check} check{more} (see the INTEGRITY ALARM log lines)")
         if down:
             return "integrity", f"the continuous verifier is not running: {down}"
         return None
