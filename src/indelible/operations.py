@@ -46,13 +46,13 @@ def operated(settings: Settings, *, app_url: str, appender, key_text: str) -> It
         from indelible.runtime import EmbeddedPostgres
 
         embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-    metrics.provide("service", lambda: _service_metrics(pool, settings, embedded))
     verification = None
     if settings.continuous_verify:
         verification = ContinuousVerification(VerificationConfig(
             conninfo=app_url, key_text=key_text, alarm_file=settings.alarm_file,
             window=settings.verify_recent_entries,
             full_interval=settings.full_verify_interval), appender=appender).start()
+    metrics.provide("service", lambda: _service_metrics(pool, settings, embedded, verification))
     server = metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
     if server is not None:
         log.info("metrics on http://%s/metrics", settings.metrics_listen)
@@ -69,7 +69,8 @@ def operated(settings: Settings, *, app_url: str, appender, key_text: str) -> It
         pool.close()
 
 
-def _service_metrics(pool: ConnectionPool, settings: Settings, embedded_postgres):
+def _service_metrics(pool: ConnectionPool, settings: Settings, embedded_postgres,
+                     verification: ContinuousVerification | None):
     up = GaugeMetricFamily("indelible_database_up", "1 when the service's database answers")
     age = GaugeMetricFamily("indelible_checkpoint_age_seconds",
                             "Seconds since the tenant's latest signed checkpoint", labels=["tenant"])
@@ -82,11 +83,17 @@ def _service_metrics(pool: ConnectionPool, settings: Settings, embedded_postgres
     except Exception:  # noqa: BLE001 - the metric says it; the scrape still answers
         lags = []
         up.add_metric([], 0)
+    behind = GaugeMetricFamily("indelible_verifier_lag_entries",
+                               "Entries committed but not yet re-read by the continuous verifier",
+                               labels=["tenant"])
+    progress = verification.progress() if verification else {}
     for lag in lags:
         if lag.checkpoint_age is not None:
             age.add_metric([lag.tenant], lag.checkpoint_age)
         unsigned.add_metric([lag.tenant], lag.size - lag.signed)
-    yield from (up, age, unsigned)
+        if lag.tenant in progress:
+            behind.add_metric([lag.tenant], max(0, lag.size - progress[lag.tenant]["verified"]))
+    yield from (up, age, unsigned, behind)
     servers = GaugeMetricFamily("indelible_embedded_server_up",
                                 "1 while an embedded server this service started runs",
                                 labels=["server"])

@@ -127,23 +127,33 @@ def _group_commit(app_url: str, tenant: str, cmds: list,
     return rate(len(results), seconds), len({r.recorded_at for r in results})
 
 
-def _with_verifier(db: Database, tenant: str, cmds: list, options: AppendOptions) -> Measurement:
-    """A/B: group commit with the verifier off, then on, back to back on the same log."""
+def _with_verifier(db: Database, tenant: str, cmds: list, options: AppendOptions,
+                   rounds: int = 3) -> Measurement:
+    """A/B: group commit with the verifier off, then on, `rounds` times back to back on the
+    same log (the machine's other load drifts; the medians of the interleaved runs compare
+    like with like). The verifier is started and has read everything before each "on" run."""
+    from statistics import median
+
     from indelible.bench.verifier_ab import FollowingVerifier, comparison
 
-    half = len(cmds) // 2
-    off_rate, _ = _group_commit(db.app_url, tenant, cmds[:half], options)
-    with FollowingVerifier(db.app_url, options.verifier_key) as verifier:
-        verifier.tenant = tenant
-        on_rate, _ = _group_commit(db.app_url, tenant, cmds[half:], options)
-        cleared = verifier.drain_seconds()
+    size = len(cmds) // (2 * rounds)
+    off, on, lags, cleared, catch_up = [], [], [], [], []
+    for r in range(rounds):
+        chunk = cmds[2 * r * size:2 * (r + 1) * size]
+        off.append(_group_commit(db.app_url, tenant, chunk[:size], options)[0])
+        with FollowingVerifier(db.app_url, options.verifier_key, tenant) as verifier:
+            on.append(_group_commit(db.app_url, tenant, chunk[size:], options)[0])
+            cleared.append(verifier.drain_seconds())
+        lags.append(verifier.max_lag)
+        catch_up.append(verifier.catch_up_seconds)
     return comparison(
-        "append_with_verifier", f"append throughput with continuous verification "
-        f"({half:,} entries each way)", "entries/s", {"rate": off_rate}, {"rate": on_rate},
-        "GroupCommitAppender.submit",
-        {"entries": half, "verifier_max_lag_entries": verifier.max_lag,
-         "verifier_lag_cleared_seconds_after_run": round(cleared, 2),
-         "verifier_catch_up_seconds_before_run": round(verifier.catch_up_seconds, 2)})
+        "append_with_verifier", f"append throughput with continuous verification (median of "
+        f"{rounds} interleaved runs of {size:,} entries each way)", "entries/s",
+        {"rate": median(off)}, {"rate": median(on)}, "GroupCommitAppender.submit",
+        {"entries_per_run": size, "rates_off": [round(x) for x in off],
+         "rates_on": [round(x) for x in on], "verifier_max_lag_entries": max(lags),
+         "verifier_lag_cleared_seconds_after_run": round(max(cleared), 2),
+         "verifier_catch_up_seconds_before_run": round(max(catch_up), 2)})
 
 
 def _direct(app_url: str, tenant: str, cmds: list, batch: int) -> float:

@@ -26,7 +26,11 @@ class FollowingVerifier:
     Entering waits until it has read every log already there, so the measured run pays for
     following new entries, not for a first pass over earlier benchmarks' logs."""
 
-    def __init__(self, conninfo: str, key_text: str):
+    def __init__(self, conninfo: str, key_text: str, tenant: str):
+        import psycopg
+
+        self.tenant = tenant
+        self._conn = psycopg.connect(conninfo, autocommit=True)  # the head, as it is now
         from indelible.monitor.service import ContinuousVerification, VerificationConfig
 
         self._tmp = tempfile.TemporaryDirectory(prefix="indelible-bench-alarms-")
@@ -40,13 +44,15 @@ class FollowingVerifier:
         self._sampler = threading.Thread(target=self._sample, daemon=True)
 
     def lags(self) -> dict[str, int]:
-        progress = self.verification._progress
-        return {t: max(0, p["head"] - p["verified"]) for t, p in progress.items()}
+        """Entries committed but not yet read by the verifier, per tenant, right now."""
+        progress = self.verification.progress()
+        heads = dict(self._conn.execute("SELECT tenant_id, size FROM log_heads").fetchall())
+        return {t: max(0, heads.get(t, 0) - p["verified"]) for t, p in progress.items()}
 
     def __enter__(self) -> FollowingVerifier:
         self.verification.start()
         started = time.monotonic()
-        while not self.verification._progress or any(self.lags().values()):
+        while not self.verification.progress() or any(self.lags().values()):
             if time.monotonic() - started > CATCH_UP_TIMEOUT:
                 raise BenchError("the verifier did not catch up with the database in time")
             time.sleep(0.2)
@@ -58,8 +64,6 @@ class FollowingVerifier:
         while not self._sampling.wait(0.1):
             self.max_lag = max(self.max_lag, self.lags().get(self.tenant, 0))
 
-    tenant = ""
-
     def drain_seconds(self, timeout: float = 600) -> float:
         """Seconds, after the run, until the verifier has read everything."""
         started = time.monotonic()
@@ -70,7 +74,9 @@ class FollowingVerifier:
 
     def __exit__(self, *exc) -> None:
         self._sampling.set()
+        self._sampler.join()
         self.verification.stop()
+        self._conn.close()
         problems = self.verification.alarms.raised()
         self._tmp.cleanup()
         if problems:

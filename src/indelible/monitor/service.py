@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -86,12 +87,17 @@ class ContinuousVerification:
         metrics.provide("verification", None)
         metrics.VERIFIER_UP.set(0)
 
+    def progress(self) -> dict[str, dict]:
+        """Per tenant, as last reported: entries read ("verified") and proven under a
+        checkpoint ("signed")."""
+        return self._progress
+
     def readiness(self) -> tuple[str, str] | None:
         return self.alarms.problem()
 
     def _spawn(self) -> None:
         config = WorkerConfig(self.config.conninfo, self.config.key_text, self.config.window,
-                              self.config.full_interval, self._started_at)
+                              self.config.full_interval, self._started_at, os.getpid())
         self._messages = self._context.Queue()
         self._process = self._context.Process(target=main, args=(config, self._messages),
                                               name="indelible-verifier", daemon=True)
@@ -172,13 +178,8 @@ class ContinuousVerification:
             "indelible_verifier_signed_entries",
             "Entries the continuous verifier proved included under a signed checkpoint",
             labels=["tenant"])
-        lag = GaugeMetricFamily(
-            "indelible_verifier_lag_entries",
-            "Entries committed but not yet re-read by the continuous verifier", labels=["tenant"])
         for tenant, p in self._progress.items():
             verified.add_metric([tenant], p["verified"])
             signed.add_metric([tenant], p["signed"])
-            lag.add_metric([tenant], max(0, p["head"] - p["verified"]))
         yield verified
         yield signed
-        yield lag

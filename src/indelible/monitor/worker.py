@@ -46,6 +46,7 @@ class WorkerConfig:
     window: int  # entries re-read every RECHECK seconds, per tenant
     full_interval: float  # seconds between full runs of one tenant; 0: never
     started_at: float  # wall clock; full runs are spread over the interval from here
+    service_pid: int  # the service that started us: we end when it is gone
 
 
 def main(config: WorkerConfig, outbox) -> None:
@@ -55,7 +56,10 @@ def main(config: WorkerConfig, outbox) -> None:
         os.nice(NICE)
     except OSError:
         pass
-    parent, stop = os.getppid(), threading.Event()
+    # The service's pid comes from the service: asked here, it might already be init's, if
+    # the service was killed while this process was still starting.
+    parent, stop = config.service_pid, threading.Event()
+    _die_with(parent)
     threads = [threading.Thread(target=_guard, args=(fn, config, outbox, stop), name=fn.__name__,
                                 daemon=True) for fn in (follow, full_runs)]
     for t in threads:
@@ -68,6 +72,22 @@ def main(config: WorkerConfig, outbox) -> None:
     while not stop.wait(1.0):
         if os.getppid() != parent:
             os._exit(0)  # nothing to flush or release: the database sees its connections close
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when the service dies, however it dies (Linux
+    PR_SET_PDEATHSIG); elsewhere the watch in `main` does it within a second."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(0)
 
 
 def _guard(fn, config: WorkerConfig, outbox, stop) -> None:
@@ -136,7 +156,6 @@ def follow(config: WorkerConfig, outbox, stop) -> None:
                 last_deep = last_recheck if deep else last_deep
                 _recheck(conn, followers, rechecks, outbox, deep)
             outbox.put(("progress", {t: {"verified": f.next_seq, "signed": f.signed_size,
-                                         "head": heads.get(t, f.next_seq),
                                          "halted": f.halted is not None}
                                      for t, f in followers.items()}))
             if not busy:
