@@ -91,7 +91,10 @@ def test_bench_api_walks_discrepancies_over_http_against_the_bare_ledger(tmp_pat
 
     from indelible.cli import main
 
-    env = {"INDELIBLE_DATA_DIR": str(tmp_path / "data"), "INDELIBLE_DATABASE_URL": owner_url}
+    # The service it starts must not verify the suite's database: other tests tamper with
+    # their logs there on purpose (test_continuous_verification.py runs the A/B on its own).
+    env = {"INDELIBLE_DATA_DIR": str(tmp_path / "data"), "INDELIBLE_DATABASE_URL": owner_url,
+           "INDELIBLE_CONTINUOUS_VERIFY": "false"}
     result = CliRunner().invoke(main, ["bench", "api", "--json", "--tenant", "bench-api-t",
                                        "--clients", "4", "--discrepancies", "12"], env=env)
     assert result.exit_code == 0, result.output

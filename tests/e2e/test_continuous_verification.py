@@ -207,3 +207,18 @@ def test_the_verifier_process_does_not_outlive_a_killed_service(watched):
     until(lambda: not any(Path(f"/proc/{pid}").exists() and
                           "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
                           for pid in verifiers), 15, "the orphaned verifier stops")
+
+
+def test_bench_append_measures_the_cost_of_verification_in_the_same_run(own_database, tmp_path):
+    from click.testing import CliRunner
+
+    from indelible.cli import main
+
+    env = {"INDELIBLE_DATABASE_URL": own_database, "INDELIBLE_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["bench", "append", "--json", "--entries", "600",
+                                       "--latency-samples", "5", "--verifier-ab"], env=env)
+    assert result.exit_code == 0, result.output
+    ab = json.loads(result.stdout)["measurements"]["append_with_verifier"]
+    assert ab["target"] == "ratio ≥ 0.9" and ab["baseline"]["rate"] > 0 < ab["ours"]["rate"]
+    assert "continuous verification off" in ab["baseline_what"]
+    assert len(ab["details"]["rates_on"]) == 3 and ab["details"]["verifier_max_lag_entries"] >= 0
