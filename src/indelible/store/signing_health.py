@@ -36,11 +36,13 @@ def signing_lag(conn: psycopg.Connection) -> list[SigningLag]:
 
 
 def lagging(lags: list[SigningLag], limit: float) -> str | None:
-    """What is wrong, for a person, when some entry has waited more than `limit` seconds."""
+    """What is wrong, for a person, when some entry has waited more than `limit` seconds.
+    For /readyz, which is public: counts and ages, never a tenant's name (the metrics
+    `indelible_checkpoint_age_seconds` and `indelible_unsigned_entries` name it)."""
     late = [lag for lag in lags if (lag.oldest_unsigned_age or 0) > limit]
     if not late:
         return None
     worst = max(late, key=lambda lag: lag.oldest_unsigned_age)
-    return (f"lagging: tenant {worst.tenant} has {worst.size - worst.signed} entries unsigned, "
+    return (f"lagging: a tenant's log has {worst.size - worst.signed} entries unsigned, "
             f"the oldest for {worst.oldest_unsigned_age:.0f} s (limit {limit:g} s)"
             + (f"; {len(late)} tenants in all" if len(late) > 1 else ""))
