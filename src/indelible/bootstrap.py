@@ -134,7 +134,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
         status = ingestion.status if ingestion else None
         ops = stack.enter_context(operated(settings, app_url=db.app_url, appender=appender,
-                                           key_text=signer.verifier_key_text()))
+                                           key_text=signer.verifier_key_text(),
+                                           checkpointer=signing if checkpointer else None))
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})

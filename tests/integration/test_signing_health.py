@@ -1,4 +1,4 @@
-"""How far checkpoints trail each log (/metrics' checkpoint age, /readyz's checkpointer)."""
+"""How far checkpoints trail each log (/metrics' checkpoint age and unsigned entries)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from indelible.store.appender import append_batch
 from indelible.store.signing import sign_checkpoint
-from indelible.store.signing_health import SigningLag, lagging, signing_lag
+from indelible.store.signing_health import SigningLag, signing_lag
 
 from .ledger_helpers import command
 
@@ -29,10 +29,19 @@ def test_unsigned_entries_and_their_age_are_read_from_the_log(conn, tenant, sign
     assert lag.checkpoint_age >= 0
 
 
-def test_the_checkpointer_is_lagging_when_an_entry_waits_unsigned_too_long():
-    fresh = SigningLag("a", 10, 5, 3.0, 2.0)
-    late = SigningLag("b", 30, 10, 400.0, 90.0)
-    assert lagging([fresh], 60) is None
-    assert lagging([fresh, late], 60) == ("lagging: a tenant's log has 20 entries unsigned, "
-                                          "the oldest for 90 s (limit 60 s)")
-    assert lagging([late, SigningLag("c", 2, 0, None, 70.0)], 60).endswith("; 2 tenants in all")
+def test_readyz_names_the_checkpointer_when_its_passes_stall(app_url, tmp_path):
+    import time
+    from types import SimpleNamespace
+
+    from indelible.config import Settings
+    from indelible.operations import operated
+
+    settings = Settings(tmp_path, database_url="unused", continuous_verify=False,
+                        checkpoint_interval=5.0)
+    signing = SimpleNamespace(passed_at=time.monotonic())
+    with operated(settings, app_url=app_url, appender=None, key_text="", checkpointer=signing) as ops:
+        (check,) = ops.readiness
+        assert check() is None
+        signing.passed_at -= 61  # 12 intervals of 5 s, at least 60 s
+        component, detail = check()
+    assert component == "checkpointer" and detail.startswith("lagging: no signing pass completed for 61 s")

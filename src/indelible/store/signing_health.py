@@ -1,4 +1,4 @@
-"""How far each tenant's checkpoints trail its log: for /metrics and /readyz.
+"""How far each tenant's checkpoints trail its log: for /metrics.
 
 Read with the service role (every tenant), at scrape or probe time. Operational figures
 only: nothing here decides or signs anything, so the `log_heads` size is fine to read.
@@ -33,16 +33,3 @@ class SigningLag:
 
 def signing_lag(conn: psycopg.Connection) -> list[SigningLag]:
     return [SigningLag(*row) for row in conn.execute(_LAG)]
-
-
-def lagging(lags: list[SigningLag], limit: float) -> str | None:
-    """What is wrong, for a person, when some entry has waited more than `limit` seconds.
-    For /readyz, which is public: counts and ages, never a tenant's name (the metrics
-    `indelible_checkpoint_age_seconds` and `indelible_unsigned_entries` name it)."""
-    late = [lag for lag in lags if (lag.oldest_unsigned_age or 0) > limit]
-    if not late:
-        return None
-    worst = max(late, key=lambda lag: lag.oldest_unsigned_age)
-    return (f"lagging: a tenant's log has {worst.size - worst.signed} entries unsigned, "
-            f"the oldest for {worst.oldest_unsigned_age:.0f} s (limit {limit:g} s)"
-            + (f"; {len(late)} tenants in all" if len(late) > 1 else ""))
