@@ -230,3 +230,13 @@ def advance_schedule(conn: psycopg.Connection, schedule: Schedule, next_run_at: 
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def record_finished(conn: psycopg.Connection, tenant: str, report_id: str, parameters: dict,
+                    requested_by: str, entry_seq: int) -> None:
+    """A report made outside the queue (the CLI), listed beside the others."""
+    conn.execute(
+        "INSERT INTO report_jobs (tenant_id, report_id, parameters, requested_by, status, "
+        "attempts, finished_at, entry_seq) VALUES (%s, %s, %s, %s, 'done', 1, now(), %s) "
+        "ON CONFLICT DO NOTHING",
+        (tenant, report_id, psycopg.types.json.Jsonb(parameters), requested_by, entry_seq))
