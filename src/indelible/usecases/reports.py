@@ -123,7 +123,7 @@ def generate(conninfo: str, job: store.Job, *, append: Append, signing: Signing,
     with psycopg.connect(conninfo, autocommit=True) as conn:
         checkpoint = _checkpoint(conn, job.tenant, tree_size, signing, step)
         origin = read_head(conn, job.tenant).origin
-        document = _document(conn, job.tenant, origin, request, checkpoint, signing, step)
+        document = read_document(conn, job.tenant, origin, request, checkpoint, signing, step)
     files = []
     for fmt in request.formats:
         step(f"rendering {fmt}", len(files), len(request.formats))
@@ -173,7 +173,7 @@ def _checkpoint(conn, tenant: str, tree_size: int | None, signing: Signing,
         time.sleep(0.25)
 
 
-def _document(conn, tenant: str, origin: str, request: ReportRequest,
+def read_document(conn, tenant: str, origin: str, request: ReportRequest,
               checkpoint: StoredCheckpoint, signing: Signing, step: Progress) -> dict:
     size = checkpoint.size
     with conn.transaction():
