@@ -148,3 +148,47 @@ def test_a_tampered_entry_makes_the_verification_section_say_failed(
     check = orjson.loads(made.files[0][2])["verification"]["at_generation"]
     assert check["result"] == "FAILED" and check["leaf_hashes"] is False
     assert "seq 1" in check["first_problem"]
+
+
+def test_two_workers_never_hold_the_same_job_and_a_dead_claim_is_taken_again(
+        app_url, conn, registered_tenant):
+    job = _job(conn, registered_tenant, around_now())
+    first = psycopg.connect(app_url, autocommit=True)
+    with psycopg.connect(app_url, autocommit=True) as second:
+        claimed = store.claim(first, "worker-1")
+        assert claimed.report_id == job.report_id and claimed.attempts == 1
+        assert _claimed_by(second, "worker-2", job.report_id) is None  # held: skipped
+        first.close()  # the worker dies: its connection, and so its lock, goes
+        again = _claimed_by(second, "worker-2", job.report_id)
+        assert again is not None and again.attempts == 2
+        store.release(second, again)
+
+
+def _claimed_by(conn, worker, report_id):
+    while (job := store.claim(conn, worker)) is not None:
+        if job.report_id == report_id:
+            return job
+        store.release(conn, job)  # another test's job: leave it
+    return None
+
+
+def test_a_due_schedule_queues_its_report_once_and_moves_to_the_next_period(
+        app_url, conn, registered_tenant):
+    from datetime import datetime, timezone
+
+    tenant = registered_tenant
+    who = Principal(tenant, "key:mgr", "compliance_manager")
+    made = reports.set_schedule(_append(conn), who, {"every": "monthly", "formats": ["json"]})
+    (kind,) = conn.execute("SELECT type FROM ledger_entries WHERE tenant_id = %s AND seq = %s",
+                           (tenant, made.set_seq)).fetchone()
+    assert kind == "report.schedule_set" and made.next_run_at > datetime.now(timezone.utc)
+    with psycopg.connect(app_url) as owner:  # pretend the month has ended
+        owner.execute("UPDATE report_schedules SET next_run_at = '2026-11-01T00:00:00Z' "
+                      "WHERE tenant_id = %s", (tenant,))
+        owner.commit()
+    assert reports.enqueue_due_schedules(conn) >= 1
+    jobs = [j for j in store.list_jobs(conn, tenant) if j.schedule_id == made.schedule_id]
+    assert [j.parameters["request"]["from"] for j in jobs] == ["2026-10-01T00:00:00Z"]
+    assert store.get_schedule(conn, tenant, made.schedule_id).next_run_at.month == 12
+    reports.cancel_schedule(_append(conn), conn, who, made.schedule_id)
+    assert store.get_schedule(conn, tenant, made.schedule_id).cancelled

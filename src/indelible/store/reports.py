@@ -191,7 +191,8 @@ _SCHEDULE = "tenant_id, schedule_id::text, every, parameters, set_seq, next_run_
 
 
 def insert_schedule(conn: psycopg.Connection, schedule: Schedule) -> None:
-    conn.execute(f"INSERT INTO report_schedules ({_SCHEDULE}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+    conn.execute("INSERT INTO report_schedules (tenant_id, schedule_id, every, parameters, "
+                 "set_seq, next_run_at, cancelled) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                  (schedule.tenant, schedule.schedule_id, schedule.every,
                   psycopg.types.json.Jsonb(schedule.parameters), schedule.set_seq,
                   schedule.next_run_at, schedule.cancelled))
