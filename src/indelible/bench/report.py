@@ -61,7 +61,7 @@ def run(db: Database, base_origin: str, tenant: str, signer: NoteSigner, kept,
     main = _seeded(db, base_origin, f"{tenant}-{secrets.token_hex(3)}", options.discrepancies,
                    options.entries, signer, kept)
     measurements = _render(db.app_url, main, signing, options)
-    extra = {"tenant": main, "load_average_1m": round(os.getloadavg()[0], 2),
+    extra = {"seeded_tenant": main, "load_average_1m": round(os.getloadavg()[0], 2),
              "pdf_cpu_seconds": measurements[0].details["cpu_seconds"],
              "html_cpu_seconds": measurements[1].details["cpu_seconds"]}
     if options.large_entries:
