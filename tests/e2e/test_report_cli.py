@@ -48,6 +48,11 @@ def test_a_report_made_on_the_command_line_is_recorded_and_regenerated_byte_for_
     refused = indelible(env, "report", "verify", str(other))
     assert refused.returncode == 1 and "NO MATCH" in refused.stdout
 
+    # The report entries are ordinary ledger entries: the whole log still verifies.
+    assert indelible(env, "checkpoint", "--tenant", tenant).returncode == 0
+    checked = indelible(env, "verify", "--tenant", tenant)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
 
 @pytest.mark.parametrize("args, words", [
     (["--from", "2026-10-01", "--to", "2026-09-01"], "--to: must be after from"),
