@@ -20,8 +20,8 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import (BaseDocTemplate, Flowable, Frame, PageTemplate, Paragraph, Spacer,
-                                Table, TableStyle)
+from reportlab.platypus import (BaseDocTemplate, Flowable, Frame, KeepTogether, PageTemplate,
+                                Paragraph, Spacer, Table, TableStyle)
 from reportlab.platypus.tableofcontents import TableOfContents
 from xml.sax.saxutils import escape
 
@@ -221,13 +221,19 @@ def render_pdf(doc: dict) -> bytes:
     return _build_with_contents(document, story, toc)
 
 
+def _headings(story: list):
+    for f in story:
+        if getattr(f, "toc_key", None) is not None:
+            yield f
+        yield from _headings(getattr(f, "_content", None) or [])  # inside KeepTogether
+
+
 def _build_with_contents(document, story: list, toc: TableOfContents) -> bytes:
     """Two passes instead of multiBuild's two or three full ones. The contents are seeded
     with every heading (on page 999), so a first pass that draws no text finds the page of
     each heading with the contents already at their final height; the second pass draws
     everything. Should a heading still move, passes repeat until the contents hold."""
-    toc._lastEntries = [(f.toc_level, f.toc_text, 999, f.toc_key) for f in story
-                        if getattr(f, "toc_key", None) is not None]
+    toc._lastEntries = [(f.toc_level, f.toc_text, 999, f.toc_key) for f in _headings(story)]
     edits: list = []  # as in multiBuild: undo the `_postponed` marks after each pass
 
     def one_pass(canvasmaker) -> bytes:
@@ -295,11 +301,11 @@ def _drawing(chart: charts.Chart, scale: float = 0.95) -> Drawing:
 
 def _charts(s: dict, st) -> list:
     return [_heading("2. Charts", st["h1"], 0, "charts"),
-            Paragraph("Discrepancies opened and resolved (or auto-closed) per day, UTC", st["h2"]),
-            _drawing(charts.opened_resolved(s["per_day"])),
-            Paragraph(f"Ageing of discrepancies not yet closed at {s['ageing_as_of']}, by "
-                      "severity", st["h2"]),
-            _drawing(charts.ageing(s["ageing"]))]
+            KeepTogether([Paragraph("Discrepancies opened and resolved (or auto-closed) per day, "
+                                    "UTC", st["h2"]), _drawing(charts.opened_resolved(s["per_day"]))]),
+            KeepTogether([Paragraph(f"Ageing of discrepancies not yet closed at "
+                                    f"{s['ageing_as_of']}, by severity", st["h2"]),
+                          _drawing(charts.ageing(s["ageing"]))])]
 
 
 _FIELDS = (("external reference", "external_ref"), ("source", "source"), ("kind", "kind"),
@@ -315,8 +321,8 @@ def _cases(doc: dict, st) -> list:
     flow = [_heading("3. Discrepancies", st["h1"], 0, "discrepancies"),
             Paragraph(escape(doc["scope"]) + ".", st["body"])]
     for i, c in enumerate(doc["discrepancies"], 1):
-        flow.append(_heading(f"3.{i} {c['external_ref']} ({c['source']}) - {c['id']}", st["h2"],
-                             1, f"d{i}"))
+        heading = _heading(f"3.{i} {c['external_ref']} ({c['source']}) - {c['id']}", st["h2"],
+                           1, f"d{i}")
         cells = [(label, "-" if c[key] is None else str(c[key])) for label, key in _FIELDS]
         rows = [sum((list(pair) for pair in cells[j:j + 4]), []) for j in range(0, len(cells), 4)]
         fields = Table(rows, hAlign="LEFT", style=TableStyle([
@@ -326,7 +332,7 @@ def _cases(doc: dict, st) -> list:
             ("TEXTCOLOR", (6, 0), (6, -1), colors.grey), ("LEFTPADDING", (0, 0), (-1, -1), 0),
             ("RIGHTPADDING", (0, 0), (-1, -1), 6), ("TOPPADDING", (0, 0), (-1, -1), 0),
             ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
-        flow.append(fields)
+        flow.append(KeepTogether([heading, fields]))  # a heading never ends a page alone
         if c["resolution_note"]:
             flow.append(Paragraph("Resolution note: " + escape(c["resolution_note"]), st["small"]))
         flow += [Spacer(0, 4), _timeline(c["timeline"], st)]
