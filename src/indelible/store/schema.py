@@ -404,6 +404,11 @@ CREATE TABLE report_schedules (
     PRIMARY KEY (tenant_id, schedule_id)
 );
 
+-- `indelible report verify FILE` looks for the report.generated entry naming a file's hash:
+-- a partial index keeps that to the report entries, not a scan of every tenant's ledger.
+CREATE INDEX ledger_entries_report_generated ON ledger_entries (tenant_id, seq)
+    WHERE type = 'report.generated';
+
 GRANT SELECT, INSERT, UPDATE ON report_jobs, report_schedules TO {APP_ROLE};
 GRANT SELECT, INSERT ON report_files TO {APP_ROLE};
 GRANT SELECT ON report_jobs, report_files, report_schedules TO {API_ROLE};
