@@ -34,11 +34,24 @@ FONT, BOLD = "IndelibleVera", "IndelibleVera-Bold"
 TIMELINE_WIDTHS = (28, 106, 134, 58, 100, 114, 230)  # points; sums to the frame width
 
 
+class _AsciiFastTTFont(TTFont):
+    """ReportLab maps each string to the font's subsets one character at a time in Python,
+    the largest cost of a long report. With `asciiReadable` (ReportLab's default), printable
+    ASCII always has its own code in subset 0, so such a string maps to itself: the same
+    bytes, without the loop."""
+
+    def splitString(self, text, doc, encoding="utf-8"):
+        if isinstance(text, str) and text and text.isascii() and text.isprintable() and \
+                self._asciiReadable and doc in self.state:
+            return [(0, text.encode("ascii"))]
+        return super().splitString(text, doc, encoding)
+
+
 def _register_fonts() -> None:
     fonts = Path(reportlab.__file__).parent / "fonts"
     if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont(FONT, str(fonts / "Vera.ttf")))
-        pdfmetrics.registerFont(TTFont(BOLD, str(fonts / "VeraBd.ttf")))
+        pdfmetrics.registerFont(_AsciiFastTTFont(FONT, str(fonts / "Vera.ttf"), asciiReadable=True))
+        pdfmetrics.registerFont(_AsciiFastTTFont(BOLD, str(fonts / "VeraBd.ttf"), asciiReadable=True))
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -96,7 +109,8 @@ class _SizingCanvas(Canvas):
 class _Document(BaseDocTemplate):
     def __init__(self, buffer, header: str, **kwargs):
         super().__init__(buffer, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
-                         topMargin=MARGIN + 8, bottomMargin=MARGIN, invariant=1, **kwargs)
+                         topMargin=MARGIN + 8, bottomMargin=MARGIN, invariant=1,
+                         initialFontName=FONT, **kwargs)  # not Helvetica: every font embedded
         self.header = header
         frame = Frame(MARGIN, MARGIN, PAGE[0] - 2 * MARGIN, PAGE[1] - 2 * MARGIN - 8, id="body",
                       leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
@@ -204,7 +218,11 @@ def render_pdf(doc: dict) -> bytes:
     st = _styles()
     period = doc["period"]["label"]
     header = f"Indelible compliance report  |  tenant {doc['tenant']}  |  period {period} (UTC)"
-    toc = TableOfContents(levelStyles=[st["toc1"], st["toc2"]], dotsMinLevel=0)
+    toc = TableOfContents(levelStyles=[st["toc1"], st["toc2"]], dotsMinLevel=0,
+                          tableStyle=TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT),
+                                                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                                 ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                                                 ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
     s = doc["summary"]
     story = [Paragraph(f"Compliance report: {escape(doc['tenant'])}", st["title"]),
              Paragraph(f"Period {escape(period)} (UTC). Ledger {escape(doc['log'])}, entries 0 "
@@ -274,6 +292,7 @@ def _summary(doc: dict, st) -> list:
     side = Table([[_grid(counts, numeric_from=1), _grid(sev, numeric_from=1),
                    _grid(src, numeric_from=1)]], hAlign="LEFT",
                  style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                   ("FONTNAME", (0, 0), (-1, -1), FONT),
                                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
                                    ("RIGHTPADDING", (0, 0), (-1, -1), 24)]))
     return [_heading("1. Summary", st["h1"], 0, "summary"), side,
@@ -284,7 +303,7 @@ def _summary(doc: dict, st) -> list:
 
 
 def _drawing(chart: charts.Chart, scale: float = 0.95) -> Drawing:
-    d = Drawing(charts.WIDTH * scale, charts.HEIGHT * scale)
+    d = Drawing(charts.WIDTH * scale, charts.HEIGHT * scale, initialFontName=FONT)
     flip = charts.HEIGHT  # SVG's y grows downwards, PDF's upwards
     for s in chart.shapes:
         if isinstance(s, charts.Rect):
