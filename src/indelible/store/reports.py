@@ -67,12 +67,14 @@ def list_jobs(conn: psycopg.Connection, tenant: str, limit: int = 50) -> list[Jo
     return [Job(*r) for r in rows]
 
 
-def claim(conn: psycopg.Connection, worker: str) -> Job | None:
-    """The oldest job nobody is rendering, now held by `conn` (autocommit) until `release`."""
+def claim(conn: psycopg.Connection, worker: str, tenant: str | None = None) -> Job | None:
+    """The oldest job nobody is rendering (of `tenant`, if given), now held by `conn`
+    (autocommit) until `release`."""
+    only = "" if tenant is None else "AND tenant_id = %(tenant)s "
     with conn.transaction():
         rows = conn.execute(
-            f"SELECT {_JOB} FROM report_jobs WHERE status IN ('queued', 'running') "
-            "ORDER BY requested_at LIMIT 20 FOR UPDATE SKIP LOCKED").fetchall()
+            f"SELECT {_JOB} FROM report_jobs WHERE status IN ('queued', 'running') {only}"
+            "ORDER BY requested_at LIMIT 20 FOR UPDATE SKIP LOCKED", {"tenant": tenant}).fetchall()
         for row in rows:
             job = Job(*row)
             (locked,) = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
