@@ -194,3 +194,13 @@ def test_a_due_schedule_queues_its_report_once_and_moves_to_the_next_period(
     assert store.get_schedule(conn, tenant, made.schedule_id).next_run_at.month == 12
     reports.cancel_schedule(_append(conn), conn, who, made.schedule_id)
     assert store.get_schedule(conn, tenant, made.schedule_id).cancelled
+
+
+def test_report_files_are_append_only(app_url, conn, owner_url, registered_tenant, signing):
+    made = reports.generate(app_url, _job(conn, registered_tenant, around_now() | {
+        "formats": ["json"]}), append=_append(conn), signing=signing)
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        for sql in ("UPDATE report_files SET content = 'x' WHERE report_id = %s",
+                    "DELETE FROM report_files WHERE report_id = %s"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                owner.execute(sql, (made.report_id,))
