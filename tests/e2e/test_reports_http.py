@@ -136,3 +136,22 @@ def _job_status(app_url, tenant, location) -> str:
         (status,) = conn.execute("SELECT status FROM report_jobs WHERE tenant_id = %s AND "
                                  "report_id = %s", (tenant, location.rsplit("/", 1)[1])).fetchone()
     return status
+
+
+def test_a_tenant_schedules_a_monthly_report_and_cancels_it(service, app_url):
+    manager = service.key("compliance_manager")
+    refused = manager.post("/v1/report-schedules", json={"every": "daily"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.every"
+    made = manager.post("/v1/report-schedules", json={"every": "monthly", "formats": ["pdf"]})
+    assert made.status_code == 201, made.text
+    schedule = made.json()
+    assert schedule["every"] == "monthly" and schedule["next_run_at"].endswith("T00:00:00Z")
+    assert [s["id"] for s in manager.get("/v1/report-schedules").json()] == [schedule["id"]]
+    other = f"oth-{secrets.token_hex(3)}"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        create_tenant(conn, other, base_origin="test.indelible.local/log")
+    stranger = service.key("auditor", tenant=other)
+    assert stranger.delete(f"/v1/report-schedules/{schedule['id']}").status_code == 404
+    assert manager.delete(f"/v1/report-schedules/{schedule['id']}").status_code == 204
+    assert manager.get("/v1/report-schedules").json()[0]["cancelled"] is True
+
