@@ -95,9 +95,15 @@ def _stop_unless_in_use(server: EmbeddedPostgres) -> None:
 
 def projections() -> Projections:
     """Every read model, by the prefix of the streams it follows."""
+    from indelible.store import escalation
+
+    rules = escalation.RulesModel()
     return Projections({api_keys.PREFIX: api_keys.ApiKeys(),
-                        discrepancies.PREFIX: discrepancies.Discrepancies(),
-                        severity_policy.STREAM: severity_policy.PolicyModel()})
+                        # discrepancies, and beside them the escalation watch index
+                        discrepancies.PREFIX: escalation.WatchedDiscrepancies(),
+                        severity_policy.STREAM: severity_policy.PolicyModel(),
+                        escalation.RULES_STREAM: rules, escalation.CALENDAR_STREAM: rules,
+                        escalation.PERIOD_PREFIX: escalation.PeriodModel()})
 
 
 @dataclass(frozen=True)
