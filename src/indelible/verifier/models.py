@@ -24,7 +24,7 @@ import psycopg
 
 from indelible import domain
 from indelible.entry import b64
-from indelible.store import api_keys, discrepancies, severity_policy
+from indelible.store import api_keys, discrepancies, escalation, severity_policy
 from indelible.store.appender import Change
 from indelible.verifier.report import VerificationReport
 
@@ -84,8 +84,8 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
     with conn.cursor(name="models") as cur:
         cur.execute("SELECT seq, event_id, stream_id, stream_version, leaf_hash, recorded_at, "
                     "entry FROM ledger_entries WHERE tenant_id = %s AND (stream_id LIKE 'disc/%%' "
-                    "OR stream_id LIKE 'apikey/%%' OR stream_id = %s) ORDER BY seq",
-                    (tenant, severity_policy.STREAM))
+                    "OR stream_id LIKE 'apikey/%%' OR stream_id = ANY(%s)) ORDER BY seq",
+                    (tenant, [severity_policy.STREAM, *_CONFIG]))
         while rows := cur.fetchmany(FETCH):
             for seq, event_id, stream, version, leaf, at, entry in rows:
                 entry, leaf = bytes(entry), bytes(leaf)
@@ -95,6 +95,8 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
                     elif stream.startswith(api_keys.PREFIX):
                         replay.keys[stream] = model.evolve(replay.keys.get(stream), Change.of_entry(
                             seq, stream, version, entry, at))
+                    elif stream in _CONFIG:
+                        _CONFIG[stream](Change.of_entry(seq, stream, version, entry, at))
                     else:
                         severity_policy.record(seq, version, entry)
                 except Exception as e:  # noqa: BLE001 - any refusal of a recorded entry is a finding
@@ -102,6 +104,11 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
                     report.add("domain", f"stream {stream}: the entry is not valid for its "
                                f"stream: {type(e).__name__}: {e}", seq)
     return replay
+
+
+# Tenant configuration streams: each entry must parse as what its stream holds.
+_CONFIG = {escalation.RULES_STREAM: escalation.rules_of,
+           escalation.CALENDAR_STREAM: escalation.calendar_of}
 
 
 def _case(replay: _Replay, stream: str, seq: int, leaf: bytes, entry: bytes,
