@@ -359,6 +359,8 @@ _V12_REQUEST_ROLE_READS_ONLY = f"REVOKE INSERT ON evidence_files FROM {API_ROLE}
 # Escalation (issue 11): where the engine looks. Per discrepancy its watched period and a
 # lower bound of when a rule may next fall due; a pass with nothing due is one probe of the
 # partial index. A read model (rebuilt from the ledger), never what a firing is decided on.
+ESCALATION_MARKS = ("'discrepancy.opened', 'discrepancy.transitioned', 'escalation.paused', "
+                    "'escalation.resumed'")
 _V13_ESCALATION_WATCH = f"""
 CREATE TABLE escalation_watch (
     tenant_id      text NOT NULL REFERENCES tenants (tenant_id),
@@ -374,6 +376,10 @@ CREATE TABLE escalation_watch (
 );
 CREATE INDEX escalation_watch_due ON escalation_watch (tenant_id, next_check_at)
     WHERE next_check_at IS NOT NULL;
+-- The entries that begin a period or pause one, per stream: the watch row and firing
+-- decisions find the latest in a probe or two, however many comments came after it.
+CREATE INDEX ledger_entries_escalation_marks ON ledger_entries (tenant_id, stream_id, stream_version)
+    WHERE type IN ({ESCALATION_MARKS});
 GRANT SELECT, INSERT, UPDATE, DELETE ON escalation_watch TO {APP_ROLE};
 GRANT SELECT, UPDATE (next_check_at) ON escalation_watch TO {API_ROLE};  -- POST /v1/escalations/run
 ALTER TABLE escalation_watch ENABLE ROW LEVEL SECURITY;
