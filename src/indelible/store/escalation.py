@@ -168,9 +168,31 @@ class WatchedDiscrepancies(Discrepancies):
     The period and pause are read from the entries just written (the model's states do not
     carry seqs), with the rules in force for the bound."""
 
+    def __init__(self):
+        # Streams whose period or pause may have changed since the last projection: an
+        # entry that begins a period or pauses one, or a status or severity change. Other
+        # entries (comments, notify firings) leave the watch row as it is. Marking too
+        # many only costs a probe; the set lives from `evolve` to `project` of one batch
+        # (one appender thread owns a model).
+        self._dirty: set[str] = set()
+
+    def load(self, conn, tenant, streams):
+        self._dirty.clear()  # a new batch: marks of a rolled-back one are moot
+        return super().load(conn, tenant, streams)
+
+    def evolve(self, state, change: Change):
+        after = super().evolve(state, change)
+        if (change.type in STARTS or change.type in PAUSES or state is None
+                or (state.status, state.severity) != (after.status, after.severity)):
+            self._dirty.add(change.stream)
+        return after
+
     def project(self, conn, tenant, states):
         super().project(conn, tenant, states)
-        items = list(states.values())
+        items = [d for s, d in states.items() if s in self._dirty]
+        self._dirty.difference_update(states)
+        if not items:
+            return
         rules = current_rules(conn, tenant).rules
         bound = _BOUND.format(at="p.recorded_at", severity="d.severity", status="d.status")
         conn.execute(f"""

@@ -122,13 +122,16 @@ async def run_pass(ledger: Ledger, read: Callable, tenant: str, *,
                 at += size
             bound = min(d.due_at for d in ev.due) if refused else ev.next_check
             moves.append((candidate.period.discrepancy_id, candidate.stamp, bound))
-        await read(_move, moves)
+        if moves:
+            await read(_move, moves)
         if len(candidates) < limit:
             return result
 
 
 def _look(conn, tenant: str, now: datetime, limit: int):
     candidates = store.due_candidates(conn, tenant, now, limit)
+    if not candidates:  # the common case: one index probe, nothing else read
+        return [], None, []
     rules, calendar = store.current_rules(conn, tenant), store.current_calendar(conn, tenant)
     evaluated = _evaluate_all(conn, tenant, [c.period for c in candidates], rules, calendar, now)
     return candidates, rules, evaluated
