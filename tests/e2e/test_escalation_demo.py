@@ -121,3 +121,35 @@ def test_bad_or_stale_rules_are_refused_with_the_rule_the_field_and_the_reason(s
 
     preview = manager.post("/v1/escalation-rules/preview", json={"rules": good["rules"]})
     assert preview.status_code == 200 and preview.json()["counts"]["due_now"] == 0
+
+
+def _readme_demo() -> str:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## Escalation: rules"):]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_demo_runs_as_written(service, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = tmp_path / "repo"
+    (repo / ".venv").mkdir(parents=True)
+    (repo / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
+    script = _readme_demo().replace("http://127.0.0.1:8080", service.base)
+    result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=repo,
+                            env=service.env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    out = result.stdout
+    history = next(line for line in out.splitlines() if '"entries"' in line)
+    import json
+
+    document, _ = json.JSONDecoder().raw_decode(history)  # the view follows on the same line
+    types = [e["type"] for e in document["entries"]]
+    assert types == ["discrepancy.opened", "escalation.fired", "escalation.fired",
+                     "discrepancy.severity_changed", "discrepancy.transitioned"]
+    assert '"fired": []' in out  # the pass on demand found nothing new
