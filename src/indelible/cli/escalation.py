@@ -51,7 +51,7 @@ def _parse(parser, document):
 def _as_of(value: str | None) -> dict:
     if value is None:
         return {}
-    if value.isdigit():
+    if value.isascii() and value.isdigit() and int(value) <= 2**62:
         return {"seq": int(value)}
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -28,6 +28,7 @@ Manager = Annotated[Principal, Depends(require("compliance_manager", "admin"))]
 ComplianceManager = Annotated[Principal, Depends(require("compliance_manager"))]
 Runner = Annotated[Principal, Depends(require("compliance_manager", "admin", "system"))]
 Reason = Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*$")
+MAX_SEQ = 2**62
 AsOf = Annotated[str | None, Query(max_length=40, description="the set in force once the log "
                                    "held this entry (a seq), or at this RFC 3339 time")]
 
@@ -65,6 +66,8 @@ def _as_of(value: str | None) -> dict:
     if value is None:
         return {}
     if value.isascii() and value.isdigit():
+        if int(value) > MAX_SEQ:
+            raise invalid(("query.as_of", f"seq {value} is beyond any log (at most {MAX_SEQ})"))
         return {"seq": int(value)}
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
