@@ -5,6 +5,7 @@ firings, in order and once, in its history — through the real `indelible up`, 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -153,3 +154,35 @@ def test_the_readme_demo_runs_as_written(service, tmp_path):
     assert types == ["discrepancy.opened", "escalation.fired", "escalation.fired",
                      "discrepancy.severity_changed", "discrepancy.transitioned"]
     assert '"fired": []' in out  # the pass on demand found nothing new
+
+
+def test_calendar_and_pauses_over_http(service):
+    manager, analyst, admin = (service.key(r) for r in ("compliance_manager", "analyst", "admin"))
+    assert manager.get("/v1/business-calendar").json()["default"] is True
+    bad = admin.put("/v1/business-calendar", json={"time_zone": "Mars/Base", "reason": "x",
+                                                   "expected_version": 0})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.time_zone"
+    set_ = admin.put("/v1/business-calendar", json={
+        "time_zone": "Europe/Vienna", "holidays": ["2026-12-24"], "reason": "office",
+        "expected_version": 0})
+    assert set_.status_code == 200, set_.text
+    assert (set_.json()["version"], set_.json()["time_zone"]) == (1, "Europe/Vienna")
+
+    case = analyst.post("/v1/discrepancies", json={
+        "external_ref": "p-1", "source": "bank", "kind": "amount_mismatch", "severity": "high",
+        "expected_amount": "1.00", "actual_amount": "2.00", "currency": "EUR",
+        "detected_at": "2026-11-23T05:00:00Z"}).json()["id"]
+    path = f"/v1/discrepancies/{case}/escalation"
+    body = {"reason": "waiting for the bank", "until": "2099-01-01T00:00:00Z"}
+    assert analyst.post(path + "/pause", json=body).status_code == 403
+    assert manager.post(path + "/pause", json=body).status_code == 422  # more than a year
+    body["until"] = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    paused = manager.post(path + "/pause", json=body)
+    assert paused.status_code == 200 and paused.json()["type"] == "escalation.paused"
+    assert manager.get(path).json()["paused_until"] is not None
+    resumed = manager.post(path + "/resume", json={"reason": "bank answered"})
+    assert resumed.status_code == 200 and resumed.json()["type"] == "escalation.resumed"
+    again = manager.post(path + "/resume", json={"reason": "twice"})
+    assert again.status_code == 409 and "not paused" in again.json()["detail"]
+    assert [h["type"] for h in manager.get(path).json()["history"]] == [
+        "escalation.paused", "escalation.resumed"]

@@ -223,3 +223,29 @@ def test_a_pass_with_nothing_due_reads_no_discrepancy(h):
         h.open(f"po-n{i}")
     result = h.pass_at(datetime.now(timezone.utc))
     assert result.looked_at == 0 and result.fired == []
+
+
+def test_a_business_time_rule_fires_at_its_business_due_time(h, app_url):
+    from indelible.escalation.calendar import parse_calendar
+
+    calendar = {"time_zone": "Europe/Vienna", "working_days": ["mon", "tue", "wed", "thu", "fri"],
+                "working_hours": {"start": "09:00", "end": "10:00"}, "holidays": []}
+    h.run(escalation.set_calendar(h.ledger, h.who("admin"), parse_calendar(calendar),
+                                  reason="office hours", expected_version=0))
+    h.set_rules({"rules": [{"id": "bh", "name": "business", "severity": "*", "after": "PT90M",
+                            "business_hours": True, "action": {"type": "notify",
+                            "target": "compliance_manager", "message": "{external_ref}"}}]})
+    d = h.open("po-bh")
+    start = h.opened_at(d)
+    due = parse_calendar(calendar).add_business_seconds(start, 90 * 60)
+    assert due - start >= timedelta(hours=23)  # two office hours a day: at least a day later
+    # The index bound is the wall-clock lower bound; the first look moves it to the exact time.
+    assert h.pass_at(start + timedelta(minutes=91)).fired == []
+    assert store.next_bound(h.conn, h.tenant) == due
+    assert h.pass_at(due - timedelta(seconds=1)).fired == []
+    result = h.pass_at(due + timedelta(seconds=1))
+    assert [f.rule_id for f in result.fired] == ["bh"]
+    fired = h.stream(d)[-1]["data"]
+    assert fired["business_hours"] is True and fired["due_at"] == escalation.format_time(due)
+    report = _verified(app_url, h.tenant)
+    assert report.ok, report.findings

@@ -93,7 +93,10 @@ async def set_calendar(ledger: Ledger, who: Principal, calendar: BusinessCalenda
 
 def _evaluate_all(conn, tenant: str, periods: list[Period], rules: store.RulesRecord,
                   calendar: store.CalendarRecord, now: datetime):
-    keys = [d.key for p in periods for d in watching(p, rules.rules, calendar.calendar)]
+    # Only what is due now may already be recorded (a rule not yet due has not fired for
+    # this period); treating the others as unfired can only make a bound earlier.
+    keys = [d.key for p in periods for d in watching(p, rules.rules, calendar.calendar)
+            if d.due_at <= now]
     fired = store.recorded_keys(conn, tenant, keys)
     return [(p, evaluate(p, rules.rules, calendar.calendar, fired=fired, now=now))
             for p in periods]
