@@ -249,3 +249,21 @@ def test_a_business_time_rule_fires_at_its_business_due_time(h, app_url):
     assert fired["business_hours"] is True and fired["due_at"] == escalation.format_time(due)
     report = _verified(app_url, h.tenant)
     assert report.ok, report.findings
+
+
+def test_verify_names_a_firing_that_no_rule_or_period_supports(h, app_url):
+    from indelible.entry import NewEntry
+    from indelible.store.escalation_firing import ENGINE
+
+    h.set_rules()
+    d = h.open("po-forged")
+    forged = {"rule_id": "high-4h-notify", "rule_name": "x", "rules_version": 1,
+              "rule_version": 0, "action": "notify", "period_start_seq": 0,
+              "period_status": "open", "after": "PT4H", "business_hours": False,
+              "due_at": "2026-01-01T00:00:00.000000Z", "fired_at": "2026-01-01T00:00:00.000000Z",
+              "target": "compliance_manager", "message": "m"}
+    appended = h.run(h.ledger.append(h.tenant, NewEntry(
+        stream="disc/" + d, type="escalation.fired", actor=ENGINE, data=forged)))
+    report = _verified(app_url, h.tenant)
+    assert [(f.check, f.seq) for f in report.findings] == [("domain", appended.seq)]
+    assert "period" in report.findings[0].detail

@@ -26,6 +26,7 @@ from indelible import domain
 from indelible.entry import b64
 from indelible.store import api_keys, discrepancies, escalation, severity_policy
 from indelible.store.appender import Change
+from indelible.verifier.escalation_check import FiringCheck
 from indelible.verifier.report import VerificationReport
 
 FETCH = 5_000  # rows per round trip
@@ -59,6 +60,7 @@ class _Replay:
     histories: dict[str, list] = field(default_factory=dict)  # [seq, leaf] until decided
     snapshots: dict[str, tuple[int, bytes, bytes]] = field(default_factory=dict)  # by id
     evidence: dict[str, tuple[int, int]] = field(default_factory=dict)  # sha256 -> (seq, size)
+    firings: FiringCheck = field(default_factory=FiringCheck)  # escalation firings hold
 
 
 def verify_models(conninfo: str, tenant: str, report: VerificationReport) -> None:
@@ -96,7 +98,9 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
                         replay.keys[stream] = model.evolve(replay.keys.get(stream), Change.of_entry(
                             seq, stream, version, entry, at))
                     elif stream in _CONFIG:
-                        _CONFIG[stream](Change.of_entry(seq, stream, version, entry, at))
+                        change = Change.of_entry(seq, stream, version, entry, at)
+                        _CONFIG[stream](change)
+                        replay.firings.config(change)
                     else:
                         severity_policy.record(seq, version, entry)
                 except Exception as e:  # noqa: BLE001 - any refusal of a recorded entry is a finding
@@ -117,6 +121,9 @@ def _case(replay: _Replay, stream: str, seq: int, leaf: bytes, entry: bytes,
         return
     document = orjson.loads(entry)
     state = replay.cases.get(stream)
+    wrong = replay.firings.entry(stream, seq, document)
+    if wrong is not None:
+        report.add("domain", f"stream {stream}: {wrong}", seq)
     if document["type"] == domain.EventType.TRANSITIONED and state is not None:
         _check_move(state, document, seq, report)
     state = domain.evolve(state, domain.Event(document["type"], document["data"]),
