@@ -41,6 +41,7 @@ class EscalationEngine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_full: datetime | None = None
+        self._probe: psycopg.Connection | None = None  # the engine thread's, for the bounds
 
     def start(self) -> EscalationEngine:
         self._thread = threading.Thread(target=self._run, name="escalation", daemon=True)
@@ -73,15 +74,17 @@ class EscalationEngine:
         """Tenants to pass over now, and the earliest bound still ahead."""
         full = self._last_full is None or now - self._last_full >= timedelta(seconds=self._interval)
         due, ahead = [], None
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            for tenant in escalation.tenants(conn):
-                with conn.transaction():
-                    conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
-                    bound = store.next_bound(conn, tenant)
-                if full or (bound is not None and bound <= now):
-                    due.append(tenant)
-                elif bound is not None and (ahead is None or bound < ahead):
-                    ahead = bound
+        if self._probe is None or self._probe.closed:
+            self._probe = psycopg.connect(self._conninfo, autocommit=True)
+        conn = self._probe  # one connection, kept: this runs every `poll` seconds
+        for tenant in escalation.tenants(conn):
+            with conn.transaction():
+                conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
+                bound = store.next_bound(conn, tenant)
+            if full or (bound is not None and bound <= now):
+                due.append(tenant)
+            elif bound is not None and (ahead is None or bound < ahead):
+                ahead = bound
         if full:
             self._last_full = now
         return due, ahead
@@ -101,4 +104,8 @@ class EscalationEngine:
                     wait = min(wait, max(0.0, (ahead - self._clock()).total_seconds()))
             except Exception:  # noqa: BLE001 - a failed pass is retried, the engine goes on
                 log.exception("escalation pass failed; retrying in %.0f s", self._poll)
+                if self._probe is not None:
+                    self._probe.close()
             self._stop.wait(wait)
+        if self._probe is not None:
+            self._probe.close()
