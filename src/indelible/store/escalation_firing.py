@@ -159,8 +159,7 @@ def _follow(period: Period, item: Due, chain: _Chain, what: str) -> Decision:
     return Decision(stream_of(period.discrepancy_id), decide, f"{item.key}:{what}")
 
 
-def pause_decision(discrepancy_id: str, actor: domain.Actor, entry_actor: Actor, *,
-                   pause: bool, reason: str, until: datetime | None, now: datetime) -> Decision:
+def pause_decision(discrepancy_id: str, entry_actor: Actor, *, pause: bool, reason: str, until: datetime | None, now: datetime) -> Decision:
     """Pause escalation of one discrepancy until `until`, or resume it: decided against the
     discrepancy and its pause as the ledger has them under the lock."""
     stream = stream_of(discrepancy_id)

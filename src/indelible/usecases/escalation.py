@@ -238,21 +238,23 @@ async def pause(ledger: Ledger, who: Principal, discrepancy_id: str, *, reason: 
                 until: datetime, now: datetime | None = None) -> Appended:
     """Hold every rule of one discrepancy until `until` (a compliance manager's call)."""
     now = now or utcnow()
+    _require_manager(who, "pause escalation")
     _check_reason(reason)
     if until.tzinfo is None:
         raise domain.InvalidCommandError("until", "must carry a time zone offset")
     if not now < until <= now.replace(year=now.year + 1):
         raise domain.InvalidCommandError("until", "must be in the future, at most a year ahead")
     return await _append(ledger, who, pause_decision(
-        discrepancy_id, who.domain_actor(), who.entry_actor(), pause=True, reason=reason,
+        discrepancy_id, who.entry_actor(), pause=True, reason=reason,
         until=until.astimezone(timezone.utc), now=now))
 
 
 async def resume(ledger: Ledger, who: Principal, discrepancy_id: str, *, reason: str,
                  now: datetime | None = None) -> Appended:
+    _require_manager(who, "resume escalation")
     _check_reason(reason)
     return await _append(ledger, who, pause_decision(
-        discrepancy_id, who.domain_actor(), who.entry_actor(), pause=False, reason=reason,
+        discrepancy_id, who.entry_actor(), pause=False, reason=reason,
         until=None, now=now or utcnow()))
 
 
@@ -260,6 +262,13 @@ def _check_reason(reason: str) -> None:
     from indelible.domain.validation import check_text
 
     check_text(reason, "reason", max_len=1000)
+
+
+def _require_manager(who: Principal, action: str) -> None:
+    """Pausing is the compliance manager's call (issue 11), whoever relays it."""
+    if who.role != domain.Role.COMPLIANCE_MANAGER:
+        raise domain.PermissionRefusedError(action=action, role=who.role,
+                                            allowed_roles=[domain.Role.COMPLIANCE_MANAGER.value])
 
 
 async def _append(ledger: Ledger, who: Principal, decision) -> Appended:
