@@ -199,3 +199,15 @@ def test_firing_keys_differ_per_rule_version_and_period():
     keys = {firing_key("d1", "r", 1, 7), firing_key("d1", "r", 2, 7), firing_key("d1", "r", 1, 8),
             firing_key("d2", "r", 1, 7)}
     assert len(keys) == 4 and all(k.startswith("esc:") for k in keys)
+
+
+def test_the_default_rule_set_is_frozen_because_firings_cite_it_as_version_0():
+    assert DEFAULT_RULES.version == 0
+    assert DEFAULT_RULES.to_dict() == {"rules": [
+        {"id": "high-4h-notify", "name": "High open 4h: tell compliance", "severity": "high",
+         "statuses": ["open", "acknowledged"], "after": "PT4H", "priority": 10, "enabled": True,
+         "action": {"type": "notify", "target": "compliance_manager",
+                    "message": "{external_ref} ({currency} {difference}) open for 4h"}},
+        {"id": "high-24h-escalate", "name": "High open 24h: escalate", "severity": "high",
+         "statuses": ["open", "acknowledged"], "after": "P1D", "priority": 20, "enabled": True,
+         "action": {"type": "escalate", "severity": "critical"}}]}

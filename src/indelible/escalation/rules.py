@@ -242,6 +242,8 @@ def render(message: str, fields: Mapping[str, object]) -> str:
 
 # A new tenant's rules (issue 11): high severity open for 4 hours → tell the compliance
 # manager; open for 24 hours → escalate, upgraded to critical. The tenant can change them.
+# This is "rule set version 0", which firings and `indelible verify` cite by number: it must
+# never change (a test pins it); a different default would need a ledger entry of its own.
 DEFAULT_RULES = parse_rules({"rules": [
     {"id": "high-4h-notify", "name": "High open 4h: tell compliance", "severity": "high",
      "statuses": ["open", "acknowledged"], "after": "PT4H", "priority": 10,
