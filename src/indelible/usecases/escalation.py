@@ -30,7 +30,6 @@ from indelible.store.appender import Appended
 from indelible.store.escalation_firing import (NotDueError, NotNeededError, firing_decisions,
                                                pause_decision)
 from indelible.store.discrepancies import DomainRefusedError
-from indelible.store.errors import AppendRefusedError
 from indelible.usecases.principal import Ledger, Principal
 
 PASS_LIMIT = 5_000  # periods looked at per round of a pass
