@@ -5,9 +5,9 @@ state; `summarise` computes the figures a compliance officer reads first. Every 
 is an integer, a decimal string or a string: no floats, so the JSON file is byte-stable
 and the same entries always give the same report.
 
-Entry types the domain does not fold (say `escalation.fired`, recorded on the
-discrepancy's stream by the escalation engine) appear in the timeline with the status
-unchanged; `escalation.fired` entries are counted as escalations fired.
+Entry types the domain does not know appear in the timeline with the status unchanged;
+`escalation.fired` entries (the escalation engine's, on the discrepancy's own stream) are
+counted as escalations fired.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class CaseBuilder:
         before = self.state.status.value if self.state else None
         if kind in _FOLDED:
             self.state = domain.evolve(self.state, domain.Event(kind, data), at=document["at"])
-        elif kind == ESCALATION_FIRED:
+        if kind == ESCALATION_FIRED:
             self.escalations += 1
         after = self.state.status.value if self.state else "unknown"
         if after != before:
