@@ -56,7 +56,8 @@ def _job(conn, tenant, body, *, queued: bool = False) -> store.Job:
 def test_a_report_states_the_ledgers_figures_and_its_pdf_says_them(app_url, conn,
                                                                   registered_tenant, signing):
     tenant = registered_tenant
-    seed(conn, tenant, 9, comments=2)
+    ids = seed(conn, tenant, 9, comments=2)
+    _fire_escalation(conn, tenant, ids[1])
     job = _job(conn, tenant, around_now())
     made = reports.generate(app_url, job, append=_append(conn), signing=signing)
 
@@ -75,11 +76,12 @@ def test_a_report_states_the_ledgers_figures_and_its_pdf_says_them(app_url, conn
     assert s["amounts_by_currency"]["JPY"]["difference"] == "1500"
     assert s["amounts_by_currency"]["KWD"]["difference"] == "-0.750"
     assert s["time_to_acknowledge"]["count"] == 6 and s["time_to_resolve"]["count"] == 3
-    assert s["escalations_fired"] == 0  # no escalation engine yet (issue 11)
+    assert s["escalations_fired"] == 1
+    assert [d["escalations_fired"] for d in doc["discrepancies"] if d["id"] == ids[1]] == [1]
     with conn.cursor() as cur:  # every entry of those streams, and nothing else
         (entries,) = cur.execute("SELECT count(*) FROM ledger_entries WHERE tenant_id = %s "
                                  "AND stream_id LIKE 'disc/%%'", (tenant,)).fetchone()
-    assert s["entries"] == entries == 9 + 9 * 2 + 6 + 3 + 3
+    assert s["entries"] == entries == 9 + 9 * 2 + 6 + 3 + 3 + 1
     assert doc["verification"]["at_generation"]["result"] == "verified"
     assert doc["checkpoint"]["size"] == made.tree_size
 
@@ -99,6 +101,20 @@ def test_a_report_states_the_ledgers_figures_and_its_pdf_says_them(app_url, conn
     assert entry["data"]["covered"]["tree_size"] == made.tree_size
     stored = store.read_file(conn, tenant, job.report_id, "report.pdf")
     assert stored[1] == files["report.pdf"]
+
+
+def _fire_escalation(conn, tenant, discrepancy_id):
+    """An `escalation.fired` entry as the escalation engine (issue 11) records it."""
+    from indelible.entry import NewEntry
+    (out,) = append_batch(conn, tenant, [NewEntry(
+        stream=f"disc/{discrepancy_id}", type="escalation.fired",
+        actor=Actor("engine:escalation", "system", "system"),
+        data={"rule_id": "r-48h", "rule_name": "48 hours unanswered", "rules_version": 1,
+              "rule_version": 1, "action": "notify", "period_start_seq": 1,
+              "due_at": "2026-11-25T05:00:00.000000Z", "fired_at": "2026-11-25T05:00:01.000000Z",
+              "target": "compliance@example.com", "message": "po-1 waits"})],
+        model=projections())
+    assert not isinstance(out, BaseException), out
 
 
 def test_the_same_parameters_over_the_same_range_give_the_same_bytes(app_url, conn,
