@@ -82,10 +82,13 @@ def _summary(doc: dict) -> str:
 
 
 def _charts(s: dict) -> str:
+    opened, ageing = charts.opened_resolved(s["per_day"]), charts.ageing(s["ageing"])
     return ('<h2 id="charts">2. Charts</h2>'
-            f'<div class="chart">{charts.to_svg(charts.opened_resolved(s["per_day"]))}</div>'
+            f"<h3>{escape(opened.title)} (UTC)</h3>"
+            f'<div class="chart">{charts.to_svg(opened)}</div>'
+            f"<h3>{escape(ageing.title)}</h3>"
             f'<p class="sub">Ageing measured at {escape(s["ageing_as_of"])}.</p>'
-            f'<div class="chart">{charts.to_svg(charts.ageing(s["ageing"]))}</div>')
+            f'<div class="chart">{charts.to_svg(ageing)}</div>')
 
 
 _FIELDS = (("external reference", "external_ref"), ("source", "source"), ("kind", "kind"),
