@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,10 +113,11 @@ class Service:
 
 @contextmanager
 def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bool = True,
-                    about: dict[str, str] | None = None) -> Iterator[Service]:
+                    about: dict[str, str] | None = None, hold: bool = True) -> Iterator[Service]:
     """Everything `indelible up` runs; `about` (e.g. its HTTP address) tells a second service
-    started on the same data directory who holds it."""
-    with datadir.hold(settings.data_dir, **(about or {})), \
+    started on the same data directory who holds it. `hold=False` is a worker of `indelible
+    up --workers N`, whose supervisor holds the data directory (see `running_backends`)."""
+    with (datadir.hold(settings.data_dir, **(about or {})) if hold else nullcontext()), \
             open_database(settings, owner=True) as db:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
@@ -145,3 +146,47 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             if checkpointer:
                 signing.stop()
             appender.close()
+
+
+@dataclass(frozen=True)
+class Backends:
+    """What the supervisor of `indelible up --workers N` runs once for all its workers."""
+    db: Database
+    nats_url: str | None  # None: ingestion is switched off
+    worker_environment: dict[str, str]  # how a worker process reaches the same servers
+
+
+@contextmanager
+def running_backends(settings: Settings, *, about: dict[str, str] | None = None
+                     ) -> Iterator[Backends]:
+    """The data directory held, the database and broker (embedded unless configured), and
+    the one checkpointer: a checkpoint extends the one kept in the data directory, so only
+    one process may sign. Workers then run `running_service(hold=False, checkpointer=False)`
+    against the servers named in `worker_environment`."""
+    from indelible.ingest.service import nats_dir
+    from indelible.runtime import EmbeddedNats
+
+    with datadir.hold(settings.data_dir, **(about or {})), \
+            open_database(settings, owner=True) as db:
+        signer = load_or_create_signer(settings.key_file, settings.key_name)
+        signing = Checkpointer(conninfo=db.app_url, signer=signer,
+                               kept=KeptCheckpoints(settings.kept_dir),
+                               interval=settings.checkpoint_interval,
+                               entries=settings.checkpoint_entries)
+        broker = None
+        environment = {"INDELIBLE_DATABASE_URL": db.owner_url,
+                       "INDELIBLE_APP_DATABASE_URL": db.app_url,
+                       "INDELIBLE_API_DATABASE_URL": db.request_url}
+        nats_url = settings.nats_url
+        if settings.ingest_enabled and not nats_url:
+            broker = EmbeddedNats(nats_dir(settings)).start()
+            nats_url = broker.url
+            environment.update(INDELIBLE_NATS_URL=broker.url,
+                               INDELIBLE_NATS_SEED_FILE=str(broker.access.seed_file))
+        signing.start()
+        try:
+            yield Backends(db, nats_url if settings.ingest_enabled else None, environment)
+        finally:
+            signing.stop()
+            if broker is not None:
+                broker.stop()
