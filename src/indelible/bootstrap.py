@@ -22,6 +22,7 @@ from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
 from indelible.store import api_keys, discrepancies, isolation, severity_policy
 from indelible.store.group_commit import GroupCommitAppender
+from indelible.store.key_cache import KeyCache
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.projections import Projections
@@ -135,11 +136,17 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
-        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status)
+        # Revocations are heard within a second (store/key_cache.py); TTL 0 switches it off.
+        keys = KeyCache(conninfo=db.request_url, ttl=settings.key_cache_ttl)
+        if settings.key_cache_ttl > 0:
+            keys.start()
+        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
+                         key_cache=keys if settings.key_cache_ttl > 0 else None)
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
                           status, app)
         finally:
+            keys.stop()
             requests.close()
             if ingestion is not None:
                 ingestion.stop()
