@@ -77,7 +77,8 @@ class KeyCache:
             self._remembered[digest] = (found, time.monotonic() + self._ttl)
         return found
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
+        """Drop every remembered key (a revocation committed)."""
         self._generation += 1
         self._remembered.clear()
 
@@ -86,15 +87,15 @@ class KeyCache:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self._forget()  # whatever happened while nobody listened
+                    self.forget()  # whatever happened while nobody listened
                     self._listening = True
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5):
-                            self._forget()
+                            self.forget()
             except psycopg.Error as e:
                 log.warning("API key revocations not heard (%s); asking the database for "
                             "every request until listening again", e)
             finally:
                 self._listening = False
-                self._forget()
+                self.forget()
             self._stop.wait(RECONNECT)
