@@ -155,11 +155,13 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             keys.start()
         app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
                          key_cache=keys if settings.key_cache_ttl > 0 else None)
+        report_worker = _report_worker(db, signer, appender).start()
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
                           status, app)
         finally:
             keys.stop()
+            report_worker.stop()
             requests.close()
             if ingestion is not None:
                 ingestion.stop()
@@ -212,3 +214,12 @@ def running_backends(settings: Settings, *, about: dict[str, str] | None = None
             signing.stop()
             if broker is not None:
                 broker.stop()
+def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppender):
+    """Renders queued compliance reports (issue 13) and queues scheduled ones."""
+    from indelible.proofs import NoteVerifier
+    from indelible.reports.worker import ReportWorker
+    from indelible.usecases.reports import Signing
+
+    key = signer.verifier_key_text()
+    return ReportWorker(conninfo=db.app_url, appender=appender,
+                        signing=Signing(NoteVerifier.from_key_text(key), key))

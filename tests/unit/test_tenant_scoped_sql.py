@@ -24,6 +24,14 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("indelible/store/discrepancies.py", "FROM discrepancies WHERE __fmt__"):
         "the WHERE list is built at run time by _where(), whose first term is always "
         "`tenant_id = %s` (test_discrepancy_filters_start_with_the_tenant checks it)",
+    ("indelible/store/reports.py", "FROM report_jobs WHERE status IN"):
+        "the report worker claims the oldest queued job of any tenant (FOR UPDATE SKIP LOCKED; "
+        "the tenant filter is spliced in at run time when one is given): background, multi-shard",
+    ("indelible/store/reports.py", "WHERE type = 'report.generated'"):
+        "verifying a report file by its hash when the operator names no tenant; with a tenant "
+        "`AND tenant_id = %s` is appended at run time",
+    ("indelible/store/reports.py", "FROM report_schedules WHERE NOT cancelled"):
+        "the scheduler's scan for due schedules of every tenant (background, multi-shard)",
     ("migration 11 (indelible_authenticate)", "token_hash = hash"):
         "finding a bearer token's key before the tenant is known: one multi-shard index probe "
         "on Citus (docs/scale-out.md, 'Authentication'); its join to the ledger is on tenant_id",
