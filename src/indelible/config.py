@@ -47,6 +47,7 @@ class Settings:
     metrics_listen: str | None = None  # "host:port": /metrics without authentication there
     metrics_public: bool = False  # also serve /metrics on the API port without authentication
     log_format: str = "text"  # text | json (one JSON object per line)
+    key_cache_ttl: float = 10.0  # seconds a process remembers an authenticated key (0: never)
 
     @property
     def key_file(self) -> Path:
@@ -103,6 +104,8 @@ class Settings:
             metrics_listen=_listen(env, "INDELIBLE_METRICS_LISTEN"),
             metrics_public=_flag(env, "INDELIBLE_METRICS_PUBLIC", cls.metrics_public),
             log_format=log_format(env),
+            key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
+                                  minimum=0),
         )
 
 
