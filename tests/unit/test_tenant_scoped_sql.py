@@ -32,6 +32,15 @@ ALLOWED: dict[tuple[str, str], str] = {
         "`AND tenant_id = %s` is appended at run time",
     ("indelible/store/reports.py", "FROM report_schedules WHERE NOT cancelled"):
         "the scheduler's scan for due schedules of every tenant (background, multi-shard)",
+    ("indelible/monitor/worker.py", "SELECT tenant_id, origin, size FROM log_heads"):
+        "the continuous verifier's look for logs that grew, every 0.25 s (background, "
+        "multi-shard; each log is then read by tenant_id)",
+    ("indelible/monitor/worker.py", "SELECT tenant_id FROM log_heads"):
+        "the full-verification scheduler's list of tenants (background, multi-shard)",
+    ("indelible/store/signing_health.py", "FROM log_heads h"):
+        "checkpoint age of every tenant for a Prometheus scrape (background, multi-shard)",
+    ("indelible/bench/verifier_ab.py", "SELECT tenant_id, size FROM log_heads"):
+        "the benchmark's sample of every log's head, to measure the verifier's lag",
     ("migration 11 (indelible_authenticate)", "token_hash = hash"):
         "finding a bearer token's key before the tenant is known: one multi-shard index probe "
         "on Citus (docs/scale-out.md, 'Authentication'); its join to the ledger is on tenant_id",

@@ -21,7 +21,7 @@ from indelible import logs, metrics
 
 access = logging.getLogger("indelible.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_METHODS = frozenset("GET HEAD POST PUT PATCH DELETE OPTIONS".split())
 
 
 class RequestObserver:
