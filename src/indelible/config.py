@@ -39,6 +39,9 @@ class Settings:
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
+    tsa_url: str | None = None  # RFC 3161 Time Stamping Authority; None: checkpoints undated
+    tsa_ca_file: Path | None = None  # PEM: the TSA's CA certificate(s) its tokens must chain to
+    tsa_timeout: float = 10.0  # seconds per TSA request
 
     @property
     def key_file(self) -> Path:
@@ -79,7 +82,18 @@ class Settings:
                                minimum=0) / 1000,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
+            **_tsa(env),
         )
+
+
+def _tsa(env) -> dict:
+    url = env.get("INDELIBLE_TSA_URL") or None
+    ca = env.get("INDELIBLE_TSA_CA_FILE") or None
+    if url and not ca:
+        raise ConfigError("INDELIBLE_TSA_URL is set but INDELIBLE_TSA_CA_FILE is not: tokens "
+                          "must be checked against the TSA's CA certificate before they are kept")
+    return {"tsa_url": url, "tsa_ca_file": Path(ca).expanduser() if ca else None,
+            "tsa_timeout": _number(env, "INDELIBLE_TSA_TIMEOUT", Settings.tsa_timeout, float)}
 
 
 def _flag(env, name: str, default: bool) -> bool:

@@ -356,6 +356,30 @@ GRANT EXECUTE ON FUNCTION indelible_authenticate(bytea) TO {APP_ROLE}, {API_ROLE
 _V12_REQUEST_ROLE_READS_ONLY = f"REVOKE INSERT ON evidence_files FROM {API_ROLE};"
 
 
+# RFC 3161 timestamp tokens over checkpoints (issue 14): the TSA's whole TimeStampResp, kept
+# beside the checkpoint it dates, append-only like it. A token is fetched after the checkpoint
+# is signed (a TSA that is down never blocks signing), so a checkpoint without one is visible
+# as such. Fail-closed row-level security: the timestamper sets the tenant it works on.
+_V16_CHECKPOINT_TIMESTAMPS = f"""
+CREATE TABLE checkpoint_timestamps (
+    tenant_id text NOT NULL,
+    size      bigint NOT NULL,
+    token     bytea NOT NULL,          -- DER TimeStampResp, as the TSA sent it
+    tsa_url   text NOT NULL,
+    gen_time  timestamptz NOT NULL,    -- the TSA's time, read from the token when it was checked
+    stored_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, size),
+    FOREIGN KEY (tenant_id, size) REFERENCES checkpoints (tenant_id, size)
+);
+GRANT SELECT, INSERT ON checkpoint_timestamps TO {APP_ROLE};
+GRANT SELECT ON checkpoint_timestamps TO {API_ROLE};
+ALTER TABLE checkpoint_timestamps ENABLE ROW LEVEL SECURITY;
+CREATE POLICY checkpoint_timestamps_tenant ON checkpoint_timestamps
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("checkpoint_timestamps")
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -372,6 +396,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (11, "authentication decides revocation and role from the ledger entries",
      _V11_AUTHENTICATE_FROM_LEDGER),
     (12, "the request role only reads evidence files", _V12_REQUEST_ROLE_READS_ONLY),
+    (16, "RFC 3161 timestamp tokens beside checkpoints (append-only)", _V16_CHECKPOINT_TIMESTAMPS),
 ]
 
 
