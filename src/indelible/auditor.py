@@ -12,6 +12,8 @@ function. Exit 0 intact, 1 not intact (each file named with what failed), 2 unus
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import sys
 import zipfile
@@ -42,12 +44,30 @@ def check_bundle(path: str, vkeys: list[str], *, trusted: list[str] = (), tsa_ca
             check_token = load_checker([Path(p).read_bytes() for p in tsa_ca])
         with zipfile.ZipFile(path) as archive:
             report = verify_bundle(archive, verifiers, trusted_notes=notes,
-                                   check_token=check_token)
+                                   check_token=check_token, render_snapshot=render_snapshot)
     except (OSError, zipfile.BadZipFile, ValueError, BundleError, ProofError) as e:
         print(f"error: the bundle could not be checked: {e}", file=err)
         return EXIT_UNUSABLE
     print(json.dumps(report.to_json(), indent=2) if as_json else report.to_text(), file=out)
     return EXIT_INTACT if report.intact else EXIT_NOT_INTACT
+
+
+def render_snapshot(rows: list[tuple[int, bytes, bytes]]) -> bytes:
+    """A resolution snapshot as the service freezes it (store/discrepancies.py), from its
+    stream's entries: `indelible.domain` is pure and needs only the standard library."""
+    from indelible import domain
+    from indelible.proofs import canonical_json
+
+    state, history = None, []
+    for seq, entry, leaf in rows:
+        doc = json.loads(entry)
+        state = domain.evolve(state, domain.Event(doc["type"], doc["data"]), at=doc["at"])
+        history.append([seq, base64.b64encode(leaf).decode()])
+    digest = hashlib.sha256(canonical_json(history)).digest()
+    return canonical_json({"discrepancy": state.to_dict(), "history": {
+        "entries": len(history), "first_seq": history[0][0], "last_seq": history[-1][0],
+        "digest_sha256": digest.hex(),
+        "digest_rule": "SHA-256 of the canonical JSON list of [seq, base64 leaf hash]"}})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,6 +110,12 @@ class _Zip:
 def write_bundle(conn: psycopg.Connection, query: BundleQuery, out: BinaryIO, *,
                  verifier_key: str, progress: Progress | None = None) -> BundleSummary:
     """Write the bundle of `query` to `out` (a writable binary file) and summarise it."""
+    with conn.transaction():  # the entries stream through a server-side cursor
+        return _write(conn, query, out, verifier_key, progress)
+
+
+def _write(conn, query: BundleQuery, out: BinaryIO, verifier_key: str,
+           progress: Progress | None) -> BundleSummary:
     tenant = query.tenant
     head = read_head(conn, tenant)
     # 1., 2.

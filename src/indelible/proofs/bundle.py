@@ -181,16 +181,20 @@ class BundleReport:
 # A verifier of RFC 3161 tokens: (token bytes, the message it must cover) -> the TSA's time,
 # raising ProofError when the token does not hold. See timestamp.py.
 TokenCheck = Callable[[bytes, bytes], str]
+# Renders a resolution snapshot from its stream's (seq, entry bytes, leaf hash) up to the
+# deciding entry, exactly as the service froze it (the domain's fold; see auditor.py).
+SnapshotRender = Callable[[list[tuple[int, bytes, bytes]]], bytes]
 
 
 def verify_bundle(archive: Archive, verifiers: Sequence[NoteVerifier], *,
                   trusted_notes: Sequence[tuple[str, str]] = (),
-                  check_token: TokenCheck | None = None) -> BundleReport:
+                  check_token: TokenCheck | None = None,
+                  render_snapshot: SnapshotRender | None = None) -> BundleReport:
     """Check every claim the bundle makes; ``trusted_notes`` are (label, checkpoint note)
     pairs the auditor kept. Raises :class:`BundleError` if nothing can be checked."""
     if not verifiers:
         raise BundleError("no verifier key given: a bundle's own key proves nothing")
-    report = _Run(archive, list(verifiers), report=BundleReport())
+    report = _Run(archive, list(verifiers), report=BundleReport(), render=render_snapshot)
     report.run(trusted_notes, check_token)
     report.report.close()
     return report.report
@@ -211,6 +215,7 @@ class _Run:
     files: dict[str, str] = field(default_factory=dict)  # name -> actual sha256 hex
     predicate: dict = field(default_factory=dict)
     checkpoints: dict[int, tuple[str, Checkpoint]] = field(default_factory=dict)
+    render: SnapshotRender | None = None
 
     def fail(self, file: str, check: str, problem: str) -> None:
         self.report.fail(file, check, problem)
@@ -486,7 +491,7 @@ class _Run:
         for seq in sorted(entries):
             by_stream.setdefault(str(entries[seq].doc.get("stream")), []).append(entries[seq])
         for name in sorted(n for n in names if n.startswith("snapshots/")):
-            problem = _snapshot_problem(name, self.read(name), by_stream)
+            problem = _snapshot_problem(name, self.read(name), by_stream, self.render, self.read)
             if problem:
                 self.fail(name, "snapshot", problem)
 
@@ -577,7 +582,8 @@ def amount_totals(docs: Iterable[dict]) -> dict[str, dict]:
     return totals
 
 
-def _snapshot_problem(name: str, data: bytes, by_stream: dict[str, list[_Entry]]) -> str | None:
+def _snapshot_problem(name: str, data: bytes, by_stream: dict[str, list[_Entry]],
+                      render: SnapshotRender | None, read: Callable[[str], bytes]) -> str | None:
     """Why a snapshot does not match the entries it froze; None when it does. Its history
     digest is SHA-256 of the canonical JSON list of [seq, base64 leaf hash] of its stream's
     entries up to the deciding one, so it is recomputed from proved entries."""
@@ -601,4 +607,12 @@ def _snapshot_problem(name: str, data: bytes, by_stream: dict[str, list[_Entry]]
     if last.get("type") != "discrepancy.transitioned" or \
             last.get("data", {}).get("to") != case.get("status"):
         return f"its status {case.get('status')!r} is not the one the deciding entry records"
+    if render is not None:
+        try:
+            expected = render([(e.seq, read(entry_name(e.seq)), e.leaf) for e in items])
+        except Exception as e:  # noqa: BLE001 - entries the domain refuses are a finding
+            return f"its entries cannot be replayed: {type(e).__name__}: {e}"
+        if expected != data:
+            return ("is not the discrepancy as its entries decide it (replayed through the "
+                    "lifecycle's fold)")
     return None
