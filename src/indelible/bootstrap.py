@@ -26,6 +26,7 @@ from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.projections import Projections
 from indelible.store.schema import migrate
+from indelible.timestamping.worker import from_settings as timestamper
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,9 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                entries=settings.checkpoint_entries)
         if checkpointer:
             signing.start()
+        stamping = timestamper(settings, db.app_url) if checkpointer else None
+        if stamping is not None:
+            stamping.start()
         ingestion = None
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
@@ -144,4 +148,6 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                 ingestion.stop()
             if checkpointer:
                 signing.stop()
+            if stamping is not None:
+                stamping.stop()
             appender.close()
