@@ -139,6 +139,7 @@ def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkeys: tuple[st
                                 workers=workers, progress=_progress())
             if not no_models:
                 verify_models(db.app_url, tenant, report)
+            _verify_timestamps(db.app_url, tenant, report)
         except Exception as e:  # noqa: BLE001 - "could not run" must never read as "tampered"
             if isinstance(e, click.ClickException):
                 raise
@@ -146,6 +147,19 @@ def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkeys: tuple[st
             sys.exit(EXIT_ERROR)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.to_text())
     sys.exit({"verified": 0, "tampered": EXIT_INVALID, "unsigned": EXIT_UNSIGNED}[report.status])
+
+
+def _verify_timestamps(conninfo: str, tenant: str, report) -> None:
+    """With a TSA configured, every stored RFC 3161 token is checked against its CA."""
+    settings = settings_from_env()
+    if settings.tsa_ca_file is None:
+        return
+    from indelible.proofs.timestamp import load_checker
+    from indelible.timestamping.verify import verify_tokens
+
+    checker = load_checker([settings.tsa_ca_file.read_bytes()])
+    checked = verify_tokens(conninfo, tenant, checker, report)
+    click.echo(f"checked {checked} RFC 3161 timestamp token(s)", err=True)
 
 
 def _kept_note(tenant: str) -> list[str]:
