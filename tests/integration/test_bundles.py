@@ -11,7 +11,7 @@ import pytest
 from indelible.auditor import render_snapshot
 from indelible.bundles.export import BundleQuery, NotYetSignedError
 from indelible.proofs import NoteSigner, NoteVerifier
-from indelible.proofs.bundle import MANIFEST, verify_bundle
+from indelible.proofs.bundle import MANIFEST, BundleError, verify_bundle
 from indelible.store.signing import sign_checkpoint
 from tests.integration.bundle_helpers import (export, files_of, flip, relist, resolved_case,
                                               zip_of)
@@ -161,13 +161,19 @@ def test_trusted_checkpoints_are_proved_or_refused(conn, registered_tenant, sign
 def test_a_wrong_verifier_key_fails_every_checkpoint(bundle):
     _, data, _, _ = bundle
     stranger = NoteVerifier.from_key_text(NoteSigner.generate("x").verifier_key_text())
-    from indelible.proofs.bundle import BundleError
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        report = verify_bundle(z, [stranger])
+    assert not report.intact
+    assert {"key", "checkpoint"} <= {f.check for f in report.findings}, report.to_text()
 
-    with pytest.raises(BundleError, match="no checkpoint that verifies"):
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            report = verify_bundle(z, [stranger])
-            # a manifest naming the checkpoint turns this into findings instead
-            raise BundleError("no checkpoint that verifies") if not report.intact else None
+
+def test_a_bundle_without_manifest_or_verifiable_checkpoint_is_unusable(bundle):
+    _, data, _, _ = bundle
+    files = {n: d for n, d in files_of(data).items() if n != MANIFEST}
+    stranger = NoteVerifier.from_key_text(NoteSigner.generate("x").verifier_key_text())
+    with pytest.raises(BundleError, match="no checkpoint that verifies with your key"):
+        with zipfile.ZipFile(io.BytesIO(zip_of(files))) as z:
+            verify_bundle(z, [stranger])
 
 
 def test_unsigned_entries_are_refused_with_a_reason(conn, registered_tenant, signer, kept):

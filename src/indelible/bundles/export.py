@@ -15,6 +15,7 @@ export time inside; the same query against the same checkpoint gives the same by
 
 from __future__ import annotations
 
+import base64
 import bisect
 import hashlib
 import zipfile
@@ -23,13 +24,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import BinaryIO
 
+import orjson
 import psycopg
 
 from indelible import domain
 from indelible.domain import money
 from indelible.audit import NotFoundError
 from indelible.bundles.readme import readme
-from indelible.proofs import TlogProof, format_tlog_proof, node_hash
+from indelible.bundles.reports import report_files
+from indelible.proofs import TlogProof, canonical_json, format_tlog_proof, inclusion_proof, node_hash
 from indelible.proofs import bundle as layout
 from indelible.proofs.bundle import amount_totals
 from indelible.proofs.compact import TILE_HEIGHT
@@ -40,6 +43,7 @@ from indelible.store.logs import read_head
 from indelible.store.tree import StoredTree
 
 FETCH = 2_000  # rows per round trip
+REPORT_GENERATED = "report.generated"
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold: no export time inside
 Progress = Callable[[int, int], None]  # (entries written, entries in the bundle)
 
@@ -84,8 +88,6 @@ class BundleSummary:
     query: dict
 
     def to_json(self) -> dict:
-        import base64
-
         return {"manifest_sha256": self.manifest_sha256, "entries": self.entries,
                 "first_seq": self.first_seq, "last_seq": self.last_seq, "files": self.files,
                 "checkpoint": {"size": self.checkpoint.size,
@@ -139,6 +141,8 @@ def _write(conn, query: BundleQuery, out: BinaryIO, verifier_key: str,
                                    "sha256 = %s", (tenant, bytes.fromhex(digest))).fetchone()
             if content is not None:  # a missing file is the verifier's finding to name
                 z.add(f"evidence/{digest}", bytes(content[0]))
+        for name, content in sorted(report_files(conn, tenant, found.reports)):
+            z.add(name, content)
         for case_id in sorted(found.decided):
             row = conn.execute("SELECT snapshot FROM resolution_snapshots WHERE tenant_id = %s "
                                "AND discrepancy_id = %s", (tenant, case_id)).fetchone()
@@ -151,10 +155,7 @@ def _write(conn, query: BundleQuery, out: BinaryIO, verifier_key: str,
                      "checkpoint": {"size": main.size, "root": _b64(main.root_hash)},
                      "entries": found.count, "first_seq": seqs[0], "last_seq": seqs[-1],
                      "streams": found.last_versions, "totals": totals,
-                     "reports": "report files are bundled once reports are recorded as "
-                                "report.generated entries with their files' SHA-256"}
-        from indelible.proofs import canonical_json
-
+                     "reports": sorted({str(r.get("report_id")) for r in found.reports})}
         manifest = canonical_json(layout.statement(z.subjects, predicate))
         z.add(layout.MANIFEST, manifest)
     return BundleSummary(hashlib.sha256(manifest).hexdigest(), found.count, seqs[0], seqs[-1],
@@ -162,8 +163,6 @@ def _write(conn, query: BundleQuery, out: BinaryIO, verifier_key: str,
 
 
 def _b64(raw: bytes) -> str:
-    import base64
-
     return base64.b64encode(raw).decode()
 
 
@@ -230,16 +229,14 @@ class _Found:
     count: int = 0
     evidence: set[str] = field(default_factory=set)
     decided: set[str] = field(default_factory=set)  # discrepancies whose snapshot belongs here
+    reports: list[dict] = field(default_factory=list)  # data of report.generated entries
     last_versions: dict[str, int] = field(default_factory=dict)
     first_versions: dict[str, int] = field(default_factory=dict)
-    docs_for_totals: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
 
 
 def _write_entries(conn, z: _Zip, query: BundleQuery, streams: list[str], seqs: list[int],
                    main: StoredCheckpoint, progress: Progress | None) -> _Found:
-    import orjson
-
     found = _Found()
     total = len(seqs) if streams else seqs[1] - seqs[0] + 1
     subtree = _CachedTree(StoredTree(conn, query.tenant))
@@ -272,6 +269,8 @@ def _note(found: _Found, doc: dict, totals_docs: list[dict]) -> None:
     found.last_versions[stream] = doc["version"]
     if kind == domain.EventType.EVIDENCE_ATTACHED:
         found.evidence.add(doc["data"]["sha256"])
+    elif kind == REPORT_GENERATED:
+        found.reports.append(doc["data"])
     elif kind in (domain.EventType.OPENED, domain.EventType.AMENDED):
         totals_docs.append({"type": kind, "stream": stream, "data": doc["data"]})
     if (kind == domain.EventType.TRANSITIONED and doc["data"].get("to") in domain.TERMINAL
@@ -321,6 +320,4 @@ class _CachedTree:
         return found
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        from indelible.proofs import inclusion_proof
-
         return inclusion_proof(index, size, self.subtree)

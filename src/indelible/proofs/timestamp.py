@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .errors import ProofError
 
-__all__ = ["TimestampChecker", "timestamp_request"]
+__all__ = ["MEDIA_QUERY", "MEDIA_REPLY", "TimestampChecker", "load_checker", "timestamp_request"]
 
 MEDIA_QUERY = "application/timestamp-query"
 MEDIA_REPLY = "application/timestamp-reply"
@@ -79,16 +79,19 @@ class TimestampChecker:
         return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def load_checker(roots: Sequence[bytes]) -> TimestampChecker:
-    """A checker over PEM files' contents (roots and intermediates may share a file: a
-    self-signed certificate is taken as a root)."""
+def load_checker(pems: Sequence[bytes]) -> TimestampChecker:
+    """A checker over PEM files' contents; roots and intermediates may share a file (a
+    self-signed certificate is taken as a root). :class:`ProofError` if they are not PEM."""
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
 
-    root_pem, middle_pem = [], []
-    for pem in roots:
-        for cert in x509.load_pem_x509_certificates(pem):
-            from cryptography.hazmat.primitives.serialization import Encoding
-
-            (root_pem if cert.issuer == cert.subject else middle_pem).append(
-                cert.public_bytes(Encoding.PEM))
-    return TimestampChecker(b"".join(root_pem), b"".join(middle_pem))
+    roots, middle = [], []
+    try:
+        certificates = [c for pem in pems for c in x509.load_pem_x509_certificates(pem)]
+    except ValueError as e:
+        raise ProofError(f"the TSA CA file holds no PEM certificate: {e}") from e
+    for cert in certificates:
+        (roots if cert.issuer == cert.subject else middle).append(cert.public_bytes(Encoding.PEM))
+    if not roots:
+        raise ProofError("the TSA CA file holds no self-signed (root) certificate")
+    return TimestampChecker(b"".join(roots), b"".join(middle))
