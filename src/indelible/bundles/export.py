@@ -9,7 +9,7 @@ Order of one export:
      proofs, then each entry with its inclusion proof as the rows stream from a server-side
      cursor (nothing holds every entry or proof), then evidence files, snapshots, the key,
      and last the manifest, which lists the SHA-256 of everything before it.
-The zip is deterministic: fixed timestamps and modes, sorted names, fixed compression, no
+The zip is deterministic: fixed timestamps and modes, sorted names, stored members, no
 export time inside; the same query against the same checkpoint gives the same bytes.
 """
 
@@ -32,7 +32,7 @@ from indelible.domain import money
 from indelible.audit import NotFoundError
 from indelible.bundles.readme import readme
 from indelible.bundles.reports import report_files
-from indelible.proofs import TlogProof, canonical_json, format_tlog_proof, inclusion_proof, node_hash
+from indelible.proofs import TlogProof, canonical_json, format_tlog_proof, node_hash, range_root
 from indelible.proofs import bundle as layout
 from indelible.proofs.bundle import amount_totals
 from indelible.proofs.compact import TILE_HEIGHT
@@ -102,10 +102,12 @@ class _Zip:
 
     def add(self, name: str, data: bytes) -> None:
         info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
-        info.compress_type = zipfile.ZIP_DEFLATED
+        # Stored, not deflated: hashes and signatures do not compress, and per-member deflate
+        # set-up was most of an export's time; an auditor can zip the whole file if needed.
+        info.compress_type = zipfile.ZIP_STORED
         info.create_system = 3  # unix, so the mode below is read the same everywhere
         info.external_attr = 0o644 << 16
-        self.out.writestr(info, data, compresslevel=6)
+        self.out.writestr(info, data)
         self.subjects.append((name, hashlib.sha256(data).hexdigest()))
 
 
@@ -296,28 +298,48 @@ def _amount(value: Decimal, currency: str) -> str:
 
 
 class _CachedTree:
-    """Inclusion proofs of consecutive entries share most siblings: hashes above the stored
-    tile levels are folded once and kept, so a 100,000-entry export hashes each inner node
-    about once instead of once per proof."""
+    """Inclusion proofs of consecutive entries share most siblings: each subtree and range
+    hash is computed once and kept (bounded), so a 100,000-entry export hashes each inner
+    node about once instead of once per proof."""
 
-    LIMIT = 1 << 20  # cached hashes before the cache starts over
+    LIMIT = 1 << 20  # cached hashes before a cache starts over
 
     def __init__(self, tree: StoredTree):
-        self._tree, self._cache = tree, {}
+        self._tree, self._nodes, self._ranges = tree, {}, {}
 
     def subtree(self, level: int, index: int) -> bytes:
         key = (level, index)
-        found = self._cache.get(key)
+        found = self._nodes.get(key)
         if found is None:
             if level % TILE_HEIGHT == 0:
                 found = self._tree.subtree(level, index)
             else:
                 found = node_hash(self.subtree(level - 1, 2 * index),
                                   self.subtree(level - 1, 2 * index + 1))
-            if len(self._cache) >= self.LIMIT:
-                self._cache.clear()
-            self._cache[key] = found
+            if len(self._nodes) >= self.LIMIT:
+                self._nodes.clear()
+            self._nodes[key] = found
         return found
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        return inclusion_proof(index, size, self.subtree)
+        """RFC 9162 PATH(index, D[0:size]), as `proofs.inclusion_proof` walks it."""
+        siblings, lo, hi = [], 0, size
+        while hi - lo > 1:
+            mid = lo + (1 << ((hi - lo - 1).bit_length() - 1))
+            if index < mid:
+                siblings.append(self._range(mid, hi))
+                hi = mid
+            else:
+                siblings.append(self._range(lo, mid))
+                lo = mid
+        siblings.reverse()
+        return siblings
+
+    def _range(self, lo: int, hi: int) -> bytes:
+        found = self._ranges.get((lo, hi))
+        if found is None:
+            found = range_root(lo, hi, self.subtree)
+            if len(self._ranges) >= self.LIMIT:
+                self._ranges.clear()
+            self._ranges[(lo, hi)] = found
+        return found
