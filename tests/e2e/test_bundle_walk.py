@@ -130,8 +130,13 @@ def test_an_auditor_verifies_a_resolved_discrepancys_bundle_offline(service, tmp
     full = indelible(service.env, "verify-bundle", str(away / "bundle.zip"),
                      "--vkey", str(away / "key.txt"))
     assert full.returncode == 0, full.stdout + full.stderr
-    history = auditor.get(f"/v1/logs/{service.tenant}/timestamps").json()
-    assert history["latest_timestamped_size"] >= 1
+    status = auditor.get(f"/v1/logs/{service.tenant}/timestamps").json()
+    token = auditor.get(f"/v1/logs/{service.tenant}/checkpoints/"
+                        f"{status['latest_timestamped_size']}/timestamp")
+    assert token.status_code == 200
+    assert token.headers["content-type"] == "application/timestamp-reply"
+    missing = auditor.get(f"/v1/logs/{service.tenant}/checkpoints/999999/timestamp")
+    assert missing.status_code == 404 and "no RFC 3161 token" in missing.json()["detail"]
 
 
 def test_the_cli_exports_a_range_and_verify_checks_the_tokens(service, tmp_path):
