@@ -106,3 +106,25 @@ def _check(data: bytes, signer, checker):
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         return verify_bundle(z, [verifier_of(signer)], check_token=checker,
                              render_snapshot=render_snapshot)
+
+
+def test_indelible_verify_names_a_token_a_superuser_changed(conn, owner_url, app_url,
+                                                            registered_tenant, signer, kept,
+                                                            stamper, checker):
+    from indelible.timestamping.verify import verify_tokens
+    from indelible.verifier.report import VerificationReport
+    from tests.integration.ledger_helpers import superuser
+
+    resolved_case(conn, registered_tenant)
+    cp = sign_checkpoint(conn, registered_tenant, signer, kept)
+    stamper.run_once(conn)
+    report = VerificationReport(registered_tenant, "origin")
+    assert verify_tokens(app_url, registered_tenant, checker, report) == 1 and report.ok
+    token = timestamps.token(conn, registered_tenant, cp.size)
+    with superuser(owner_url) as rogue:
+        at = token.index(b"\x18\x0f") + 10  # a digit of the TSA's time
+        rogue.execute("UPDATE checkpoint_timestamps SET token = %s WHERE tenant_id = %s AND "
+                      "size = %s", (flip(token, at), registered_tenant, cp.size))
+    verify_tokens(app_url, registered_tenant, checker, report)
+    assert [f.check for f in report.findings] == ["timestamp"]
+    assert f"size {cp.size}" in report.findings[0].detail
