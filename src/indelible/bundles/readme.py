@@ -16,7 +16,8 @@ timestamps, the TSA's CA certificate.
 
 ## Check it
 
-    python3 -m venv v && v/bin/pip install --no-deps indelible && v/bin/pip install cryptography rfc3161-client
+    python3 -m venv v && v/bin/pip install cryptography rfc3161-client
+    v/bin/pip install --no-deps INDELIBLE     # the indelible wheel or source tree you were given
     v/bin/python -m indelible.auditor verify-bundle THIS.zip --vkey KEY [--tsa-ca TSA-CA.pem] \\
         [--trusted-checkpoint CHECKPOINT-YOU-KEPT ...]
 
