@@ -153,6 +153,11 @@ def test_the_cli_exports_a_range_and_verify_checks_the_tokens(service, tmp_path)
     key.write_text(httpx.get(f"{service.base}/v1/verifier-key").text)
     checked = indelible(service.env, "verify-bundle", str(out), "--vkey", str(key))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    since = auditor.get(f"/v1/discrepancies/{case}/history").json()["entries"][0]["at"]
+    by_time = indelible(service.env, "export", "--tenant", service.tenant, "--from", since,
+                        "--to", "2999-01-01T00:00:00Z", "--out", str(tmp_path / "t.zip"))
+    assert by_time.returncode in (0, 2), by_time.stderr  # 2: the newest entries not yet signed
+    assert by_time.returncode == 0 or "not all signed yet" in by_time.stderr
     by_case = indelible(service.env, "export", "--tenant", service.tenant, "--discrepancy",
                         "01a2a6c4-0000-7000-8000-000000000000", "--out", str(tmp_path / "x.zip"))
     assert by_case.returncode == 2 and "no discrepancy" in by_case.stderr

@@ -157,9 +157,16 @@ def _verify_timestamps(conninfo: str, tenant: str, report) -> None:
     from indelible.proofs.timestamp import load_checker
     from indelible.timestamping.verify import verify_tokens
 
+    import psycopg
+
+    from indelible.store.timestamps import status
+
     checker = load_checker([settings.tsa_ca_file.read_bytes()])
     checked = verify_tokens(conninfo, tenant, checker, report)
-    click.echo(f"checked {checked} RFC 3161 timestamp token(s)", err=True)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        missing = status(conn, tenant).missing
+    click.echo(f"checked {checked} RFC 3161 timestamp token(s); {missing} checkpoint(s) have "
+               "none yet", err=True)
 
 
 def _kept_note(tenant: str) -> list[str]:
