@@ -181,3 +181,23 @@ def test_unsigned_entries_are_refused_with_a_reason(conn, registered_tenant, sig
     with pytest.raises(NotYetSignedError, match="not all signed yet"):
         export(conn, registered_tenant, signer, kept,
                BundleQuery(registered_tenant, discrepancies=(case,)), sign=False)
+
+
+def test_a_byte_flipped_in_the_zip_file_itself_is_named_not_unusable(bundle, signer, tmp_path):
+    """No rewriting of the zip: the member's CRC-32 no longer matches either, yet the file is
+    named (exit 1), because what decides is the SHA-256 the manifest lists."""
+    from indelible.auditor import check_bundle
+
+    _, data, _, _ = bundle
+    files = files_of(data)
+    victim = sorted(n for n in files if n.startswith("entries/") and n.endswith(".json"))[1]
+    at = data.index(files[victim]) + len(files[victim]) // 2
+    path = tmp_path / "flipped.zip"
+    path.write_bytes(flip(data, at))
+    out, err = io.StringIO(), io.StringIO()
+    code = check_bundle(str(path), [signer.verifier_key_text()], out=out, err=err)
+    assert code == 1, out.getvalue() + err.getvalue()
+    assert f"FAILED {victim}" in out.getvalue()
+    (tmp_path / "intact.zip").write_bytes(data)
+    assert check_bundle(str(tmp_path / "intact.zip"), [signer.verifier_key_text()],
+                        out=io.StringIO(), err=io.StringIO()) == 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +31,7 @@ from indelible.domain import money
 from indelible.audit import NotFoundError
 from indelible.bundles.readme import readme
 from indelible.bundles.reports import report_files
+from indelible.bundles.zipwriter import StoredZipWriter
 from indelible.proofs import TlogProof, canonical_json, format_tlog_proof, node_hash, range_root
 from indelible.proofs import bundle as layout
 from indelible.proofs.bundle import amount_totals
@@ -44,7 +44,6 @@ from indelible.store.tree import StoredTree
 
 FETCH = 2_000  # rows per round trip
 REPORT_GENERATED = "report.generated"
-ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold: no export time inside
 Progress = Callable[[int, int], None]  # (entries written, entries in the bundle)
 
 
@@ -97,17 +96,13 @@ class BundleSummary:
 
 @dataclass
 class _Zip:
-    out: zipfile.ZipFile
+    # Stored, not deflated: hashes and signatures do not compress, and per-member deflate
+    # set-up was most of an export's time (see zipwriter.py).
+    out: StoredZipWriter
     subjects: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, name: str, data: bytes) -> None:
-        info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
-        # Stored, not deflated: hashes and signatures do not compress, and per-member deflate
-        # set-up was most of an export's time; an auditor can zip the whole file if needed.
-        info.compress_type = zipfile.ZIP_STORED
-        info.create_system = 3  # unix, so the mode below is read the same everywhere
-        info.external_attr = 0o644 << 16
-        self.out.writestr(info, data)
+        self.out.add(name, data)
         self.subjects.append((name, hashlib.sha256(data).hexdigest()))
 
 
@@ -133,35 +128,42 @@ def _write(conn, query: BundleQuery, out: BinaryIO, verifier_key: str,
                                 "the next checkpoint, or run `indelible checkpoint`")
     covering = _covering_checkpoints(conn, tenant, seqs, not streams, main, query.prove_from)
     # 3.
-    with zipfile.ZipFile(out, "w") as archive:
-        z = _Zip(archive)
-        z.add(layout.README, readme(head.origin, main.size))
-        _write_checkpoints(conn, z, tenant, covering, query.prove_from)
-        found = _write_entries(conn, z, query, streams, seqs, main, progress)
-        for digest in sorted(found.evidence):
-            content = conn.execute("SELECT content FROM evidence_files WHERE tenant_id = %s AND "
-                                   "sha256 = %s", (tenant, bytes.fromhex(digest))).fetchone()
-            if content is not None:  # a missing file is the verifier's finding to name
-                z.add(f"evidence/{digest}", bytes(content[0]))
-        for name, content in sorted(report_files(conn, tenant, found.reports)):
-            z.add(name, content)
-        for case_id in sorted(found.decided):
-            row = conn.execute("SELECT snapshot FROM resolution_snapshots WHERE tenant_id = %s "
-                               "AND discrepancy_id = %s", (tenant, case_id)).fetchone()
-            if row is not None:
-                z.add(f"snapshots/{case_id}.json", bytes(row[0]))
-        z.add(layout.KEY, verifier_key.encode() + b"\n")
-        totals = _totals_json(found.totals)
-        predicate = {"log": head.origin, "query": query.to_json(),
-                     "parameters": {"prove_from": sorted(query.prove_from)},
-                     "checkpoint": {"size": main.size, "root": _b64(main.root_hash)},
-                     "entries": found.count, "first_seq": seqs[0], "last_seq": seqs[-1],
-                     "streams": found.last_versions, "totals": totals,
-                     "reports": sorted({str(r.get("report_id")) for r in found.reports})}
-        manifest = canonical_json(layout.statement(z.subjects, predicate))
-        z.add(layout.MANIFEST, manifest)
+    archive = StoredZipWriter(out)
+    z = _Zip(archive)
+    z.add(layout.README, readme(head.origin, main.size))
+    _write_checkpoints(conn, z, tenant, covering, query.prove_from)
+    found = _write_entries(conn, z, query, streams, seqs, main, progress)
+    _write_attachments(conn, z, tenant, found)
+    z.add(layout.KEY, verifier_key.encode() + b"\n")
+    totals = _totals_json(found.totals)
+    predicate = {"log": head.origin, "query": query.to_json(),
+                 "parameters": {"prove_from": sorted(query.prove_from)},
+                 "checkpoint": {"size": main.size, "root": _b64(main.root_hash)},
+                 "entries": found.count, "first_seq": seqs[0], "last_seq": seqs[-1],
+                 "streams": found.last_versions, "totals": totals,
+                 "reports": sorted({str(r.get("report_id")) for r in found.reports})}
+    manifest = canonical_json(layout.statement(z.subjects, predicate))
+    z.add(layout.MANIFEST, manifest)
+    archive.close()  # the central directory: the zip is complete only now
     return BundleSummary(hashlib.sha256(manifest).hexdigest(), found.count, seqs[0], seqs[-1],
                          main, totals, len(z.subjects), query.to_json())
+
+
+def _write_attachments(conn, z: _Zip, tenant: str, found: _Found) -> None:
+    """Evidence files, report files and resolution snapshots the entries brought along. One
+    that is missing from the store is left out: the verifier names it."""
+    for digest in sorted(found.evidence):
+        row = conn.execute("SELECT content FROM evidence_files WHERE tenant_id = %s AND "
+                           "sha256 = %s", (tenant, bytes.fromhex(digest))).fetchone()
+        if row is not None:
+            z.add(f"evidence/{digest}", bytes(row[0]))
+    for name, content in sorted(report_files(conn, tenant, found.reports)):
+        z.add(name, content)
+    for case_id in sorted(found.decided):
+        row = conn.execute("SELECT snapshot FROM resolution_snapshots WHERE tenant_id = %s "
+                           "AND discrepancy_id = %s", (tenant, case_id)).fetchone()
+        if row is not None:
+            z.add(f"snapshots/{case_id}.json", bytes(row[0]))
 
 
 def _b64(raw: bytes) -> str:

@@ -120,7 +120,15 @@ class _Run:
         self.report.fail(file, check, problem)
 
     def read(self, name: str) -> bytes:
-        return self.archive.read(name)
+        """A member's bytes; KeyError when it is absent. A member the zip cannot give back
+        (damaged) is a finding about that file, and the rest is still checked."""
+        try:
+            return self.archive.read(name)
+        except KeyError:
+            raise
+        except Exception as e:  # noqa: BLE001 - zip readers raise many kinds
+            self.fail(name, "manifest", f"cannot be read from the zip: {type(e).__name__}: {e}")
+            return b""
 
     def run(self, trusted: Sequence[tuple[str, str]], check_token: TokenCheck | None) -> None:
         names = self.archive.namelist()
