@@ -4,11 +4,12 @@ The bench tenant's log is grown (with `append_batch`) to hold at least `range` e
 resolved discrepancy, and signed, so every figure is for a real, signed log.
 
 1. Export throughput. Ours: `write_bundle` of the last `range` entries (entries, one
-   inclusion proof each, checkpoints, manifest) into a temporary file, entries/s. Baseline:
+   inclusion proof each, checkpoints, manifest) into a file, entries/s. Baseline:
    reading the same rows raw: a server-side cursor over `seq, entry` of the range, every
    row fetched by the client, the least any exporter must read.
-2. verify-bundle throughput. Ours: `verify_bundle` of that zip (manifest digests, every
-   inclusion proof, the chain, totals), entries/s; it must find it intact. Baseline: the
+2. verify-bundle throughput. Ours: `verify_bundle` of that zip as `indelible verify-bundle`
+   reads it (manifest digests, every inclusion proof, the chain, totals), entries/s; it must
+   find it intact. Baseline: the
    same raw read of the rows.
 3. One discrepancy's bundle: `verify_bundle` of it, p50/p99 ms over repeated runs; target
    well under a second. Baseline: reading that discrepancy's rows raw.
@@ -20,13 +21,13 @@ import asyncio
 import hashlib
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
 from indelible import domain
-from indelible.auditor import render_snapshot
+from indelible.auditor import BundleReader, render_snapshot
 from indelible.bench.common import BenchError, Measurement, latency_ms, rate
 from indelible.bench.verify import grow_log
 from indelible.bootstrap import Database, projections
@@ -60,18 +61,21 @@ def run(db: Database, tenant: str, signer: NoteSigner, kept: KeptCheckpoints,
         size = read_head(conn, tenant).size
         lo, hi = size - options.range, size - 1
         ranged = BundleQuery(tenant, from_seq=max(0, lo), to_seq=hi)
-        with tempfile.TemporaryFile() as big, tempfile.TemporaryFile() as one:
+        with tempfile.TemporaryDirectory() as tmp:
+            big, one = Path(tmp, "range.zip"), Path(tmp, "one.zip")
             _raw_rows(conn, tenant, ranged)  # warm-up, untimed
             raw_rows, raw_seconds = _raw_rows(conn, tenant, ranged)
             started = time.perf_counter()
-            summary = write_bundle(conn, ranged, big, verifier_key=key)
+            with big.open("wb") as out:
+                summary = write_bundle(conn, ranged, out, verifier_key=key)
             export_seconds = time.perf_counter() - started
-            big_size = big.tell()
+            big_size = big.stat().st_size
             started = time.perf_counter()
             report = _verify(big, verifier)
             verify_seconds = time.perf_counter() - started
-            single = BundleQuery(tenant, discrepancies=(case,))
-            write_bundle(conn, single, one, verifier_key=key)
+            with one.open("wb") as out:
+                write_bundle(conn, BundleQuery(tenant, discrepancies=(case,)), out,
+                             verifier_key=key)
             one_base = [_raw_case(conn, tenant, case) for _ in range(options.repeats)]
             one_ours = [_timed(_verify, one, verifier) for _ in range(options.repeats)]
     base = {"rate": rate(raw_rows, raw_seconds)}
@@ -97,9 +101,9 @@ def run(db: Database, tenant: str, signer: NoteSigner, kept: KeptCheckpoints,
     ], {"log_size": size, "entries_seeded_now": grown, "discrepancy": case}
 
 
-def _verify(file, verifier: NoteVerifier):
-    file.seek(0)
-    with zipfile.ZipFile(file) as archive:
+def _verify(path: Path, verifier: NoteVerifier):
+    """As `indelible verify-bundle` reads a bundle (auditor.py)."""
+    with BundleReader(str(path)) as archive:
         report = verify_bundle(archive, [verifier], render_snapshot=render_snapshot)
     if not report.intact:
         raise BenchError("the bench bundle does not verify:\n" + report.to_text())
