@@ -96,9 +96,15 @@ def _stop_unless_in_use(server: EmbeddedPostgres) -> None:
 
 def projections() -> Projections:
     """Every read model, by the prefix of the streams it follows."""
+    from indelible.store import escalation
+
+    rules = escalation.RulesModel()
     return Projections({api_keys.PREFIX: api_keys.ApiKeys(),
-                        discrepancies.PREFIX: discrepancies.Discrepancies(),
-                        severity_policy.STREAM: severity_policy.PolicyModel()})
+                        # discrepancies, and beside them the escalation watch index
+                        discrepancies.PREFIX: escalation.WatchedDiscrepancies(),
+                        severity_policy.STREAM: severity_policy.PolicyModel(),
+                        escalation.RULES_STREAM: rules, escalation.CALENDAR_STREAM: rules,
+                        escalation.PERIOD_PREFIX: escalation.PeriodModel()})
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,8 @@ class Service:
 
 @contextmanager
 def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bool = True,
-                    about: dict[str, str] | None = None) -> Iterator[Service]:
+                    about: dict[str, str] | None = None,
+                    escalate: bool = True) -> Iterator[Service]:
     """Everything `indelible up` runs; `about` (e.g. its HTTP address) tells a second service
     started on the same data directory who holds it."""
     with datadir.hold(settings.data_dir, **(about or {})), \
@@ -128,6 +135,12 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                entries=settings.checkpoint_entries)
         if checkpointer:
             signing.start()
+        engine = None
+        if settings.escalation_enabled and escalate:
+            from indelible.escalation.engine import EscalationEngine
+
+            engine = EscalationEngine(conninfo=db.app_url, appender=appender,
+                                      interval=settings.escalation_interval).start()
         stamping = timestamper(settings, db.app_url) if checkpointer else None
         if stamping is not None:
             stamping.start()
@@ -139,15 +152,30 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
         app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status)
+        report_worker = _report_worker(db, signer, appender).start()
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
                           status, app)
         finally:
+            report_worker.stop()
             requests.close()
             if ingestion is not None:
                 ingestion.stop()
+            if engine is not None:
+                engine.stop()
             if checkpointer:
                 signing.stop()
             if stamping is not None:
                 stamping.stop()
             appender.close()
+
+
+def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppender):
+    """Renders queued compliance reports (issue 13) and queues scheduled ones."""
+    from indelible.proofs import NoteVerifier
+    from indelible.reports.worker import ReportWorker
+    from indelible.usecases.reports import Signing
+
+    key = signer.verifier_key_text()
+    return ReportWorker(conninfo=db.app_url, appender=appender,
+                        signing=Signing(NoteVerifier.from_key_text(key), key))
