@@ -201,3 +201,30 @@ def test_a_byte_flipped_in_the_zip_file_itself_is_named_not_unusable(bundle, sig
     (tmp_path / "intact.zip").write_bytes(data)
     assert check_bundle(str(tmp_path / "intact.zip"), [signer.verifier_key_text()],
                         out=io.StringIO(), err=io.StringIO()) == 0
+
+
+def test_a_range_bundle_carries_the_reports_generated_in_it(app_url, conn, registered_tenant,
+                                                           signer, kept):
+    """Reports (issue 13) recorded as report.generated entries in the range ride along, each
+    file checked against the SHA-256 its entry recorded."""
+    from indelible.store.logs import read_head
+    from indelible.usecases import reports
+    from tests.integration.report_helpers import around_now, seed
+    from tests.integration.test_reports import _append, _job
+
+    tenant = registered_tenant
+    seed(conn, tenant, 3)
+    key = signer.verifier_key_text()
+    signing = reports.Signing(NoteVerifier.from_key_text(key), key,
+                              sign_now=lambda c, t: sign_checkpoint(c, t, signer, kept))
+    made = reports.generate(app_url, _job(conn, tenant, around_now()), append=_append(conn),
+                            signing=signing)
+    last = read_head(conn, tenant).size - 1
+    data, _, _ = export(conn, tenant, signer, kept, BundleQuery(tenant, from_seq=0, to_seq=last))
+    files = files_of(data)
+    bundled = sorted(n for n in files if n.startswith("reports/"))
+    assert [n.rsplit("/", 1)[1] for n in bundled] == sorted(n for n, _, _ in made.files)
+    assert check(data, signer).intact
+    files[bundled[0]] = flip(files[bundled[0]])
+    report = check(zip_of(relist(files)), signer)
+    assert (bundled[0], "report") in failed(report), report.to_text()

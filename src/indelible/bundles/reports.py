@@ -1,10 +1,10 @@
 """Report files for a bundle: the seam to the reports store (issue 13).
 
 Reports are recorded as `report.generated` entries naming each file's SHA-256, with the
-bytes kept append-only in PostgreSQL and fetchable by (tenant, report id, name). When the
-exported entries include such an entry, its files go into `reports/<report id>/<name>` and
-verify-bundle checks them against the entry. Until the reports store exists in this install,
-nothing is bundled and verify-bundle says which files are absent.
+bytes kept append-only in PostgreSQL (`store/reports.py`, by tenant, report id and name).
+When the exported entries include such an entry (a range export), its files go into
+`reports/<report id>/<name>` and verify-bundle checks them against the entry; a file the
+store lacks is left out, and verify-bundle says so.
 """
 
 from __future__ import annotations
