@@ -127,6 +127,7 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                entries=settings.checkpoint_entries)
         if checkpointer:
             signing.start()
+        feeders = _witness_feeders(settings, db) if checkpointer else []
         ingestion = None
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
@@ -134,7 +135,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
-        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status)
+        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
+                         witnesses=tuple(f.status for f in feeders))
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
                           status, app)
@@ -142,6 +144,19 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             requests.close()
             if ingestion is not None:
                 ingestion.stop()
+            for feeder in feeders:
+                feeder.stop()
             if checkpointer:
                 signing.stop()
             appender.close()
+
+
+def _witness_feeders(settings: Settings, db: Database) -> list:
+    """One background submitter per configured witness (INDELIBLE_WITNESSES), started."""
+    from indelible.cosigning.config import load_witnesses
+    from indelible.cosigning.feeder import WitnessFeeder
+
+    if settings.witnesses_file is None:
+        return []
+    return [WitnessFeeder(conninfo=db.app_url, witness=w).start()
+            for w in load_witnesses(settings.witnesses_file)]

@@ -36,6 +36,7 @@ class Settings:
     checkpoint_entries: int = 10_000  # sign early once this many entries are unsigned
     batch_max: int = 2_000  # commands per group commit
     batch_wait: float = 0.0  # seconds a lone command waits for company (0: commit at once)
+    witnesses_file: Path | None = None  # `<witness verifier key> <URL prefix>` per line
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
@@ -61,6 +62,7 @@ class Settings:
         env = os.environ if env is None else env
         key_file = env.get("INDELIBLE_SIGNING_KEY_FILE")
         seed_file = env.get("INDELIBLE_NATS_SEED_FILE")
+        witnesses = env.get("INDELIBLE_WITNESSES")
         return cls(
             data_dir=Path(env.get("INDELIBLE_DATA_DIR") or _default_data_dir()).expanduser(),
             database_url=env.get("INDELIBLE_DATABASE_URL") or None,
@@ -77,6 +79,7 @@ class Settings:
             batch_max=_number(env, "INDELIBLE_BATCH_MAX", cls.batch_max, int),
             batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float,
                                minimum=0) / 1000,
+            witnesses_file=Path(witnesses).expanduser() if witnesses else None,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
         )

@@ -30,6 +30,7 @@ class AppState:
     appender: GroupCommitAppender
     signer: NoteSigner
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
+    witnesses: tuple = ()  # cosigning/feeder.py WitnessStatus per configured witness
 
     @contextmanager
     def tenant_connection(self, tenant: str):

@@ -44,6 +44,7 @@ __all__ = [
     "cosignature_message",
     "parse_witness_policy",
     "split_note",
+    "verify_cosignature_line",
 ]
 
 ALG_COSIGNATURE_V1 = 0x04  # signed-note signature type of an Ed25519 cosignature/v1
@@ -190,6 +191,15 @@ class Cosigner:
         signature = self._private.sign(cosignature_message(body, timestamp))
         raw = self._key.key_id + struct.pack(">Q", timestamp) + signature
         return f"{_SIG_PREFIX}{self._key.name} {b64encode(raw)}\n"
+
+
+def verify_cosignature_line(line: str, key: CosignerKey, body: str) -> int | None:
+    """The timestamp of ``line`` if it is ``key``'s cosignature of ``body``; None for another
+    key's line. A line of ``key``'s that does not verify raises :class:`ProofError`."""
+    name, key_id, signature = _parse_signature_line(line.rstrip("\n"), "cosignature line")
+    if (name, key_id) != (key.name, key.key_id):
+        return None
+    return key.verify(body, signature)
 
 
 def split_note(text: str) -> tuple[str, list[str]]:

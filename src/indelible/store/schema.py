@@ -356,6 +356,29 @@ GRANT EXECUTE ON FUNCTION indelible_authenticate(bytea) TO {APP_ROLE}, {API_ROLE
 _V12_REQUEST_ROLE_READS_ONLY = f"REVOKE INSERT ON evidence_files FROM {API_ROLE};"
 
 
+# Witness cosignatures (issue 15), append-only beside the checkpoints they cosign. Each row is
+# one witness's C2SP tlog-cosignature line, verified against that witness's key before it was
+# stored; a checkpoint's cosigned note is its signed note plus these lines.
+_V17_COSIGNATURES = f"""
+CREATE TABLE checkpoint_cosignatures (
+    tenant_id      text NOT NULL,
+    size           bigint NOT NULL,
+    witness        text NOT NULL,   -- the witness's verifier key text (name+id+key)
+    signature_line text NOT NULL,   -- '— <name> <base64>', as the witness sent it
+    cosigned_at    timestamptz NOT NULL,  -- the timestamp the witness signed
+    received_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, size, witness),
+    FOREIGN KEY (tenant_id, size) REFERENCES checkpoints (tenant_id, size)
+);
+GRANT SELECT, INSERT ON checkpoint_cosignatures TO {APP_ROLE};
+GRANT SELECT ON checkpoint_cosignatures TO {API_ROLE};
+ALTER TABLE checkpoint_cosignatures ENABLE ROW LEVEL SECURITY;
+CREATE POLICY checkpoint_cosignatures_tenant ON checkpoint_cosignatures
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("checkpoint_cosignatures")
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -372,6 +395,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (11, "authentication decides revocation and role from the ledger entries",
      _V11_AUTHENTICATE_FROM_LEDGER),
     (12, "the request role only reads evidence files", _V12_REQUEST_ROLE_READS_ONLY),
+    (17, "witness cosignatures of checkpoints (append-only)", _V17_COSIGNATURES),
 ]
 
 
