@@ -44,3 +44,30 @@ def witnessed_checkpoint(conn: psycopg.Connection, tenant: str, policy: WitnessP
     raise NotWitnessedError(f"tenant {tenant!r} has no checkpoint{need} cosigned by "
                             f"{policy.quorum} of the listed witnesses; the latest (size "
                             f"{latest.size}): {why_latest}")
+
+
+def witnessed_size(conn: psycopg.Connection, tenant: str,
+                   policy: WitnessPolicy) -> tuple[int, str | None]:
+    """(size of the largest checkpoint the policy accepts (0: none), why the latest is not
+    accepted or None). The caller has verified the checkpoints' own signatures."""
+    try:
+        latest = current_checkpoint(conn, tenant)
+    except NotFoundError:
+        return 0, f"tenant {tenant!r} has no signed checkpoint"
+    try:
+        return witnessed_checkpoint(conn, tenant, policy).size, \
+            None if _accepted(latest.note, policy) else _why(latest.note, policy)
+    except NotWitnessedError as e:
+        return 0, str(e)
+
+
+def _accepted(note: str, policy: WitnessPolicy) -> bool:
+    return _why(note, policy) is None
+
+
+def _why(note: str, policy: WitnessPolicy) -> str | None:
+    try:
+        check_witness_quorum(note, policy)
+    except ProofError as e:
+        return str(e)
+    return None
