@@ -75,7 +75,8 @@ class WitnessFeeder:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
         self._client.close()
 
     def run_once(self, conn: psycopg.Connection) -> int:
