@@ -122,6 +122,10 @@ def test_a_fork_signed_with_the_real_key_is_refused_by_the_witnesses_and_the_ver
                         str(tmp_path / "witnessed.proof"))
     assert checked.returncode == 0, checked.stderr
     assert "cosigned by witness.test/alpha, witness.test/beta" in checked.stderr
+    too_many = client.get(f"/v1/logs/{tenant}/checkpoint", params={"quorum": 3})
+    assert too_many.status_code == 422 and "quorum must be between 1 and 2" in too_many.text
+    junk = client.get(f"/v1/logs/{tenant}/checkpoint", params={"quorum": 1, "witness": "junk"})
+    assert junk.status_code == 422 and junk.json()["errors"][0]["field"] == "query.witness"
 
     # 2. A witness goes offline: new checkpoints lack its cosignature, visibly.
     beta.stop()

@@ -22,6 +22,9 @@ class WitnessCollector:
         last = GaugeMetricFamily("indelible_witness_last_cosigned_timestamp_seconds",
                                  "When the last cosignature was stored (0: never)",
                                  labels=["witness"])
+        latency = GaugeMetricFamily("indelible_witness_cosign_latency_seconds",
+                                    "Submission to stored cosignature, over the last 1000 "
+                                    "cosignatures", labels=["witness", "quantile"])
         for s in self._statuses:
             name = [s.witness.name]
             up.add_metric(name, 1 if s.up else 0)
@@ -29,4 +32,8 @@ class WitnessCollector:
             cosigned.add_metric(name, s.cosigned)
             failures.add_metric(name, s.failures)
             last.add_metric(name, s.last_success or 0)
-        yield from (up, behind, cosigned, failures, last)
+            samples = sorted(s.latencies)
+            for q in (0.5, 0.99) if samples else ():
+                latency.add_metric(name + [str(q)], samples[min(len(samples) - 1,
+                                                                int(q * len(samples)))])
+        yield from (up, behind, cosigned, failures, last, latency)

@@ -73,13 +73,15 @@ def sizes_with(conn: psycopg.Connection, tenant: str, witnesses: list[str], at_l
 
 def uncosigned_latest(conn: psycopg.Connection, witness: str) -> list[tuple[str, int, str]]:
     """(tenant, size, note) of every tenant's latest checkpoint `witness` has not cosigned."""
+    # One index probe per tenant (its latest checkpoint), not a scan of every checkpoint.
     return conn.execute("""
-        SELECT c.tenant_id, c.size, c.note
-        FROM (SELECT DISTINCT ON (tenant_id) tenant_id, size, note FROM checkpoints
-              ORDER BY tenant_id, size DESC) c
-        WHERE NOT EXISTS (SELECT 1 FROM checkpoint_cosignatures s WHERE s.tenant_id = c.tenant_id
+        SELECT h.tenant_id, c.size, c.note
+        FROM log_heads h
+        CROSS JOIN LATERAL (SELECT size, note FROM checkpoints WHERE tenant_id = h.tenant_id
+                            ORDER BY size DESC LIMIT 1) c
+        WHERE NOT EXISTS (SELECT 1 FROM checkpoint_cosignatures s WHERE s.tenant_id = h.tenant_id
                           AND s.size = c.size AND s.witness = %s)
-        ORDER BY c.tenant_id""", (witness,)).fetchall()
+        ORDER BY h.tenant_id""", (witness,)).fetchall()
 
 
 def with_cosignatures(conn: psycopg.Connection, checkpoint: StoredCheckpoint) -> StoredCheckpoint:
