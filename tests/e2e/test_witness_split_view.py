@@ -146,6 +146,9 @@ def test_a_fork_signed_with_the_real_key_is_refused_by_the_witnesses_and_the_ver
     assert refused.returncode == 1 and "missing: witness.test/beta" in refused.stderr
     missing = client.get(f"/v1/logs/{tenant}/entries/50", params={"quorum": 2})
     assert missing.status_code == 409 and "witness.test/beta" in missing.json()["detail"]
+    behind = indelible(env, "verify", "--tenant", tenant, "--no-models", *quorum)
+    assert behind.returncode == 3, behind.stdout + behind.stderr  # not verified, not tampered
+    assert "missing: witness.test/beta" in behind.stdout
 
     # 3. Restarted on its state, it kept its size and catches up from it.
     beta.start()

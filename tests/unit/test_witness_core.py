@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import struct
 import threading
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from indelible.proofs import (
     AddCheckpoint,
@@ -62,6 +66,23 @@ def test_a_first_checkpoint_is_cosigned_and_the_cosignature_verifies(witness):
     assert answer.status == 200 and answer.body.startswith("\u2014 witness.example/w1 ")
     body = tree.note(10)[:tree.note(10).rfind("\n\n") + 1]
     assert verify_cosignature_line(answer.body, witness.cosigner.key, body) == 1_700_000_000
+
+
+def test_the_witness_answer_verifies_by_the_spec_text_alone(witness):
+    # Independent of the cosignature module: key ID, message and layout as tlog-cosignature
+    # and signed-note define them.
+    tree = Tree()
+    answer = witness.add_checkpoint(tree.request(0, 4)).body
+    name, encoded = answer.removeprefix("\u2014 ").removesuffix("\n").split(" ")
+    raw = base64.b64decode(encoded)
+    public = witness.cosigner.key.key_text().split("+", 2)[2]
+    public = base64.b64decode(public)[1:]
+    assert name == "witness.example/w1"
+    assert raw[:4] == hashlib.sha256(name.encode() + b"\n\x04" + public).digest()[:4]
+    assert struct.unpack(">Q", raw[4:12])[0] == 1_700_000_000
+    note = tree.note(4)
+    message = b"cosignature/v1\ntime 1700000000\n" + note[:note.rfind("\n\n") + 1].encode()
+    Ed25519PublicKey.from_public_bytes(public).verify(raw[12:], message)  # raises if not
 
 
 def test_a_consistent_extension_is_cosigned(witness):

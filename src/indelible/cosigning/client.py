@@ -39,21 +39,28 @@ class WitnessClient:
 
     def add_checkpoint(self, request: AddCheckpoint) -> Reply:
         data = format_add_checkpoint(request).encode("utf-8")
-        for attempt in (1, 2):  # a kept-alive connection the witness closed: reconnect once
-            try:
-                conn = self._connection()
-                conn.request("POST", self._path, body=data,
-                             headers={"Content-Type": "text/plain; charset=utf-8"})
-                response = conn.getresponse()
-                body = response.read().decode("utf-8", "replace")
-                if response.will_close:
-                    self.close()
-                return Reply(response.status, response.getheader("Content-Type", ""), body)
-            except (OSError, http.client.HTTPException) as e:
-                self.close()
-                if attempt == 2 or isinstance(e, TimeoutError | ConnectionRefusedError):
-                    raise WitnessUnreachableError(f"{self._host}:{self._port}: {e}") from e
-        raise AssertionError("unreachable")
+        try:
+            return self._post(data)
+        except (TimeoutError, ConnectionRefusedError) as e:
+            self.close()
+            raise WitnessUnreachableError(f"{self._host}:{self._port}: {e}") from e
+        except (OSError, http.client.HTTPException):
+            self.close()  # a kept-alive connection the witness closed meanwhile: once more
+        try:
+            return self._post(data)
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            raise WitnessUnreachableError(f"{self._host}:{self._port}: {e}") from e
+
+    def _post(self, data: bytes) -> Reply:
+        conn = self._connection()
+        conn.request("POST", self._path, body=data,
+                     headers={"Content-Type": "text/plain; charset=utf-8"})
+        response = conn.getresponse()
+        body = response.read().decode("utf-8", "replace")
+        if response.will_close:
+            self.close()
+        return Reply(response.status, response.getheader("Content-Type", ""), body)
 
     def close(self) -> None:
         if self._conn is not None:
