@@ -17,6 +17,7 @@ base origin).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from indelible.proofs.tlog_witness import SIZE_MEDIA_TYPE
 from indelible.witness.state import WitnessState
 
 TEXT = "text/plain; charset=utf-8"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,24 @@ class Witness:
             return Answer(409, f"{size}\n", SIZE_MEDIA_TYPE)
         if latest is not None and old == checkpoint.size:
             if latest.root_hash != checkpoint.root_hash:
+                _misbehaviour(checkpoint, body, "another root at the size already cosigned")
                 return Answer(409, f"{size}\n", SIZE_MEDIA_TYPE)
         elif latest is not None and old > 0:
             try:
                 verify_consistency(old, checkpoint.size, proof, latest.root_hash,
                                    checkpoint.root_hash)
             except ProofError as e:
+                _misbehaviour(checkpoint, body, f"no consistency with size {old}: {e}")
                 return Answer(422, f"consistency proof from size {old} does not verify: {e}\n")
         self._state.put(checkpoint)
         return Answer(200, self.cosigner.cosign(body, int(self._clock())))
+
+
+def _misbehaviour(checkpoint: Checkpoint, body: str, why: str) -> None:
+    """A validly signed checkpoint that contradicts what was cosigned: possible evidence of
+    a split view, kept in the witness's log (the spec allows logging it, never cosigning)."""
+    log.warning("refused a signed checkpoint of %s at size %d (%s): %r", checkpoint.origin,
+                checkpoint.size, why, body)
 
 
 def _opens(note: str, key: NoteVerifier) -> bool:
