@@ -18,6 +18,7 @@ Request building (tree roots, proofs, log signatures) happens before the clock s
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import tempfile
@@ -29,9 +30,10 @@ from pathlib import Path
 from indelible import proofs
 from indelible.bench.common import BenchError, Measurement, latency_ms, rate
 from indelible.cosigning.client import WitnessClient
-from indelible.proofs import AddCheckpoint, Checkpoint, Cosigner, NoteSigner
+from indelible.proofs import AddCheckpoint, Checkpoint, Cosigner, NoteSigner, NoteVerifier
 from indelible.proofs.cosignature import split_note, verify_cosignature_line
 from indelible.runtime import free_port
+from indelible.witness.state import WitnessState
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,6 @@ def _serve(directory: Path, log_key: str) -> tuple[subprocess.Popen, str, Cosign
                                 str(key_file), "--state", str(directory / "state"), "--log",
                                 log_key, "--listen", f"127.0.0.1:{port}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import http.client
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -105,8 +105,6 @@ def _raw_pairs(count: int) -> list[float]:
     """Seconds per raw Ed25519 verify + sign over checkpoint-sized messages."""
     log, witness = NoteSigner.generate("bench.log"), Cosigner.generate("bench.raw")
     note = proofs.sign_checkpoint(Checkpoint("bench.log/raw", 1, bytes(32)), log)
-    from indelible.proofs import NoteVerifier
-
     verifier = NoteVerifier.from_key_text(log.verifier_key_text())
     body = split_note(note)[0]
     samples = []
@@ -120,8 +118,6 @@ def _raw_pairs(count: int) -> list[float]:
 
 def _durable_writes(directory: Path, count: int = 50) -> list[float]:
     """Seconds per state write as the witness does it (write, fsync, rename, fsync dir)."""
-    from indelible.witness.state import WitnessState
-
     state, samples = WitnessState(directory), []
     for i in range(count):
         started = time.perf_counter()

@@ -14,7 +14,7 @@ from indelible.proofs import ProofError, WitnessPolicy, check_witness_quorum
 from indelible.store.checkpoints import StoredCheckpoint, checkpoint_at
 from indelible.store.cosignatures import sizes_with, with_cosignatures
 
-__all__ = ["NotWitnessedError", "witnessed_checkpoint"]
+__all__ = ["NotWitnessedError", "witnessed_checkpoint", "witnessed_size"]
 
 
 class NotWitnessedError(NotFoundError):
@@ -48,26 +48,18 @@ def witnessed_checkpoint(conn: psycopg.Connection, tenant: str, policy: WitnessP
 
 def witnessed_size(conn: psycopg.Connection, tenant: str,
                    policy: WitnessPolicy) -> tuple[int, str | None]:
-    """(size of the largest checkpoint the policy accepts (0: none), why the latest is not
-    accepted or None). The caller has verified the checkpoints' own signatures."""
+    """(size of the largest checkpoint the policy accepts, 0 if none; why the latest checkpoint
+    is not accepted, None if it is). The caller verifies the checkpoints' own signatures."""
     try:
-        latest = current_checkpoint(conn, tenant)
+        latest = current_checkpoint(conn, tenant)  # with its cosignatures
     except NotFoundError:
         return 0, f"tenant {tenant!r} has no signed checkpoint"
     try:
-        return witnessed_checkpoint(conn, tenant, policy).size, \
-            None if _accepted(latest.note, policy) else _why(latest.note, policy)
-    except NotWitnessedError as e:
-        return 0, str(e)
-
-
-def _accepted(note: str, policy: WitnessPolicy) -> bool:
-    return _why(note, policy) is None
-
-
-def _why(note: str, policy: WitnessPolicy) -> str | None:
-    try:
-        check_witness_quorum(note, policy)
+        check_witness_quorum(latest.note, policy)
+        return latest.size, None
     except ProofError as e:
-        return str(e)
-    return None
+        why = str(e)
+    try:
+        return witnessed_checkpoint(conn, tenant, policy).size, why
+    except NotWitnessedError:
+        return 0, why
