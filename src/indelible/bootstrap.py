@@ -95,9 +95,15 @@ def _stop_unless_in_use(server: EmbeddedPostgres) -> None:
 
 def projections() -> Projections:
     """Every read model, by the prefix of the streams it follows."""
+    from indelible.store import escalation
+
+    rules = escalation.RulesModel()
     return Projections({api_keys.PREFIX: api_keys.ApiKeys(),
-                        discrepancies.PREFIX: discrepancies.Discrepancies(),
-                        severity_policy.STREAM: severity_policy.PolicyModel()})
+                        # discrepancies, and beside them the escalation watch index
+                        discrepancies.PREFIX: escalation.WatchedDiscrepancies(),
+                        severity_policy.STREAM: severity_policy.PolicyModel(),
+                        escalation.RULES_STREAM: rules, escalation.CALENDAR_STREAM: rules,
+                        escalation.PERIOD_PREFIX: escalation.PeriodModel()})
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,8 @@ class Service:
 
 @contextmanager
 def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bool = True,
-                    about: dict[str, str] | None = None) -> Iterator[Service]:
+                    about: dict[str, str] | None = None,
+                    escalate: bool = True) -> Iterator[Service]:
     """Everything `indelible up` runs; `about` (e.g. its HTTP address) tells a second service
     started on the same data directory who holds it."""
     with datadir.hold(settings.data_dir, **(about or {})), \
@@ -125,9 +132,18 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
                                entries=settings.checkpoint_entries)
+        # Read before anything starts: a bad witnesses file stops `up` with nothing running.
+        feeders = _witness_feeders(settings, db) if checkpointer else []
         if checkpointer:
             signing.start()
-        feeders = _witness_feeders(settings, db) if checkpointer else []
+        engine = None
+        if settings.escalation_enabled and escalate:
+            from indelible.escalation.engine import EscalationEngine
+
+            engine = EscalationEngine(conninfo=db.app_url, appender=appender,
+                                      interval=settings.escalation_interval).start()
+        for feeder in feeders:
+            feeder.start()
         ingestion = None
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
@@ -144,6 +160,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             requests.close()
             if ingestion is not None:
                 ingestion.stop()
+            if engine is not None:
+                engine.stop()
             for feeder in feeders:
                 feeder.stop()
             if checkpointer:
@@ -152,11 +170,11 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
 
 
 def _witness_feeders(settings: Settings, db: Database) -> list:
-    """One background submitter per configured witness (INDELIBLE_WITNESSES), started."""
+    """One background submitter per configured witness (INDELIBLE_WITNESSES), not started."""
     from indelible.cosigning.config import load_witnesses
     from indelible.cosigning.feeder import WitnessFeeder
 
     if settings.witnesses_file is None:
         return []
-    return [WitnessFeeder(conninfo=db.app_url, witness=w).start()
+    return [WitnessFeeder(conninfo=db.app_url, witness=w)
             for w in load_witnesses(settings.witnesses_file)]
