@@ -9,6 +9,7 @@ from indelible.api import docs, openapi, problems
 from indelible.api.context import AppState
 from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, escalation, health, keys, policy
+from indelible.api.routes import reports
 from indelible.api.routes import witnesses as witnessing
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
@@ -28,6 +29,7 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     docs.install(app)
     openapi.install(app)
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
-    for module in (health, audit, keys, discrepancies, policy, escalation, witnessing):
+    for module in (health, audit, keys, discrepancies, policy, escalation, reports,
+                   witnessing):
         app.include_router(module.router)
     return app
