@@ -137,8 +137,8 @@ def test_a_fork_signed_with_the_real_key_is_refused_by_the_witnesses_and_the_ver
                      not any(w["name"] == alpha.name and w["missing"] for w in s["witnesses"])
                      and s)
     assert body["cosigned_by"] == 1
-    metrics = client.get("/metrics").text
-    assert f'indelible_witness_up{{witness="{beta.name}"}} 0.0' in metrics
+    down = f'indelible_witness_up{{witness="{beta.name}"}} 0.0'
+    _wait_for("beta's metric to show it down", lambda: down in client.get("/metrics").text)
     latest = client.get(f"/v1/logs/{tenant}/entries/50", params={"format": "tlog-proof"}).text
     (tmp_path / "latest.proof").write_text(latest)
     refused = indelible(env, "verify-proof", "--vkey", signer.verifier_key_text(), *quorum,
