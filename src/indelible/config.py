@@ -42,6 +42,7 @@ class Settings:
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
+    key_cache_ttl: float = 10.0  # seconds a process remembers an authenticated key (0: never)
 
     @property
     def key_file(self) -> Path:
@@ -87,6 +88,8 @@ class Settings:
             witnesses_file=Path(witnesses).expanduser() if witnesses else None,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
+            key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
+                                  minimum=0),
         )
 
 

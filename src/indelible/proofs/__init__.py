@@ -18,7 +18,7 @@ Errors: :class:`ProofError` for evidence that does not hold, :class:`CanonicalEr
 a value that cannot be canonically encoded (see :mod:`.errors`).
 """
 
-from .canonical import canonical_json
+from .canonical import canonical_json, check_canonical
 from .checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_body, sign_checkpoint
 from .cosignature import (
     Cosigner,
@@ -66,6 +66,7 @@ __all__ = [
     "ProofError",
     "TlogProof",
     "canonical_json",
+    "check_canonical",
     "consistency_proof",
     "fold_perfect",
     "format_tlog_proof",
