@@ -267,3 +267,22 @@ def test_verify_names_a_firing_that_no_rule_or_period_supports(h, app_url):
     report = _verified(app_url, h.tenant)
     assert [(f.check, f.seq) for f in report.findings] == [("domain", appended.seq)]
     assert "period" in report.findings[0].detail
+
+
+def test_a_preview_says_what_a_proposed_set_would_fire_and_writes_nothing(h):
+    h.set_rules()
+    d = h.open("po-preview")
+    start = h.opened_at(d)
+    assert len(h.pass_at(start + timedelta(hours=5)).fired) == 1  # the 4h notify
+    size = h.conn.execute("SELECT size FROM log_heads WHERE tenant_id = %s",
+                          (h.tenant,)).fetchone()[0]
+    proposed = parse_rules({"rules": [RULES["rules"][0], {**RULES["rules"][1], "after": "PT3H"}]})
+    answer = escalation.preview(h.conn, h.tenant, proposed, now=start + timedelta(hours=5))
+    assert answer["counts"] == {"due_now": 1, "due_later": 0, "already_fired": 1,
+                                "held_by_pause": 0}
+    (item,) = answer["firings"]
+    assert (item["discrepancy_id"], item["rule_id"], item["when"]) == (d, "high-24h-escalate",
+                                                                      "due_now")
+    assert "after PT3H of wall-clock time" in item["why"]
+    assert h.conn.execute("SELECT size FROM log_heads WHERE tenant_id = %s",
+                          (h.tenant,)).fetchone()[0] == size
