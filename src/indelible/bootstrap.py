@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +22,12 @@ from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
 from indelible.store import api_keys, discrepancies, isolation, severity_policy
 from indelible.store.group_commit import GroupCommitAppender
+from indelible.store.key_cache import KeyCache
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.projections import Projections
 from indelible.store.schema import migrate
+from indelible.timestamping.worker import from_settings as timestamper
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +122,11 @@ class Service:
 @contextmanager
 def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bool = True,
                     about: dict[str, str] | None = None,
-                    escalate: bool = True) -> Iterator[Service]:
+                    escalate: bool = True, hold: bool = True) -> Iterator[Service]:
     """Everything `indelible up` runs; `about` (e.g. its HTTP address) tells a second service
-    started on the same data directory who holds it."""
-    with datadir.hold(settings.data_dir, **(about or {})), \
+    started on the same data directory who holds it. `hold=False` is a worker of `indelible
+    up --workers N`, whose supervisor holds the data directory (see `running_backends`)."""
+    with (datadir.hold(settings.data_dir, **(about or {})) if hold else nullcontext()), \
             open_database(settings, owner=True) as db:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
@@ -132,6 +135,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
                                entries=settings.checkpoint_entries)
+        # Read before anything starts: a bad witnesses file stops `up` with nothing running.
+        feeders = _witness_feeders(settings, db) if checkpointer else []
         if checkpointer:
             signing.start()
         engine = None
@@ -140,6 +145,11 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
 
             engine = EscalationEngine(conninfo=db.app_url, appender=appender,
                                       interval=settings.escalation_interval).start()
+        for feeder in feeders:
+            feeder.start()
+        stamping = timestamper(settings, db.app_url) if checkpointer else None
+        if stamping is not None:
+            stamping.start()
         ingestion = None
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
@@ -147,23 +157,81 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
-        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status)
+        # Revocations are heard within a second (store/key_cache.py); TTL 0 switches it off.
+        keys = KeyCache(conninfo=db.request_url, ttl=settings.key_cache_ttl)
+        if settings.key_cache_ttl > 0:
+            keys.start()
+        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
+                         key_cache=keys if settings.key_cache_ttl > 0 else None,
+                         witnesses=tuple(f.status for f in feeders))
         report_worker = _report_worker(db, signer, appender).start()
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
                           status, app)
         finally:
+            keys.stop()
             report_worker.stop()
             requests.close()
             if ingestion is not None:
                 ingestion.stop()
             if engine is not None:
                 engine.stop()
+            for feeder in feeders:
+                feeder.stop()
             if checkpointer:
                 signing.stop()
+            if stamping is not None:
+                stamping.stop()
             appender.close()
 
 
+@dataclass(frozen=True)
+class Backends:
+    """What the supervisor of `indelible up --workers N` runs once for all its workers."""
+    db: Database
+    nats_url: str | None  # None: ingestion is switched off
+    worker_environment: dict[str, str]  # how a worker process reaches the same servers
+
+
+@contextmanager
+def running_backends(settings: Settings, *, about: dict[str, str] | None = None
+                     ) -> Iterator[Backends]:
+    """The data directory held, the database and broker (embedded unless configured), and
+    the one checkpointer: a checkpoint extends the one kept in the data directory, so only
+    one process may sign. Workers then run `running_service(hold=False, checkpointer=False)`
+    against the servers named in `worker_environment`."""
+    from indelible.ingest.service import nats_dir
+    from indelible.runtime import EmbeddedNats
+
+    with datadir.hold(settings.data_dir, **(about or {})), \
+            open_database(settings, owner=True) as db:
+        signer = load_or_create_signer(settings.key_file, settings.key_name)
+        signing = Checkpointer(conninfo=db.app_url, signer=signer,
+                               kept=KeptCheckpoints(settings.kept_dir),
+                               interval=settings.checkpoint_interval,
+                               entries=settings.checkpoint_entries)
+        broker = None
+        environment = {"INDELIBLE_DATABASE_URL": db.owner_url,
+                       "INDELIBLE_APP_DATABASE_URL": db.app_url,
+                       "INDELIBLE_API_DATABASE_URL": db.request_url}
+        nats_url = settings.nats_url
+        if settings.ingest_enabled and not nats_url:
+            broker = EmbeddedNats(nats_dir(settings)).start()
+            nats_url = broker.url
+            environment.update(INDELIBLE_NATS_URL=broker.url,
+                               INDELIBLE_NATS_SEED_FILE=str(broker.access.seed_file))
+        signing.start()
+        stamping = timestamper(settings, db.app_url)  # beside the one checkpointer
+        if stamping is not None:
+            stamping.start()
+        try:
+            yield Backends(db, nats_url if settings.ingest_enabled else None, environment)
+        finally:
+            if stamping is not None:
+                stamping.stop()
+            signing.stop()
+            if broker is not None:
+                broker.stop()
 def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppender):
     """Renders queued compliance reports (issue 13) and queues scheduled ones."""
     from indelible.proofs import NoteVerifier
@@ -173,3 +241,14 @@ def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppend
     key = signer.verifier_key_text()
     return ReportWorker(conninfo=db.app_url, appender=appender,
                         signing=Signing(NoteVerifier.from_key_text(key), key))
+
+
+def _witness_feeders(settings: Settings, db: Database) -> list:
+    """One background submitter per configured witness (INDELIBLE_WITNESSES), not started."""
+    from indelible.cosigning.config import load_witnesses
+    from indelible.cosigning.feeder import WitnessFeeder
+
+    if settings.witnesses_file is None:
+        return []
+    return [WitnessFeeder(conninfo=db.app_url, witness=w)
+            for w in load_witnesses(settings.witnesses_file)]

@@ -111,13 +111,16 @@ def bench_verify(tenant: str, as_json: bool, size: int, proof_count: int,
               help="Concurrent HTTP clients.")
 @click.option("--discrepancies", default=2_000, show_default=True, type=click.IntRange(min=1),
               help="Discrepancies walked acknowledged → investigating → resolved.")
-def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Service processes (`indelible up --workers`).")
+def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int, workers: int) -> None:
     """Sustained HTTP lifecycle transitions/s and latency vs the bare ledger append rate."""
     from indelible.bench.api import ApiOptions, run
 
     with _bench_database(tenant) as (settings, db):
         measurements, extra = run(db, settings, tenant,
-                                  ApiOptions(clients=clients, discrepancies=discrepancies))
+                                  ApiOptions(clients=clients, discrepancies=discrepancies,
+                                             workers=workers))
     _output("api", tenant, measurements, as_json, extra)
 
 
@@ -126,7 +129,10 @@ def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int) -> N
               help="Tenant the messages are for (kept afterwards).")
 @_json
 @click.option("--messages", "count", default=20_000, show_default=True, type=click.IntRange(min=1))
-def bench_ingest(tenant: str, as_json: bool, count: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Consumer processes sharing the stream, each with its own appender "
+                   "(1: in this process, as one `indelible up`).")
+def bench_ingest(tenant: str, as_json: bool, count: int, workers: int) -> None:
     """End-to-end ingestion messages/s vs the raw JetStream consume rate."""
     from indelible.bench.ingest import IngestOptions, run
     from indelible.ingest.service import nats_access
@@ -137,7 +143,7 @@ def bench_ingest(tenant: str, as_json: bool, count: int) -> None:
         broker = None if access else EmbeddedNats(settings.data_dir / "bench-nats").start()
         try:
             measurements, extra = run(db, settings, access or broker.access, tenant,
-                                      IngestOptions(messages=count))
+                                      IngestOptions(messages=count, workers=workers))
         finally:
             if broker is not None:
                 broker.stop()
@@ -185,3 +191,49 @@ def bench_report(tenant: str, as_json: bool, entries: int, discrepancies: int,
         measurements, extra = run(db, settings.base_origin, tenant, signer,
                                   KeptCheckpoints(settings.kept_dir), options)
     _output("report", tenant, measurements, as_json, extra)
+@bench.command("witness")
+@_json
+@click.option("--checkpoints", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Sequential checkpoints timed one by one (latency).")
+@click.option("--requests", "request_count", default=4_000, show_default=True,
+              type=click.IntRange(min=1), help="Requests for the throughput figure.")
+@click.option("--clients", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Concurrent connections, one log each.")
+def bench_witness(as_json: bool, checkpoints: int, request_count: int, clients: int) -> None:
+    """Witness cosigning latency and requests/s vs raw Ed25519 verify+sign (no database)."""
+    from indelible.bench.common import BenchError
+    from indelible.bench.witness import WitnessOptions, run
+
+    try:
+        measurements, extra = run(WitnessOptions(checkpoints=checkpoints,
+                                                 requests=request_count, clients=clients))
+    except BenchError as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    _output("witness", "-", measurements, as_json, extra)
+
+
+@bench.command("bundle")
+@click.option("--tenant", default="bench-bundle", show_default=True,
+              help="Tenant whose log the benchmark grows and exports (kept afterwards).")
+@_json
+@click.option("--range", "size", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="Entries in the exported range (the log is grown to hold them).")
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Verifications of one discrepancy's bundle.")
+def bench_bundle(tenant: str, as_json: bool, size: int, repeats: int) -> None:
+    """Evidence bundle export and verify-bundle throughput vs reading the same rows raw."""
+    import psycopg
+
+    from indelible.bench.bundle import BundleOptions, run
+    from indelible.keys import load_or_create_signer
+    from indelible.kept import KeptCheckpoints
+    from indelible.store.tenants import create_tenant
+
+    with _bench_database(tenant) as (settings, db):
+        with psycopg.connect(db.app_url, autocommit=True) as conn:
+            create_tenant(conn, tenant, base_origin=settings.base_origin)  # discrepancies need it
+        signer = load_or_create_signer(settings.key_file, settings.key_name)
+        measurements, extra = run(db, tenant, signer, KeptCheckpoints(settings.kept_dir),
+                                  BundleOptions(range=size, repeats=repeats))
+    _output("bundle", tenant, measurements, as_json, extra)
