@@ -31,6 +31,7 @@ class AppState:
     appender: GroupCommitAppender
     signer: NoteSigner
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
+    witnesses: tuple = ()  # cosigning/feeder.py WitnessStatus per configured witness
     metrics_public: bool = False  # serve /metrics on the API port without authentication
     # Readiness checks beyond the database and ingestion: each returns (component, what is
     # wrong) or None; /readyz runs them in order and answers 503 naming the first problem.
