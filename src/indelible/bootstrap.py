@@ -17,6 +17,8 @@ from indelible.config import Settings
 from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
 from indelible.kept import KeptCheckpoints
+from indelible.outbound.dispatcher import Dispatcher
+from indelible.outbound.hook import OutboxHook
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
@@ -119,8 +121,10 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
     with datadir.hold(settings.data_dir, **(about or {})), \
             open_database(settings, owner=True) as db:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
+        outbound = settings.outbound.enabled  # flags off: no hook, nothing queued, no dispatcher
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
-                                       batch_wait=settings.batch_wait, model=projections())
+                                       batch_wait=settings.batch_wait, model=projections(),
+                                       hooks=[OutboxHook(i.name for i in outbound)] if outbound else [])
         signing = Checkpointer(conninfo=db.app_url, signer=signer,
                                kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
@@ -131,6 +135,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
         status = ingestion.status if ingestion else None
+        dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
+                                settings=settings.outbound).start() if outbound else None
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
@@ -144,4 +150,6 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                 ingestion.stop()
             if checkpointer:
                 signing.stop()
+            if dispatcher is not None:
+                dispatcher.stop()
             appender.close()

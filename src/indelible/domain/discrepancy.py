@@ -209,6 +209,11 @@ def _amended(state: Discrepancy, data: dict) -> dict:
             "difference": after["difference"], "reported_at": data["detected_at"]}
 
 
+def _noted(state: Discrepancy, data: dict) -> dict:
+    """An entry about the discrepancy that changes nothing in it (a delivery outcome)."""
+    return {}
+
+
 _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {
     EventType.TRANSITIONED: _transitioned,
     EventType.ASSIGNED: _assigned,
@@ -216,4 +221,8 @@ _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {
     EventType.SEVERITY_CHANGED: _severity_changed,
     EventType.EVIDENCE_ATTACHED: _evidence_attached,
     EventType.AMENDED: _amended,
+    EventType.OUTBOX_DELIVERED: _noted,
+    EventType.OUTBOX_ATTEMPT_FAILED: _noted,
+    EventType.OUTBOX_PARKED: _noted,
+    EventType.OUTBOX_INTEGRATION_DISABLED: _noted,
 }

@@ -24,6 +24,16 @@ Types and their data::
                                    those four and difference), detected_at (of the
                                    re-report), status (when it arrived; unchanged)
 
+    outbox.delivered               integration, event, webhook_id, source_seq, status,
+                                   attempt, duration_ms
+    outbox.attempt_failed          the same less duration_ms plus reason, retry_at
+    outbox.parked                  integration, event, webhook_id, source_seq, attempts,
+                                   reason
+    outbox.integration_disabled    integration, event, webhook_id, source_seq, status,
+                                   reason
+
+The outbox.* entries record what the outbound integrations (issue 12) told downstream
+systems about the discrepancy; they change nothing in its state but its version.
 Entries written before severity_basis existed lack it; nothing folds it into the state.
 """
 
@@ -43,6 +53,11 @@ class EventType(StrEnum):
     SEVERITY_CHANGED = "discrepancy.severity_changed"
     EVIDENCE_ATTACHED = "discrepancy.evidence_attached"
     AMENDED = "discrepancy.amended"
+    # Delivery outcomes of the outbound integrations (outbound/): bookkeeping, no state.
+    OUTBOX_DELIVERED = "outbox.delivered"
+    OUTBOX_ATTEMPT_FAILED = "outbox.attempt_failed"
+    OUTBOX_PARKED = "outbox.parked"
+    OUTBOX_INTEGRATION_DISABLED = "outbox.integration_disabled"
 
 
 @dataclass(frozen=True)
