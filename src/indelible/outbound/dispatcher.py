@@ -32,7 +32,11 @@ from indelible.store.group_commit import GroupCommitAppender
 
 log = logging.getLogger(__name__)
 
-LEASE_MARGIN = 30.0  # seconds a sender has, beyond the request timeout, to record the outcome
+
+def lease_for(timeout: float) -> float:
+    """Seconds a claimed row stays with its sender: the request's timeout, then as long again
+    (at least 5 s) to record the outcome. A sender killed meanwhile delays its rows this long."""
+    return 2 * timeout + 5
 RECORD_TIMEOUT = 60.0  # seconds to wait for an outcome's entry to commit
 
 
@@ -113,7 +117,7 @@ class Lane:
         self._client.close()
 
     def _claim_loop(self) -> None:
-        lease = self._settings.timeout + LEASE_MARGIN
+        lease = lease_for(self._settings.timeout)
         while not self._stopped.is_set():
             self.wake.clear()  # before looking: a wake during the claim is not lost
             free = self._acquire_free()
