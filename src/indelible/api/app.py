@@ -9,6 +9,7 @@ from indelible.api import docs, openapi, problems
 from indelible.api.context import AppState
 from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, health, keys, policy
+from indelible.api.routes import outbox as outbox_routes
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.group_commit import GroupCommitAppender
@@ -29,4 +30,5 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
     for module in (health, audit, keys, discrepancies, policy):
         app.include_router(module.router)
+    app.include_router(outbox_routes.router)
     return app
