@@ -6,9 +6,13 @@ import json
 
 import click
 
-from indelible.cli.root import cli_actor, known_tenant, main, settings_from_env
+from indelible.cli.root import EXIT_ERROR, cli_actor, known_tenant, main, settings_from_env
 
 INTEGRATION = click.Choice(["hub", "rag"])
+
+
+class _NothingToDo(click.ClickException):
+    exit_code = EXIT_ERROR  # the command could not do what it was asked (see cli/root.py)
 
 
 @main.group()
@@ -109,7 +113,7 @@ def outbox_retry(tenant: str, integration: str, event_ids: tuple[int, ...]) -> N
             done = retry_parked(db.conn, projections(), tenant, cli_actor(),
                                 integration=integration, ids=list(event_ids) or None)
         except NothingToDoError as e:
-            raise click.ClickException(str(e)) from e
+            raise _NothingToDo(str(e)) from e
     click.echo(f"{done.count} parked {integration} event(s) of {tenant} queued again "
                f"(recorded at seq {done.seq})")
 
@@ -129,7 +133,7 @@ def outbox_enable(tenant: str, integration: str, reason: str) -> None:
             done = enable(db.conn, projections(), tenant, cli_actor(), integration=integration,
                           reason=reason)
         except NothingToDoError as e:
-            raise click.ClickException(str(e)) from e
+            raise _NothingToDo(str(e)) from e
     click.echo(f"{integration} re-enabled for {tenant} (recorded at seq {done.seq})")
 
 
