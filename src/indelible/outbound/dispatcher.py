@@ -37,7 +37,6 @@ def lease_for(timeout: float) -> float:
     """Seconds a claimed row stays with its sender: the request's timeout, then as long again
     (at least 5 s) to record the outcome. A sender killed meanwhile delays its rows this long."""
     return 2 * timeout + 5
-RECORD_TIMEOUT = 60.0  # seconds to wait for an outcome's entry to commit
 
 
 class Dispatcher:
@@ -98,7 +97,10 @@ class Lane:
         self._pool, self._appender, self._settings = pool, appender, settings
         self._stopped = stopped
         self.wake = threading.Event()
-        self._free = threading.Semaphore(settings.concurrency)
+        # Up to `concurrency` rows wait claimed behind the ones in flight, so a sender that
+        # finishes starts the next at once instead of waiting for the claimer's query; the
+        # pool's workers bound what is actually in flight.
+        self._free = threading.Semaphore(2 * settings.concurrency)
         self._senders = ThreadPoolExecutor(settings.concurrency,
                                            thread_name_prefix=f"outbox-{integration.name}")
         self._client = httpx.Client(timeout=settings.timeout, follow_redirects=False,
@@ -180,12 +182,27 @@ class Lane:
                                 judged.delay, retry_at)
 
     def _record(self, attempt: outcomes.Attempt) -> None:
-        recorded = self._appender.submit(attempt.row.tenant,
-                                         outcomes.decision(attempt)).result(RECORD_TIMEOUT)
-        if isinstance(recorded, Appended) and recorded.replayed:
-            with self._pool.connection() as conn:
-                outcomes.settle_replayed(conn, attempt)
+        """Hand the outcome to the appender and free the sender at once: its entry commits
+        with the next group commit, and until then the row stays claimed (the lease), so
+        nobody sends it again meanwhile."""
+        recording = self._appender.submit(attempt.row.tenant, outcomes.decision(attempt))
+        recording.add_done_callback(lambda done: self._recorded(attempt, done))
+
+    def _recorded(self, attempt: outcomes.Attempt, done) -> None:
+        row = attempt.row
+        if done.exception() is not None:
+            log.warning("outbox: recording the outcome of %s failed (%s); its lease will run "
+                        "out and it is sent again", row.webhook_id, done.exception())
+            return
+        if isinstance(done.result(), Appended) and done.result().replayed:
+            try:  # rare (an outcome recorded before): not on the appender's writer thread
+                self._senders.submit(self._settle, attempt)
+            except RuntimeError:
+                pass  # stopping: the lease runs out and the row is taken again
         level = logging.INFO if attempt.verdict is retry.Verdict.DELIVERED else logging.WARNING
-        log.log(level, "outbox: %s %s (%s) to %s: %s, %s", attempt.row.event,
-                attempt.row.webhook_id, attempt.row.tenant, self.integration.name,
-                attempt.verdict, attempt.reason)
+        log.log(level, "outbox: %s %s (%s) to %s: %s, %s", row.event, row.webhook_id,
+                row.tenant, self.integration.name, attempt.verdict, attempt.reason)
+
+    def _settle(self, attempt: outcomes.Attempt) -> None:
+        with self._pool.connection() as conn:
+            outcomes.settle_replayed(conn, attempt)

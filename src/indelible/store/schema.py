@@ -364,8 +364,9 @@ _V12_REQUEST_ROLE_READS_ONLY = f"REVOKE INSERT ON evidence_files FROM {API_ROLE}
 _V14_OUTBOX = f"""
 CREATE TABLE outbox (
     id              bigserial PRIMARY KEY,
-    tenant_id       text NOT NULL REFERENCES tenants (tenant_id),
-    integration     text NOT NULL CHECK (integration IN ('hub', 'rag')),
+    tenant_id       text NOT NULL REFERENCES log_heads (tenant_id),
+    -- 'bench': `indelible bench outbox`'s own lane, which no service dispatcher ever claims
+    integration     text NOT NULL CHECK (integration IN ('hub', 'rag', 'bench')),
     event           text NOT NULL,      -- what the receiver is told, e.g. escalation.notify
     source_seq      bigint NOT NULL,    -- the entry that caused it
     stream_id       text NOT NULL,      -- that entry's stream (where outcomes are recorded)
@@ -389,7 +390,7 @@ CREATE INDEX outbox_listing ON outbox (tenant_id, state, id);
 
 -- An integration a receiver answered 410 Gone for, per tenant, until an operator re-enables it.
 CREATE TABLE outbox_disabled (
-    tenant_id   text NOT NULL REFERENCES tenants (tenant_id),
+    tenant_id   text NOT NULL REFERENCES log_heads (tenant_id),
     integration text NOT NULL,
     seq         bigint NOT NULL,  -- the outbox.integration_disabled entry
     reason      text NOT NULL,
