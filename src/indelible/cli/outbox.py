@@ -159,3 +159,12 @@ def outbox_backfill(tenant: str, integration: str, from_seq: int) -> None:
                         from_seq=from_seq)
     click.echo(f"{done.count} {integration} event(s) of {tenant} from seq {from_seq} on "
                f"queued (those already queued are unchanged; recorded at seq {done.seq})")
+
+
+@outbox.command("new-secret")
+def outbox_new_secret() -> None:
+    """Print a fresh signing secret (whsec_ and 32 random bytes in base64) for
+    INDELIBLE_NOTIFICATION_HUB_SECRET or INDELIBLE_RAG_FEED_SECRET, and the receiver."""
+    from indelible.outbound.webhooks import new_secret
+
+    click.echo(new_secret())
