@@ -168,8 +168,11 @@ class Lane:
         started = time.monotonic()
         status, error, retry_after = None, None, None
         try:
-            response = self._client.post(self.integration.url, content=body, headers=headers)
-            status, retry_after = response.status_code, response.headers.get("retry-after")
+            # The status is the answer; the body is never read, so a receiver trickling one
+            # cannot hold the sender past the timeout of each read.
+            with self._client.stream("POST", self.integration.url, content=body,
+                                     headers=headers) as response:
+                status, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.HTTPError as e:
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         duration_ms = int((time.monotonic() - started) * 1000)
