@@ -171,3 +171,19 @@ def test_two_dispatchers_share_the_queue_and_send_each_event_once(
     assert receiver.duplicates_of(registered_tenant) == []
     assert len([o for o in outcomes(conn, registered_tenant)
                 if o["type"] == "outbox.delivered"]) == 12
+
+
+def test_an_event_that_cannot_be_rendered_is_parked_with_the_reason(app_url, conn,
+                                                                   registered_tenant):
+    secret = new_secret()
+    with Receiver(secret) as receiver, outbound(app_url, settings(receiver.url, secret)):
+        conn.execute("INSERT INTO outbox (tenant_id, integration, event, source_seq, stream_id, "
+                     "webhook_id) VALUES (%s, 'rag', 'discrepancy.resolved', 999999, "
+                     "'elsewhere/1', %s)", (registered_tenant, f"msg_rag_{registered_tenant}"))
+        conn.execute(f"NOTIFY {outbox.CHANNEL}")
+        wait_until(lambda: _state(conn, registered_tenant) == "parked", what="parking")
+    (parked,) = outcomes(conn, registered_tenant, "outbox/rag")
+    assert parked["type"] == "outbox.parked"
+    assert "could not be rendered" in parked["data"]["reason"]
+    assert "no entry at seq 999999" in parked["data"]["reason"]
+    assert receiver.of(registered_tenant) == {}

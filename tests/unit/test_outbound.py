@@ -151,7 +151,8 @@ def test_a_notify_firing_renders_a_hub_event_with_rule_target_message_and_link()
                             public_url="https://ledger.example")
     assert body["type"] == "escalation.notify" and body["timestamp"] == SOURCE["at"]
     data = body["data"]
-    assert data["rule"] == {"id": "r-1", "name": "Critical after 4h", "rules_version": 3}
+    assert data["rule"] == {"id": "r-1", "name": "Critical after 4h", "rules_version": 3,
+                            "period_start_seq": 10}
     assert (data["target"], data["message"]) == ("team:payments", NOTIFY["message"])
     assert data["severity"] == "high" and data["tenant"] == "acme"
     assert data["discrepancy"]["link"] == "https://ledger.example/v1/discrepancies/0193"

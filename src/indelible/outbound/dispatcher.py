@@ -161,9 +161,17 @@ class Lane:
     def _attempt(self, row: outbox.Claimed) -> outcomes.Attempt:
         body = row.body
         if body is None:
-            with self._pool.connection() as conn:
-                body = render.render(conn, row, public_url=self._settings.public_url)
-                outbox.store_body(conn, row.id, body)
+            try:
+                with self._pool.connection() as conn:
+                    body = render.render(conn, row, public_url=self._settings.public_url)
+                    outbox.store_body(conn, row.id, body)
+            except psycopg.OperationalError:
+                raise  # the database is away: the lease runs out and the row is taken again
+            except Exception as e:  # noqa: BLE001 - an event that cannot be rendered is parked
+                log.exception("outbox: %s could not be rendered", row.webhook_id)
+                return outcomes.Attempt(row, retry.Verdict.PARK, "the event could not be "
+                                        f"rendered from the ledger: {type(e).__name__}: {e}",
+                                        None, 0)
         headers = webhooks.headers(self.integration.secrets, row.webhook_id, int(time.time()), body)
         started = time.monotonic()
         status, error, retry_after = None, None, None

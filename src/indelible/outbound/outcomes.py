@@ -17,6 +17,7 @@ from indelible.entry import Actor, NewEntry
 from indelible.outbound.retry import Verdict
 from indelible.store import discrepancies, outbox
 from indelible.store.appender import Decision
+from indelible.store.errors import AppendRefusedError
 from indelible.store.outbox import Claimed
 
 
@@ -77,8 +78,14 @@ def decision(a: Attempt) -> Decision:
             outbox.hold(conn, row.id, row.attempt, tenant, row.integration,
                         seq if seq is not None else -1, a.status, a.reason)
 
-    return Decision(stream, lambda state, *_: entry, idempotency_key=key,
-                    with_entry=with_entry)
+    def decide(state, *_):
+        if state is None and stream.startswith(discrepancies.PREFIX):
+            # Refused alone, never folded: an outcome "before discrepancy.opened" would fail
+            # the whole batch it was committed with.
+            raise AppendRefusedError(f"{stream} has no discrepancy to record {kind} on")
+        return entry
+
+    return Decision(stream, decide, idempotency_key=key, with_entry=with_entry)
 
 
 def settle_replayed(conn, a: Attempt) -> None:

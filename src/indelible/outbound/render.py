@@ -30,17 +30,33 @@ def render(conn: psycopg.Connection, row: Claimed, *, public_url: str) -> bytes:
               "type": document["type"], "stream": document["stream"], "log": document["log"]}
     state, items = None, []
     if row.stream.startswith(discrepancies.PREFIX):
+        # A document shows the case as its closing entry left it; a hub event, as the whole
+        # commit of its firing left it (an escalation's move may follow the firing entry).
+        until = row.source_seq if row.integration == "rag" else _end_of_commit(conn, row)
         state, history = discrepancies.history(conn, row.tenant,
                                                row.stream[len(discrepancies.PREFIX):],
-                                               until_seq=row.source_seq)
+                                               until_seq=until)
         items = [_item(h) for h in history]
     case = state.to_dict() if state is not None else None
     if row.integration == "rag":
+        if case is None:
+            raise LookupError(f"seq {row.source_seq} closes no discrepancy on {row.stream}")
         body = rag_document(row.event, row.tenant, case, items, source)
     else:
         body = hub_event(row.event, row.tenant, case, document["data"], source,
                          public_url=public_url)
     return canonical_json(body)
+
+
+def _end_of_commit(conn: psycopg.Connection, row: Claimed) -> int:
+    """The last seq of the row's stream appended in the transaction of its causing entry
+    (entries of one commit share their recorded_at)."""
+    (seq,) = conn.execute(
+        "SELECT max(e.seq) FROM ledger_entries e, ledger_entries s WHERE s.tenant_id = %(t)s "
+        "AND s.seq = %(seq)s AND e.tenant_id = %(t)s AND e.stream_id = s.stream_id "
+        "AND e.seq >= s.seq AND e.recorded_at = s.recorded_at",
+        {"t": row.tenant, "seq": row.source_seq}).fetchone()
+    return seq if seq is not None else row.source_seq
 
 
 def _item(h: discrepancies.HistoryItem) -> dict:
@@ -67,7 +83,8 @@ def hub_event(event: str, tenant: str, case: dict | None, data: dict, source: di
         body.update(
             severity=data.get("severity") or (case or {}).get("severity"),
             rule={"id": data.get("rule_id"), "name": data.get("rule_name"),
-                  "rules_version": data.get("rules_version")},
+                  "rules_version": data.get("rules_version"),
+                  "period_start_seq": data.get("period_start_seq")},
             action=data.get("action"), target=data.get("target"), message=data.get("message"),
             due_at=data.get("due_at"), fired_at=data.get("fired_at"))
     if case is not None:
