@@ -14,9 +14,10 @@ def test_bench_outbox_reports_delivery_rate_and_append_latency(env, bench_tenant
                     "--latency-samples", "10")
     assert report["command"] == "outbox"
     assert_measured(report, {"outbox_delivery", "outbox_append_latency",
+                             "outbox_append_latency_delivering",
                              "outbox_append_latency_hub_hanging"})
     assert report["measurements"]["outbox_delivery"]["details"]["outcome_entries"] == 40
     with psycopg.connect(app_url) as conn:
         states = conn.execute("SELECT integration, state, count(*) FROM outbox WHERE "
                               "tenant_id = %s GROUP BY 1, 2", (bench_tenant,)).fetchall()
-    assert states == [("bench", "delivered", 40 + 10 + 11)]
+    assert states == [("bench", "delivered", 40 + 10 + 10 + 11)]

@@ -8,7 +8,10 @@
    awaited afterwards). Baseline: the same HTTP client, with the same concurrency, posting
    the same bodies with the same signed headers straight to the same receiver.
 2. Append latency the outbox adds: single appends of such entries, one at a time, with the
-   hook and a dispatcher running (ours) vs with the flags off (baseline).
+   hook on (the row and a NOTIFY in the appending transaction) and no dispatcher, then with
+   a dispatcher delivering each event and recording its outcome in the same process (it
+   shares the appender and the cores), vs with the flags off (baseline, measured half
+   before and half after the others).
 3. Append latency with the receiver hanging (every request held past the timeout, all
    senders busy) vs the flags off: the ledger must not notice. The receiver then answers
    again and the bench waits until every event is delivered, leaving nothing queued.
@@ -123,23 +126,18 @@ def run(db: Database, tenant: str, options: OutboxOptions) -> tuple[list[Measure
     run_id = str(int(time.time() * 1000))
     config = OutboundSettings(hub=Integration(BENCH, receiver.url, (secret,)),
                               concurrency=options.concurrency, poll=0.5)
+    samples = options.latency_samples
     try:
         ours_rate, delivered = _through_outbox(db, tenant, receiver, config, options, run_id)
         bodies = _bodies(db, tenant, run_id)
         base_rate = _direct(receiver, secret, bodies, options.concurrency)
-        off = _latencies(db, tenant, None, options.latency_samples, f"{run_id}-off")
-        on = _latencies(db, tenant, config, options.latency_samples, f"{run_id}-on")
-        receiver.hang = options.hang_timeout * 3
-        hanging_config = OutboundSettings(hub=config.hub, concurrency=options.concurrency,
-                                          timeout=options.hang_timeout, poll=0.5,
-                                          schedule=(0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5))
-        quiet = logging.getLogger("indelible.outbound.dispatcher")
-        level, _ = quiet.level, quiet.setLevel(logging.ERROR)  # timeouts are the point here
-        try:
-            hanging = _latencies(db, tenant, hanging_config, options.latency_samples,
-                                 f"{run_id}-hang", receiver=receiver)
-        finally:
-            quiet.setLevel(level)
+        # The flags-off baseline is taken before and after the others, so a machine whose
+        # load drifts meanwhile weighs on both sides alike.
+        off = _latencies(db, tenant, None, samples // 2, f"{run_id}-off")
+        hook = _latencies(db, tenant, config, samples, f"{run_id}-hook", deliver=False)
+        on = _latencies(db, tenant, config, samples, f"{run_id}-on")
+        hanging = _hanging(db, tenant, config, receiver, options, run_id)
+        off += _latencies(db, tenant, None, samples - samples // 2, f"{run_id}-off2")
     finally:
         receiver.close()
     n = options.events
@@ -150,14 +148,34 @@ def run(db: Database, tenant: str, options: OutboxOptions) -> tuple[list[Measure
                     "the same client posting the same signed bodies directly",
                     "append → outbox row → dispatcher → receiver's 200",
                     details={"events": n, "outcome_entries": delivered}),
-        Measurement("outbox_append_latency", "single append of an entry that owes an event",
-                    "ms", latency_ms(off), latency_ms(on), "flags off: nothing queued",
+        Measurement("outbox_append_latency", "single append of an entry that owes an event: "
+                    "the outbox row written in its transaction", "ms", latency_ms(off),
+                    latency_ms(hook), "flags off: nothing queued",
+                    "hook on (row + NOTIFY in the transaction), no dispatcher",
+                    details={"samples": len(hook)}),
+        Measurement("outbox_append_latency_delivering", "single append while the dispatcher "
+                    "delivers each event and records its outcome (same process)", "ms",
+                    latency_ms(off), latency_ms(on), "flags off",
                     "hook on, dispatcher delivering", details={"samples": len(on)}),
         Measurement("outbox_append_latency_hub_hanging", "single append while every request "
                     "to the receiver hangs past the timeout", "ms", latency_ms(off),
                     latency_ms(hanging), "flags off", "hook on, receiver hanging",
                     "within noise of the flags off", details={"samples": len(hanging)}),
     ], {"concurrency": options.concurrency}
+
+
+def _hanging(db, tenant, config, receiver, options, run_id) -> list[float]:
+    receiver.hang = options.hang_timeout * 3
+    hanging = OutboundSettings(hub=config.hub, concurrency=options.concurrency,
+                               timeout=options.hang_timeout, poll=0.5,
+                               schedule=(0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5))
+    quiet = logging.getLogger("indelible.outbound.dispatcher")
+    level, _ = quiet.level, quiet.setLevel(logging.ERROR)  # timeouts are the point here
+    try:
+        return _latencies(db, tenant, hanging, options.latency_samples, f"{run_id}-hang",
+                          receiver=receiver)
+    finally:
+        quiet.setLevel(level)
 
 
 def _through_outbox(db, tenant, receiver, config, options, run_id) -> tuple[float, int]:
@@ -225,13 +243,18 @@ def _direct(receiver: _Receiver, secret: str, bodies: list, concurrency: int) ->
 
 
 def _latencies(db, tenant: str, config: OutboundSettings | None, samples: int, run_id: str,
-               receiver: _Receiver | None = None) -> list[float]:
+               receiver: _Receiver | None = None, deliver: bool = True) -> list[float]:
+    """Single appends timed one by one; afterwards every event they queued is delivered, so
+    the bench leaves nothing in the queue."""
     hooks = [_BenchHook(["hub"])] if config else []
     appender = GroupCommitAppender(conninfo=db.app_url, model=projections(), hooks=hooks)
-    dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
-                            settings=config).start() if config else None
+    dispatcher = None
     try:
-        if receiver is not None and receiver.hang:
+        if config is not None and deliver:
+            dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
+                                    settings=config).start()
+        hang = receiver is not None and receiver.hang
+        if hang:
             appender.append(tenant, _entry(-1, run_id))  # occupy the senders first
             time.sleep(0.5)
         timings = []
@@ -239,11 +262,13 @@ def _latencies(db, tenant: str, config: OutboundSettings | None, samples: int, r
             started = time.perf_counter()
             appender.append(tenant, _entry(i, run_id))
             timings.append(time.perf_counter() - started)
-        if receiver is not None and receiver.hang:
-            receiver.hang = 0.0  # answer again: everything queued is delivered, none left
-            _wait_recorded(db, tenant, samples + 1, run_id)
-        elif config is not None:
-            _wait_recorded(db, tenant, samples, run_id)
+        if hang:
+            receiver.hang = 0.0  # answer again
+        if config is not None:
+            if dispatcher is None:
+                dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
+                                        settings=config).start()
+            _wait_recorded(db, tenant, samples + (1 if hang else 0), run_id)
         return timings
     finally:
         if dispatcher is not None:
