@@ -3,9 +3,11 @@ delivered signed, every outcome a ledger entry on the discrepancy's stream."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from indelible.entry import b64
+from indelible.store import outbox
 from indelible.store.appender import Appended
 from indelible.store.discrepancies import stream_of
 from indelible.verifier.models import verify_models
@@ -68,6 +70,9 @@ def test_a_resolved_discrepancy_reaches_the_rag_feed_signed_and_the_delivery_is_
     assert delivered["data"]["status"] == 200 and delivered["data"]["attempt"] == 1
     assert delivered["data"]["webhook_id"] == next(iter(receiver.of(registered_tenant)))
     assert outbox_rows(conn, registered_tenant)[0][3] == "delivered"
+    (row_id,) = conn.execute("SELECT id FROM outbox WHERE tenant_id = %s",
+                             (registered_tenant,)).fetchone()
+    assert orjson.loads(outbox.get(conn, row_id)[1]) == event  # the body sent, kept
     report = VerificationReport(registered_tenant, "")
     verify_models(app_url, registered_tenant, report)  # outcome entries fold, rows agree
     assert report.findings == []

@@ -164,7 +164,6 @@ class Lane:
             try:
                 with self._pool.connection() as conn:
                     body = render.render(conn, row, public_url=self._settings.public_url)
-                    outbox.store_body(conn, row.id, body)
             except psycopg.OperationalError:
                 raise  # the database is away: the lease runs out and the row is taken again
             except Exception as e:  # noqa: BLE001 - an event that cannot be rendered is parked
@@ -190,7 +189,7 @@ class Lane:
         if judged.verdict is retry.Verdict.RETRY:
             retry_at = format_time(datetime.now(timezone.utc) + timedelta(seconds=judged.delay))
         return outcomes.Attempt(row, judged.verdict, judged.reason, status, duration_ms,
-                                judged.delay, retry_at)
+                                judged.delay, retry_at, body=body if row.body is None else None)
 
     def _record(self, attempt: outcomes.Attempt) -> None:
         """Hand the outcome to the appender and free the sender at once: its entry commits

@@ -32,6 +32,9 @@ class Attempt:
     duration_ms: int
     delay: float = 0.0  # seconds to the next attempt (a retry)
     retry_at: str | None = None  # RFC 3339, for the ledger entry
+    # The body rendered for this attempt, to keep in the row with the outcome (None: kept
+    # already). Rendering is deterministic, so a sender that dies first loses nothing.
+    body: bytes | None = None
 
 
 def actor(integration: str) -> Actor:
@@ -70,6 +73,8 @@ def decision(a: Attempt) -> Decision:
                      idempotency_key=key)
 
     def with_entry(conn, tenant: str) -> None:
+        if a.body is not None:
+            outbox.store_body(conn, row.id, a.body)
         if move is not None:
             move(conn)
         else:
@@ -91,6 +96,8 @@ def decision(a: Attempt) -> Decision:
 def settle_replayed(conn, a: Attempt) -> None:
     """The outcome was recorded before (its entry replayed): move the row all the same."""
     row = a.row
+    if a.body is not None:
+        outbox.store_body(conn, row.id, a.body)
     if a.verdict is Verdict.DELIVERED:
         outbox.delivered(conn, row.id, a.status)
     elif a.verdict is Verdict.RETRY:

@@ -377,7 +377,7 @@ CREATE TABLE outbox (
     attempts        integer NOT NULL DEFAULT 0,  -- in this round
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     lease_until     timestamptz,        -- a sender that died: the row is taken again after it
-    body            bytea,              -- rendered at the first attempt, then sent unchanged
+    body            bytea,              -- as rendered from the ledger for the first attempt
     last_status     integer,
     last_error      text,
     created_at      timestamptz NOT NULL DEFAULT now(),
