@@ -187,3 +187,39 @@ def test_an_event_that_cannot_be_rendered_is_parked_with_the_reason(app_url, con
     assert "could not be rendered" in parked["data"]["reason"]
     assert "no entry at seq 999999" in parked["data"]["reason"]
     assert receiver.of(registered_tenant) == {}
+
+
+def test_a_row_made_by_hand_sends_nothing_and_an_edited_body_is_not_sent(
+        app_url, conn, registered_tenant, owner_url):
+    """As a database superuser might: a row for an entry that owes nothing, and a stored body
+    rewritten before a retry. What is signed comes from the ledger alone."""
+    from tests.integration.ledger_helpers import superuser
+
+    secret = new_secret()
+    with Receiver(secret) as receiver, outbound(app_url, settings(receiver.url, secret)) as appender:
+        receiver.answer(500)
+        d, resolved = resolve(appender, registered_tenant, "po-forged")
+        wait_until(lambda: "outbox.attempt_failed" in _types(conn, registered_tenant, d),
+                   what="a failed attempt")
+        (opened_seq, opened_id) = conn.execute(
+            "SELECT seq, event_id FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s "
+            "ORDER BY seq LIMIT 1", (registered_tenant, stream_of(d))).fetchone()
+        with superuser(owner_url) as rogue:
+            rogue.execute("INSERT INTO outbox (tenant_id, integration, event, source_seq, "
+                          "stream_id, webhook_id) VALUES (%s, 'rag', 'discrepancy.resolved', "
+                          "%s, %s, %s)", (registered_tenant, opened_seq, stream_of(d),
+                                          f"msg_rag_{opened_id.hex}"))
+            rogue.execute("UPDATE outbox SET body = convert_to('{\"forged\":true}', 'UTF8') "
+                          "WHERE tenant_id = %s AND source_seq = %s",
+                          (registered_tenant, resolved.seq))
+        receiver.answer(200)
+        wait_until(lambda: "outbox.delivered" in _types(conn, registered_tenant, d),
+                   what="the delivery")
+        wait_until(lambda: "outbox.parked" in _types(conn, registered_tenant, d),
+                   what="the forged row parked")
+    (event,) = receiver.of(registered_tenant).values()
+    assert event["type"] == "discrepancy.resolved" and "forged" not in event
+    assert event["data"]["proof"]["seq"] == resolved.seq
+    parked = [o for o in outcomes(conn, registered_tenant, stream_of(d))
+              if o["type"] == "outbox.parked"][0]["data"]
+    assert "made or changed by hand" in parked["reason"] and parked["source_seq"] == opened_seq

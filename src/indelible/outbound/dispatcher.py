@@ -159,18 +159,24 @@ class Lane:
             self.wake.set()
 
     def _attempt(self, row: outbox.Claimed) -> outcomes.Attempt:
-        body = row.body
-        if body is None:
-            try:
-                with self._pool.connection() as conn:
-                    body = render.render(conn, row, public_url=self._settings.public_url)
-            except psycopg.OperationalError:
-                raise  # the database is away: the lease runs out and the row is taken again
-            except Exception as e:  # noqa: BLE001 - an event that cannot be rendered is parked
+        # Rendered from the ledger at every attempt, never taken from the row: what we sign
+        # must not rest on a row anyone with a database login could have changed.
+        try:
+            with self._pool.connection() as conn:
+                body = render.render(conn, row, public_url=self._settings.public_url)
+        except psycopg.OperationalError:
+            raise  # the database is away: the lease runs out and the row is taken again
+        except Exception as e:  # noqa: BLE001 - an event that cannot be rendered is parked
+            if isinstance(e, render.UnowedEventError):
+                log.critical("INTEGRITY ALARM: %s", e)
+            else:
                 log.exception("outbox: %s could not be rendered", row.webhook_id)
-                return outcomes.Attempt(row, retry.Verdict.PARK, "the event could not be "
-                                        f"rendered from the ledger: {type(e).__name__}: {e}",
-                                        None, 0)
+            return outcomes.Attempt(row, retry.Verdict.PARK, "the event could not be "
+                                    f"rendered from the ledger: {type(e).__name__}: {e}",
+                                    None, 0)
+        if row.body is not None and row.body != body:
+            log.critical("INTEGRITY ALARM: outbox row %d holds a body that is not what the "
+                         "ledger renders for %s; sending the ledger's", row.id, row.webhook_id)
         headers = webhooks.headers(self.integration.secrets, row.webhook_id, int(time.time()), body)
         started = time.monotonic()
         status, error, retry_after = None, None, None

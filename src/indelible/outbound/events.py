@@ -13,6 +13,7 @@ from uuid import UUID
 
 HUB, RAG = "hub", "rag"
 INTEGRATIONS = (HUB, RAG)
+CARRIES = {"bench": HUB}  # lanes that carry another integration's events (the benchmark's)
 NAMES = {HUB: "Notification Hub", RAG: "RAG feed"}
 
 FIRED = "escalation.fired"
@@ -35,6 +36,12 @@ def events_for(entry_type: str, data: Mapping[str, Any]) -> list[tuple[str, str]
     if entry_type == VERIFICATION_FAILED:
         return [(HUB, "verification.failed")]
     return []
+
+
+def owes(entry_type: str, data: Mapping[str, Any], integration: str, event: str) -> bool:
+    """Whether the entry owes `integration` this `event` (a queued row is checked against
+    its entry before anything is sent: the row is not evidence, the entry is)."""
+    return (CARRIES.get(integration, integration), event) in events_for(entry_type, data)
 
 
 def webhook_id(integration: str, event_id: UUID) -> str:

@@ -10,10 +10,12 @@ are pure; `render` reads the ledger.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
 from indelible.entry import b64, decode_entry
+from indelible.outbound.events import owes, webhook_id
 from indelible.proofs import canonical_json
 from indelible.store import discrepancies
 from indelible.store.outbox import Claimed
@@ -26,6 +28,7 @@ def render(conn: psycopg.Connection, row: Claimed, *, public_url: str) -> bytes:
     if found is None:
         raise LookupError(f"tenant {row.tenant}: no entry at seq {row.source_seq}")
     document = decode_entry(bytes(found[0]))
+    _check_owed(row, document)
     source = {"seq": row.source_seq, "leaf_hash": b64(bytes(found[1])), "at": document["at"],
               "type": document["type"], "stream": document["stream"], "log": document["log"]}
     state, items = None, []
@@ -46,6 +49,23 @@ def render(conn: psycopg.Connection, row: Claimed, *, public_url: str) -> bytes:
         body = hub_event(row.event, row.tenant, case, document["data"], source,
                          public_url=public_url)
     return canonical_json(body)
+
+
+class UnowedEventError(ValueError):
+    """An outbox row names an event its entry does not owe: made or changed by hand."""
+
+
+def _check_owed(row: Claimed, document: dict) -> None:
+    """Send only what the ledger says is owed: the row's entry must owe this event to this
+    integration, on this stream, under this webhook id."""
+    expected_id = webhook_id(row.integration, UUID(document["id"]))
+    if not (owes(document["type"], document["data"], row.integration, row.event)
+            and document["stream"] == row.stream and row.webhook_id == expected_id):
+        raise UnowedEventError(
+            f"outbox row {row.id} ({row.webhook_id}: {row.event} for {row.integration}) does "
+            f"not match the entry at seq {row.source_seq} ({document['type']} on "
+            f"{document['stream']}, which owes it {expected_id!r} only if its type and data "
+            "say so); the row was made or changed by hand, and nothing is sent")
 
 
 def _end_of_commit(conn: psycopg.Connection, row: Claimed) -> int:
