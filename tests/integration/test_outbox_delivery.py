@@ -76,3 +76,20 @@ def test_a_resolved_discrepancy_reaches_the_rag_feed_signed_and_the_delivery_is_
     report = VerificationReport(registered_tenant, "")
     verify_models(app_url, registered_tenant, report)  # outcome entries fold, rows agree
     assert report.findings == []
+
+
+def test_a_row_marked_delivered_by_hand_is_a_verification_finding(app_url, conn, owner_url,
+                                                                   registered_tenant):
+    from tests.integration.ledger_helpers import superuser
+
+    config = settings("http://127.0.0.1:9/never", new_secret())
+    with outbound(app_url, config, dispatchers=0) as appender:
+        _, resolved = resolve(appender, registered_tenant, "po-silenced")
+    with superuser(owner_url) as rogue:
+        rogue.execute("UPDATE outbox SET state = 'delivered' WHERE tenant_id = %s",
+                      (registered_tenant,))
+    report = VerificationReport(registered_tenant, "")
+    verify_models(app_url, registered_tenant, report)
+    (finding,) = report.findings
+    assert finding.check == "outbox" and finding.seq == resolved.seq
+    assert "says delivered, but no outbox.delivered entry records it" in finding.detail

@@ -13,6 +13,8 @@ import pytest
 from indelible.store import outbox
 from indelible.store.appender import Appended
 from indelible.store.discrepancies import stream_of
+from indelible.verifier.models import verify_models
+from indelible.verifier.report import VerificationReport
 from tests.webhook_receiver import Receiver
 
 from .outbox_helpers import (new_secret, outbound, outbox_rows, outcomes, resolve, settings,
@@ -223,3 +225,8 @@ def test_a_row_made_by_hand_sends_nothing_and_an_edited_body_is_not_sent(
     parked = [o for o in outcomes(conn, registered_tenant, stream_of(d))
               if o["type"] == "outbox.parked"][0]["data"]
     assert "made or changed by hand" in parked["reason"] and parked["source_seq"] == opened_seq
+    report = VerificationReport(registered_tenant, "")
+    verify_models(app_url, registered_tenant, report)  # an auditor sees the forged row too
+    (finding,) = report.findings
+    assert finding.check == "outbox" and finding.seq == opened_seq
+    assert "does not owe discrepancy.resolved to rag" in finding.detail
