@@ -146,6 +146,14 @@ SOURCE = {"seq": 14, "leaf_hash": "AAAA", "at": "2026-11-30T04:00:01.000000Z",
           "type": "escalation.fired", "stream": "disc/0193", "log": "x/acme"}
 
 
+def test_delivery_outcomes_in_the_timeline_name_the_integration_in_words():
+    items = [{"seq": 5, "at": "t", "type": "outbox.delivered", "actor": "outbox:hub",
+              "role": "system", "data": {"integration": "hub", "event": "escalation.notify",
+                                         "status": 200}}]
+    assert render.timeline(items) == [
+        "seq 5, t: event escalation.notify was delivered to the Notification Hub (HTTP 200)"]
+
+
 def test_a_notify_firing_renders_a_hub_event_with_rule_target_message_and_link():
     body = render.hub_event("escalation.notify", "acme", CASE, NOTIFY, SOURCE,
                             public_url="https://ledger.example")

@@ -15,7 +15,7 @@ from uuid import UUID
 import psycopg
 
 from indelible.entry import b64, decode_entry
-from indelible.outbound.events import owes, webhook_id
+from indelible.outbound.events import NAMES, owes, webhook_id
 from indelible.proofs import canonical_json
 from indelible.store import discrepancies
 from indelible.store.outbox import Claimed
@@ -139,6 +139,7 @@ def timeline(items: list[dict]) -> list[str]:
 
 def _words(i: dict) -> str:
     who, d = f"{i['actor']} ({i['role']})", i["data"]
+    to = NAMES.get(d.get("integration"), d.get("integration")) if isinstance(d, dict) else None
     match i["type"]:
         case "discrepancy.opened":
             return (f"opened by {who} from {d['source']}'s report {d['external_ref']}: "
@@ -169,11 +170,11 @@ def _words(i: dict) -> str:
                     + (f" to {d['target']}" if d.get("target") else "")
                     + (f", severity {d['severity']}" if d.get("severity") else ""))
         case "outbox.delivered":
-            return f"event {d['event']} was delivered to the {d['integration']} (HTTP {d['status']})"
+            return f"event {d['event']} was delivered to the {to} (HTTP {d['status']})"
         case "outbox.attempt_failed":
-            return f"delivering event {d['event']} to the {d['integration']} failed: {d['reason']}"
+            return f"delivering event {d['event']} to the {to} failed: {d['reason']}"
         case "outbox.parked":
-            return f"event {d['event']} for the {d['integration']} was parked: {d['reason']}"
+            return f"event {d['event']} for the {to} was parked: {d['reason']}"
         case "outbox.integration_disabled":
-            return f"the {d['integration']} was disabled: {d['reason']}"
+            return f"the {to} was disabled: {d['reason']}"
     return f"{i['type']} by {who}"
