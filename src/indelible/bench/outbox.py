@@ -10,8 +10,8 @@
 2. Append latency the outbox adds: single appends of such entries, one at a time, with the
    hook on (the row and a NOTIFY in the appending transaction) and no dispatcher, then with
    a dispatcher delivering each event and recording its outcome in the same process (it
-   shares the appender and the cores), vs with the flags off (baseline, measured half
-   before and half after the others).
+   shares the appender and the cores), vs with the flags off (baseline: an appender without
+   the hook, its appends alternating with ours, so drifting load weighs on both alike).
 3. Append latency with the receiver hanging (every request held past the timeout, all
    senders busy) vs the flags off: the ledger must not notice. The receiver then answers
    again and the bench waits until every event is delivered, leaving nothing queued.
@@ -131,13 +131,9 @@ def run(db: Database, tenant: str, options: OutboxOptions) -> tuple[list[Measure
         ours_rate, delivered = _through_outbox(db, tenant, receiver, config, options, run_id)
         bodies = _bodies(db, tenant, run_id)
         base_rate = _direct(receiver, secret, bodies, options.concurrency)
-        # The flags-off baseline is taken before and after the others, so a machine whose
-        # load drifts meanwhile weighs on both sides alike.
-        off = _latencies(db, tenant, None, samples // 2, f"{run_id}-off")
-        hook = _latencies(db, tenant, config, samples, f"{run_id}-hook", deliver=False)
-        on = _latencies(db, tenant, config, samples, f"{run_id}-on")
+        hook = _interleaved(db, tenant, config, samples, f"{run_id}-hook", deliver=False)
+        on = _interleaved(db, tenant, config, samples, f"{run_id}-on")
         hanging = _hanging(db, tenant, config, receiver, options, run_id)
-        off += _latencies(db, tenant, None, samples - samples // 2, f"{run_id}-off2")
     finally:
         receiver.close()
     n = options.events
@@ -148,23 +144,27 @@ def run(db: Database, tenant: str, options: OutboxOptions) -> tuple[list[Measure
                     "the same client posting the same signed bodies directly",
                     "append → outbox row → dispatcher → receiver's 200",
                     details={"events": n, "outcome_entries": delivered}),
-        Measurement("outbox_append_latency", "single append of an entry that owes an event: "
-                    "the outbox row written in its transaction", "ms", latency_ms(off),
-                    latency_ms(hook), "flags off: nothing queued",
-                    "hook on (row + NOTIFY in the transaction), no dispatcher",
-                    details={"samples": len(hook)}),
-        Measurement("outbox_append_latency_delivering", "single append while the dispatcher "
-                    "delivers each event and records its outcome (same process)", "ms",
-                    latency_ms(off), latency_ms(on), "flags off",
-                    "hook on, dispatcher delivering", details={"samples": len(on)}),
-        Measurement("outbox_append_latency_hub_hanging", "single append while every request "
-                    "to the receiver hangs past the timeout", "ms", latency_ms(off),
-                    latency_ms(hanging), "flags off", "hook on, receiver hanging",
-                    "within noise of the flags off", details={"samples": len(hanging)}),
+        _latency("outbox_append_latency", "single append of an entry that owes an event: the "
+                 "outbox row written in its transaction", hook,
+                 "hook on (row + NOTIFY in the transaction), no dispatcher"),
+        _latency("outbox_append_latency_delivering", "single append while the dispatcher "
+                 "delivers each event and records its outcome (same process)", on,
+                 "hook on, dispatcher delivering"),
+        _latency("outbox_append_latency_hub_hanging", "single append while every request to "
+                 "the receiver hangs past the timeout", hanging, "hook on, receiver hanging",
+                 "within noise of the flags off"),
     ], {"concurrency": options.concurrency}
 
 
-def _hanging(db, tenant, config, receiver, options, run_id) -> list[float]:
+def _latency(name: str, title: str, pair: tuple[list[float], list[float]], ours_what: str,
+             target: str | None = None) -> Measurement:
+    off, on = pair
+    return Measurement(name, title, "ms", latency_ms(off), latency_ms(on),
+                       "flags off: nothing queued (interleaved with ours)", ours_what, target,
+                       details={"samples": len(on)})
+
+
+def _hanging(db, tenant, config, receiver, options, run_id) -> tuple[list[float], list[float]]:
     receiver.hang = options.hang_timeout * 3
     hanging = OutboundSettings(hub=config.hub, concurrency=options.concurrency,
                                timeout=options.hang_timeout, poll=0.5,
@@ -172,8 +172,8 @@ def _hanging(db, tenant, config, receiver, options, run_id) -> list[float]:
     quiet = logging.getLogger("indelible.outbound.dispatcher")
     level, _ = quiet.level, quiet.setLevel(logging.ERROR)  # timeouts are the point here
     try:
-        return _latencies(db, tenant, hanging, options.latency_samples, f"{run_id}-hang",
-                          receiver=receiver)
+        return _interleaved(db, tenant, hanging, options.latency_samples, f"{run_id}-hang",
+                            receiver=receiver)
     finally:
         quiet.setLevel(level)
 
@@ -242,35 +242,39 @@ def _direct(receiver: _Receiver, secret: str, bodies: list, concurrency: int) ->
         client.close()
 
 
-def _latencies(db, tenant: str, config: OutboundSettings | None, samples: int, run_id: str,
-               receiver: _Receiver | None = None, deliver: bool = True) -> list[float]:
-    """Single appends timed one by one; afterwards every event they queued is delivered, so
-    the bench leaves nothing in the queue."""
-    hooks = [_BenchHook(["hub"])] if config else []
-    appender = GroupCommitAppender(conninfo=db.app_url, model=projections(), hooks=hooks)
+def _interleaved(db, tenant: str, config: OutboundSettings, samples: int, run_id: str,
+                 receiver: _Receiver | None = None, deliver: bool = True
+                 ) -> tuple[list[float], list[float]]:
+    """Single appends timed one by one, alternately through an appender with the flags off
+    and one with the hook (and, if `deliver`, a dispatcher): a machine whose load drifts
+    weighs on both alike. Afterwards every event queued is delivered, so the bench leaves
+    nothing in the queue. Returns (flags off, ours)."""
+    plain = GroupCommitAppender(conninfo=db.app_url, model=projections())
+    hooked = GroupCommitAppender(conninfo=db.app_url, model=projections(),
+                                 hooks=[_BenchHook(["hub"])])
     dispatcher = None
     try:
-        if config is not None and deliver:
-            dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
+        if deliver:
+            dispatcher = Dispatcher(conninfo=db.app_url, appender=hooked,
                                     settings=config).start()
         hang = receiver is not None and receiver.hang
         if hang:
-            appender.append(tenant, _entry(-1, run_id))  # occupy the senders first
+            hooked.append(tenant, _entry(-1, run_id))  # occupy the senders first
             time.sleep(0.5)
-        timings = []
-        for i in range(samples):
+        off, on = [], []
+        for i in range(2 * samples):
+            appender, timings = (plain, off) if i % 2 else (hooked, on)
             started = time.perf_counter()
             appender.append(tenant, _entry(i, run_id))
             timings.append(time.perf_counter() - started)
         if hang:
             receiver.hang = 0.0  # answer again
-        if config is not None:
-            if dispatcher is None:
-                dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
-                                        settings=config).start()
-            _wait_recorded(db, tenant, samples + (1 if hang else 0), run_id)
-        return timings
+        if dispatcher is None:
+            dispatcher = Dispatcher(conninfo=db.app_url, appender=hooked, settings=config).start()
+        _wait_recorded(db, tenant, samples + (1 if hang else 0), run_id)
+        return off, on
     finally:
         if dispatcher is not None:
             dispatcher.stop()
-        appender.close()
+        plain.close()
+        hooked.close()
