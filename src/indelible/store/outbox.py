@@ -48,16 +48,18 @@ class Claimed:
 
 
 def enqueue(conn: psycopg.Connection, rows: list[Queued]) -> None:
-    """Queue events (inside the appending transaction); one already queued is left as is."""
+    """Queue events (inside the appending transaction); one already queued is left as is.
+    One round trip: the rows as arrays, and the NOTIFY (delivered at commit, never for a
+    rollback) in the same statement, since it runs while the log head is locked."""
     if not rows:
         return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO outbox (tenant_id, integration, event, source_seq, stream_id, webhook_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(r.tenant, r.integration, r.event, r.source_seq, r.stream, r.webhook_id)
-             for r in rows])
-        cur.execute(f"NOTIFY {CHANNEL}")  # delivered at commit, never for a rollback
+    conn.execute(
+        "WITH queued AS (INSERT INTO outbox (tenant_id, integration, event, source_seq, "
+        "  stream_id, webhook_id) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], "
+        "  %s::bigint[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING) "
+        f"SELECT pg_notify('{CHANNEL}', '')",
+        [list(column) for column in zip(*((r.tenant, r.integration, r.event, r.source_seq,
+                                           r.stream, r.webhook_id) for r in rows))])
 
 
 def claim(conn: psycopg.Connection, integration: str, limit: int, lease: float) -> list[Claimed]:
