@@ -214,6 +214,14 @@ def _noted(state: Discrepancy, data: dict) -> dict:
     return {}
 
 
+def _escalation_fact(state: Discrepancy, data: dict) -> dict:
+    """Escalation entries record what the rules did or may do; the state they meet is
+    unchanged (a move they cause is a `transitioned` entry of its own)."""
+    if not isinstance(data, dict):
+        raise TypeError("escalation data must be an object")
+    return {}
+
+
 _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {
     EventType.TRANSITIONED: _transitioned,
     EventType.ASSIGNED: _assigned,
@@ -225,4 +233,7 @@ _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {
     EventType.OUTBOX_ATTEMPT_FAILED: _noted,
     EventType.OUTBOX_PARKED: _noted,
     EventType.OUTBOX_INTEGRATION_DISABLED: _noted,
+    EventType.ESCALATION_FIRED: _escalation_fact,
+    EventType.ESCALATION_PAUSED: _escalation_fact,
+    EventType.ESCALATION_RESUMED: _escalation_fact,
 }
