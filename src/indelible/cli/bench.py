@@ -1,4 +1,4 @@
-"""Benchmarks: `indelible bench append|verify|api|ingest|outbox` (see benchmarks/ for what they measure)."""
+"""Benchmarks: `indelible bench append|verify|api|ingest|outbox|escalate` (see benchmarks/ for what they measure)."""
 
 from __future__ import annotations
 
