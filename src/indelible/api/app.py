@@ -10,6 +10,7 @@ from indelible.api.context import AppState
 from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, escalation, health, keys, policy
 from indelible.api.routes import outbox as outbox_routes
+from indelible.api.routes import reports
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.group_commit import GroupCommitAppender
@@ -28,7 +29,7 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     docs.install(app)
     openapi.install(app)
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
-    for module in (health, audit, keys, discrepancies, policy, escalation):
+    for module in (health, audit, keys, discrepancies, policy, escalation, reports):
         app.include_router(module.router)
     app.include_router(outbox_routes.router)
     return app
