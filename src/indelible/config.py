@@ -115,6 +115,7 @@ class Settings:
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
     outbound: OutboundSettings = OutboundSettings()  # Notification Hub, RAG feed (issue 12)
+    key_cache_ttl: float = 10.0  # seconds a process remembers an authenticated key (0: never)
 
     @property
     def key_file(self) -> Path:
@@ -159,6 +160,8 @@ class Settings:
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
             outbound=OutboundSettings.from_env(env),
+            key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
+                                  minimum=0),
         )
 
 

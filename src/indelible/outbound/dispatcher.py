@@ -150,7 +150,7 @@ class Lane:
         try:
             if self._stopped.is_set():
                 with self._pool.connection() as conn:
-                    outbox.release(conn, row.id, row.attempt)
+                    outbox.release(conn, row.tenant, row.id, row.attempt)
                 return
             self._record(self._attempt(row))
         except Exception:  # noqa: BLE001 - one event's failure must not stop the lane

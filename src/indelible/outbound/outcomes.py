@@ -54,16 +54,16 @@ def decision(a: Attempt) -> Decision:
     if a.verdict is Verdict.DELIVERED:
         kind, key = "outbox.delivered", f"outbox/{row.webhook_id}/delivered"
         data = {**common, "status": a.status, "duration_ms": a.duration_ms}
-        move = lambda conn: outbox.delivered(conn, row.id, a.status)  # noqa: E731
+        move = lambda conn: outbox.delivered(conn, row.tenant, row.id, a.status)  # noqa: E731
     elif a.verdict is Verdict.RETRY:
         kind, key = "outbox.attempt_failed", f"{prefix}/a{row.attempt}/failed"
         data = {**common, "status": a.status, "reason": a.reason, "retry_at": a.retry_at}
-        move = lambda conn: outbox.retry_later(conn, row.id, row.attempt, a.delay,  # noqa: E731
+        move = lambda conn: outbox.retry_later(conn, row.tenant, row.id, row.attempt, a.delay,  # noqa: E731
                                                a.status, a.reason)
     elif a.verdict is Verdict.PARK:
         kind, key = "outbox.parked", f"{prefix}/a{row.attempt}/parked"
         data = {**common, "status": a.status, "reason": a.reason}
-        move = lambda conn: outbox.park(conn, row.id, row.attempt, a.status, a.reason)  # noqa: E731
+        move = lambda conn: outbox.park(conn, row.tenant, row.id, row.attempt, a.status, a.reason)  # noqa: E731
     else:
         kind, key = "outbox.integration_disabled", f"{prefix}/a{row.attempt}/disabled"
         data = {**common, "status": a.status, "reason": a.reason}
@@ -74,7 +74,7 @@ def decision(a: Attempt) -> Decision:
 
     def with_entry(conn, tenant: str) -> None:
         if a.body is not None:
-            outbox.store_body(conn, row.id, a.body)
+            outbox.store_body(conn, row.tenant, row.id, a.body)
         if move is not None:
             move(conn)
         else:
@@ -97,13 +97,13 @@ def settle_replayed(conn, a: Attempt) -> None:
     """The outcome was recorded before (its entry replayed): move the row all the same."""
     row = a.row
     if a.body is not None:
-        outbox.store_body(conn, row.id, a.body)
+        outbox.store_body(conn, row.tenant, row.id, a.body)
     if a.verdict is Verdict.DELIVERED:
-        outbox.delivered(conn, row.id, a.status)
+        outbox.delivered(conn, row.tenant, row.id, a.status)
     elif a.verdict is Verdict.RETRY:
-        outbox.retry_later(conn, row.id, row.attempt, a.delay, a.status, a.reason)
+        outbox.retry_later(conn, row.tenant, row.id, row.attempt, a.delay, a.status, a.reason)
     elif a.verdict is Verdict.PARK:
-        outbox.park(conn, row.id, row.attempt, a.status, a.reason)
+        outbox.park(conn, row.tenant, row.id, row.attempt, a.status, a.reason)
     else:
         outbox.hold(conn, row.id, row.attempt, row.tenant, row.integration, -1, a.status,
                     a.reason)

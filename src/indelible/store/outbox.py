@@ -83,30 +83,31 @@ def claim(conn: psycopg.Connection, integration: str, limit: int, lease: float) 
     return [Claimed(*r[:9], bytes(r[9]) if r[9] is not None else None) for r in rows]
 
 
-def store_body(conn: psycopg.Connection, row_id: int, body: bytes) -> None:
-    """Keep the rendered body, so every later attempt sends the same bytes."""
-    conn.execute("UPDATE outbox SET body = %s WHERE id = %s AND body IS NULL", (body, row_id))
+def store_body(conn: psycopg.Connection, tenant: str, row_id: int, body: bytes) -> None:
+    """Keep the body sent (for operators; each attempt renders it from the ledger again)."""
+    conn.execute("UPDATE outbox SET body = %s WHERE tenant_id = %s AND id = %s AND body IS NULL",
+                 (body, tenant, row_id))
 
 
-def delivered(conn: psycopg.Connection, row_id: int, status: int) -> None:
+def delivered(conn: psycopg.Connection, tenant: str, row_id: int, status: int) -> None:
     conn.execute("UPDATE outbox SET state = 'delivered', delivered_at = now(), last_status = %s, "
-                 "last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = %s",
-                 (status, row_id))
+                 "last_error = NULL, lease_until = NULL, updated_at = now() "
+                 "WHERE tenant_id = %s AND id = %s", (status, tenant, row_id))
 
 
-def retry_later(conn: psycopg.Connection, row_id: int, attempt: int, delay: float,
+def retry_later(conn: psycopg.Connection, tenant: str, row_id: int, attempt: int, delay: float,
                 status: int | None, error: str) -> None:
     conn.execute("UPDATE outbox SET state = 'pending', lease_until = NULL, updated_at = now(), "
                  "next_attempt_at = now() + make_interval(secs => %s), last_status = %s, "
-                 "last_error = %s WHERE id = %s AND state = 'sending' AND attempts = %s",
-                 (delay, status, error, row_id, attempt))
+                 "last_error = %s WHERE tenant_id = %s AND id = %s AND state = 'sending' "
+                 "AND attempts = %s", (delay, status, error, tenant, row_id, attempt))
 
 
-def park(conn: psycopg.Connection, row_id: int, attempt: int, status: int | None,
+def park(conn: psycopg.Connection, tenant: str, row_id: int, attempt: int, status: int | None,
          error: str) -> None:
     conn.execute("UPDATE outbox SET state = 'parked', lease_until = NULL, updated_at = now(), "
-                 "last_status = %s, last_error = %s WHERE id = %s AND state = 'sending' "
-                 "AND attempts = %s", (status, error, row_id, attempt))
+                 "last_status = %s, last_error = %s WHERE tenant_id = %s AND id = %s "
+                 "AND state = 'sending' AND attempts = %s", (status, error, tenant, row_id, attempt))
 
 
 def hold(conn: psycopg.Connection, row_id: int, attempt: int, tenant: str, integration: str,
@@ -117,14 +118,15 @@ def hold(conn: psycopg.Connection, row_id: int, attempt: int, tenant: str, integ
                  (tenant, integration, seq, error))
     conn.execute("UPDATE outbox SET state = 'pending', attempts = attempts - 1, lease_until = NULL, "
                  "next_attempt_at = now(), last_status = %s, last_error = %s, updated_at = now() "
-                 "WHERE id = %s AND state = 'sending' AND attempts = %s",
-                 (status, error, row_id, attempt))
+                 "WHERE tenant_id = %s AND id = %s AND state = 'sending' AND attempts = %s",
+                 (status, error, tenant, row_id, attempt))
 
 
-def release(conn: psycopg.Connection, row_id: int, attempt: int) -> None:
+def release(conn: psycopg.Connection, tenant: str, row_id: int, attempt: int) -> None:
     """Give a claimed row back untried (the dispatcher is stopping)."""
     conn.execute("UPDATE outbox SET state = 'pending', attempts = attempts - 1, lease_until = NULL "
-                 "WHERE id = %s AND state = 'sending' AND attempts = %s", (row_id, attempt))
+                 "WHERE tenant_id = %s AND id = %s AND state = 'sending' AND attempts = %s",
+                 (tenant, row_id, attempt))
 
 
 def disabled(conn: psycopg.Connection, tenant: str | None = None) -> list[dict]:
@@ -144,16 +146,12 @@ def requeue(conn: psycopg.Connection, tenant: str, ids: Iterable[int] | None = N
             integration: str | None = None) -> list[str]:
     """Parked rows (the given ones, or all of the tenant's) start a new round now; returns
     their webhook ids."""
-    where, args = ["tenant_id = %s", "state = 'parked'"], [tenant]
-    if ids is not None:
-        where.append("id = ANY(%s)")
-        args.append(list(ids))
-    if integration is not None:
-        where.append("integration = %s")
-        args.append(integration)
-    rows = conn.execute(f"UPDATE outbox SET state = 'pending', round = round + 1, attempts = 0, "
-                        f"next_attempt_at = now(), updated_at = now() WHERE {' AND '.join(where)} "
-                        "RETURNING webhook_id", args).fetchall()
+    rows = conn.execute(
+        "UPDATE outbox SET state = 'pending', round = round + 1, attempts = 0, "
+        "next_attempt_at = now(), updated_at = now() WHERE tenant_id = %(t)s "
+        "AND state = 'parked' AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s)) "
+        "AND (%(i)s::text IS NULL OR integration = %(i)s) RETURNING webhook_id",
+        {"t": tenant, "ids": list(ids) if ids is not None else None, "i": integration}).fetchall()
     if rows:
         conn.execute(f"NOTIFY {CHANNEL}")
     return [r[0] for r in rows]
