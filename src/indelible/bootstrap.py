@@ -29,6 +29,7 @@ from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.projections import Projections
 from indelible.store.schema import migrate
+from indelible.timestamping.worker import from_settings as timestamper
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
                                entries=settings.checkpoint_entries)
+        # Read before anything starts: a bad witnesses file stops `up` with nothing running.
+        feeders = _witness_feeders(settings, db) if checkpointer else []
         if checkpointer:
             signing.start()
         engine = None
@@ -146,6 +149,11 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
 
             engine = EscalationEngine(conninfo=db.app_url, appender=appender,
                                       interval=settings.escalation_interval).start()
+        for feeder in feeders:
+            feeder.start()
+        stamping = timestamper(settings, db.app_url) if checkpointer else None
+        if stamping is not None:
+            stamping.start()
         ingestion = None
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
@@ -160,7 +168,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         if settings.key_cache_ttl > 0:
             keys.start()
         app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
-                         key_cache=keys if settings.key_cache_ttl > 0 else None)
+                         key_cache=keys if settings.key_cache_ttl > 0 else None,
+                         witnesses=tuple(f.status for f in feeders))
         report_worker = _report_worker(db, signer, appender).start()
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
@@ -173,10 +182,14 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                 ingestion.stop()
             if engine is not None:
                 engine.stop()
+            for feeder in feeders:
+                feeder.stop()
             if checkpointer:
                 signing.stop()
             if dispatcher is not None:
                 dispatcher.stop()
+            if stamping is not None:
+                stamping.stop()
             appender.close()
 
 
@@ -216,9 +229,14 @@ def running_backends(settings: Settings, *, about: dict[str, str] | None = None
             environment.update(INDELIBLE_NATS_URL=broker.url,
                                INDELIBLE_NATS_SEED_FILE=str(broker.access.seed_file))
         signing.start()
+        stamping = timestamper(settings, db.app_url)  # beside the one checkpointer
+        if stamping is not None:
+            stamping.start()
         try:
             yield Backends(db, nats_url if settings.ingest_enabled else None, environment)
         finally:
+            if stamping is not None:
+                stamping.stop()
             signing.stop()
             if broker is not None:
                 broker.stop()
@@ -231,3 +249,14 @@ def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppend
     key = signer.verifier_key_text()
     return ReportWorker(conninfo=db.app_url, appender=appender,
                         signing=Signing(NoteVerifier.from_key_text(key), key))
+
+
+def _witness_feeders(settings: Settings, db: Database) -> list:
+    """One background submitter per configured witness (INDELIBLE_WITNESSES), not started."""
+    from indelible.cosigning.config import load_witnesses
+    from indelible.cosigning.feeder import WitnessFeeder
+
+    if settings.witnesses_file is None:
+        return []
+    return [WitnessFeeder(conninfo=db.app_url, witness=w)
+            for w in load_witnesses(settings.witnesses_file)]

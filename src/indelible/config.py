@@ -111,11 +111,15 @@ class Settings:
     escalation_enabled: bool = True  # run the escalation engine inside `indelible up`
     escalation_interval: float = 900.0  # seconds between escalation passes at the latest
     batch_wait: float = 0.0  # seconds a lone command waits for company (0: commit at once)
+    witnesses_file: Path | None = None  # `<witness verifier key> <URL prefix>` per line
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
     outbound: OutboundSettings = OutboundSettings()  # Notification Hub, RAG feed (issue 12)
     key_cache_ttl: float = 10.0  # seconds a process remembers an authenticated key (0: never)
+    tsa_url: str | None = None  # RFC 3161 Time Stamping Authority; None: checkpoints undated
+    tsa_ca_file: Path | None = None  # PEM: the TSA's CA certificate(s) its tokens must chain to
+    tsa_timeout: float = 10.0  # seconds per TSA request
 
     @property
     def key_file(self) -> Path:
@@ -138,6 +142,7 @@ class Settings:
         env = os.environ if env is None else env
         key_file = env.get("INDELIBLE_SIGNING_KEY_FILE")
         seed_file = env.get("INDELIBLE_NATS_SEED_FILE")
+        witnesses = env.get("INDELIBLE_WITNESSES")
         return cls(
             data_dir=Path(env.get("INDELIBLE_DATA_DIR") or _default_data_dir()).expanduser(),
             database_url=env.get("INDELIBLE_DATABASE_URL") or None,
@@ -157,12 +162,24 @@ class Settings:
                                         cls.escalation_interval, float),
             batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float,
                                minimum=0) / 1000,
+            witnesses_file=Path(witnesses).expanduser() if witnesses else None,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
             outbound=OutboundSettings.from_env(env),
             key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
                                   minimum=0),
+            **_tsa(env),
         )
+
+
+def _tsa(env) -> dict:
+    url = env.get("INDELIBLE_TSA_URL") or None
+    ca = env.get("INDELIBLE_TSA_CA_FILE") or None
+    if url and not ca:
+        raise ConfigError("INDELIBLE_TSA_URL is set but INDELIBLE_TSA_CA_FILE is not: tokens "
+                          "must be checked against the TSA's CA certificate before they are kept")
+    return {"tsa_url": url, "tsa_ca_file": Path(ca).expanduser() if ca else None,
+            "tsa_timeout": _number(env, "INDELIBLE_TSA_TIMEOUT", Settings.tsa_timeout, float)}
 
 
 def _flag(env, name: str, default: bool) -> bool:

@@ -11,6 +11,8 @@ from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, escalation, health, keys, policy
 from indelible.api.routes import outbox as outbox_routes
 from indelible.api.routes import reports
+from indelible.api.routes import witnesses as witnessing
+from indelible.api.routes import bundles
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.group_commit import GroupCommitAppender
@@ -19,19 +21,22 @@ from indelible.store.key_cache import KeyCache
 
 def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommitAppender,
                ingest_status: IngestStatus | None = None,
-               key_cache: KeyCache | None = None) -> FastAPI:
+               key_cache: KeyCache | None = None, witnesses: tuple = ()) -> FastAPI:
     """The HTTP API over what the composition root built (bootstrap.py owns the pool)."""
     app = FastAPI(title="Indelible", version="0.1.0",
                   description="A compliance ledger nobody can edit.",
                   docs_url=None, redoc_url=None,  # served offline by api/docs.py
                   dependencies=[Depends(problems.json_body)])  # 415, after the guard's 401
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer,
-                                   ingest_status=ingest_status, key_cache=key_cache)
+                                   ingest_status=ingest_status, key_cache=key_cache,
+                                   witnesses=witnesses)
     problems.install(app)
     docs.install(app)
     openapi.install(app)
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
-    for module in (health, audit, keys, discrepancies, policy, escalation, reports):
+    for module in (health, audit, keys, discrepancies, policy, escalation, reports,
+                   witnessing):
         app.include_router(module.router)
     app.include_router(outbox_routes.router)
+    app.include_router(bundles.router)
     return app

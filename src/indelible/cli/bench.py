@@ -213,3 +213,49 @@ def bench_report(tenant: str, as_json: bool, entries: int, discrepancies: int,
         measurements, extra = run(db, settings.base_origin, tenant, signer,
                                   KeptCheckpoints(settings.kept_dir), options)
     _output("report", tenant, measurements, as_json, extra)
+@bench.command("witness")
+@_json
+@click.option("--checkpoints", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Sequential checkpoints timed one by one (latency).")
+@click.option("--requests", "request_count", default=4_000, show_default=True,
+              type=click.IntRange(min=1), help="Requests for the throughput figure.")
+@click.option("--clients", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Concurrent connections, one log each.")
+def bench_witness(as_json: bool, checkpoints: int, request_count: int, clients: int) -> None:
+    """Witness cosigning latency and requests/s vs raw Ed25519 verify+sign (no database)."""
+    from indelible.bench.common import BenchError
+    from indelible.bench.witness import WitnessOptions, run
+
+    try:
+        measurements, extra = run(WitnessOptions(checkpoints=checkpoints,
+                                                 requests=request_count, clients=clients))
+    except BenchError as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    _output("witness", "-", measurements, as_json, extra)
+
+
+@bench.command("bundle")
+@click.option("--tenant", default="bench-bundle", show_default=True,
+              help="Tenant whose log the benchmark grows and exports (kept afterwards).")
+@_json
+@click.option("--range", "size", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="Entries in the exported range (the log is grown to hold them).")
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Verifications of one discrepancy's bundle.")
+def bench_bundle(tenant: str, as_json: bool, size: int, repeats: int) -> None:
+    """Evidence bundle export and verify-bundle throughput vs reading the same rows raw."""
+    import psycopg
+
+    from indelible.bench.bundle import BundleOptions, run
+    from indelible.keys import load_or_create_signer
+    from indelible.kept import KeptCheckpoints
+    from indelible.store.tenants import create_tenant
+
+    with _bench_database(tenant) as (settings, db):
+        with psycopg.connect(db.app_url, autocommit=True) as conn:
+            create_tenant(conn, tenant, base_origin=settings.base_origin)  # discrepancies need it
+        signer = load_or_create_signer(settings.key_file, settings.key_name)
+        measurements, extra = run(db, tenant, signer, KeptCheckpoints(settings.kept_dir),
+                                  BundleOptions(range=size, repeats=repeats))
+    _output("bundle", tenant, measurements, as_json, extra)

@@ -450,6 +450,53 @@ CREATE POLICY {table}_tenant ON {table}
     USING (tenant_id = current_setting('indelible.tenant', true))
     WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
 """ for table in ("report_jobs", "report_files", "report_schedules")) + _append_only_triggers("report_files")
+# RFC 3161 timestamp tokens over checkpoints (issue 14): the TSA's whole TimeStampResp, kept
+# beside the checkpoint it dates, append-only like it. A token is fetched after the checkpoint
+# is signed (a TSA that is down never blocks signing), so a checkpoint without one is visible
+# as such. Fail-closed row-level security: the timestamper sets the tenant it works on.
+_V16_CHECKPOINT_TIMESTAMPS = f"""
+CREATE TABLE checkpoint_timestamps (
+    tenant_id text NOT NULL,
+    size      bigint NOT NULL,
+    token     bytea NOT NULL,          -- DER TimeStampResp, as the TSA sent it
+    tsa_url   text NOT NULL,
+    gen_time  timestamptz NOT NULL,    -- the TSA's time, read from the token when it was checked
+    stored_at timestamptz NOT NULL DEFAULT now(),
+    -- No foreign key to checkpoints: it would make TRUNCATE of checkpoints fail on the key
+    -- before the append-only trigger names the refusal. Only the timestamper inserts, for a
+    -- checkpoint it just read; verification checks each token against its checkpoint's note.
+    PRIMARY KEY (tenant_id, size)
+);
+GRANT SELECT, INSERT ON checkpoint_timestamps TO {APP_ROLE};
+GRANT SELECT ON checkpoint_timestamps TO {API_ROLE};
+ALTER TABLE checkpoint_timestamps ENABLE ROW LEVEL SECURITY;
+CREATE POLICY checkpoint_timestamps_tenant ON checkpoint_timestamps
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("checkpoint_timestamps")
+# Witness cosignatures (issue 15), append-only beside the checkpoints they cosign. Each row is
+# one witness's C2SP tlog-cosignature line, verified against that witness's key before it was
+# stored; a checkpoint's cosigned note is its signed note plus these lines.
+_V17_COSIGNATURES = f"""
+CREATE TABLE checkpoint_cosignatures (
+    tenant_id      text NOT NULL,
+    size           bigint NOT NULL,
+    witness        text NOT NULL,   -- the witness's verifier key text (name+id+key)
+    signature_line text NOT NULL,   -- '— <name> <base64>', as the witness sent it
+    cosigned_at    timestamptz NOT NULL,  -- the timestamp the witness signed
+    received_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, size, witness)
+    -- No foreign key to checkpoints: it would turn TRUNCATE checkpoints into a foreign-key
+    -- error instead of the append-only refusal. Rows are inserted only for a stored
+    -- checkpoint, and a quorum is always decided by verifying the lines over its note.
+);
+GRANT SELECT, INSERT ON checkpoint_cosignatures TO {APP_ROLE};
+GRANT SELECT ON checkpoint_cosignatures TO {API_ROLE};
+ALTER TABLE checkpoint_cosignatures ENABLE ROW LEVEL SECURITY;
+CREATE POLICY checkpoint_cosignatures_tenant ON checkpoint_cosignatures
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("checkpoint_cosignatures")
 
 
 # The outbound integrations' delivery queue (issue 12). Operational, not evidence: a row is
@@ -524,6 +571,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (13, "escalation watch index (where the escalation engine looks)", _V13_ESCALATION_WATCH),
     (14, "the outbound integrations' outbox (operational queue)", _V14_OUTBOX),
     (15, "compliance reports: jobs, schedules, append-only report files", _V15_REPORTS),
+    (16, "RFC 3161 timestamp tokens beside checkpoints (append-only)", _V16_CHECKPOINT_TIMESTAMPS),
+    (17, "witness cosignatures of checkpoints (append-only)", _V17_COSIGNATURES),
 ]
 
 
