@@ -18,6 +18,8 @@ from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
 from indelible.kept import KeptCheckpoints
 from indelible.operations import operated
+from indelible.outbound.dispatcher import Dispatcher
+from indelible.outbound.hook import OutboxHook
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
@@ -131,8 +133,10 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
     with (datadir.hold(settings.data_dir, **(about or {})) if hold else nullcontext()), \
             open_database(settings, owner=True) as db, ExitStack() as stack:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
+        outbound = settings.outbound.enabled  # flags off: no hook, nothing queued, no dispatcher
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
-                                       batch_wait=settings.batch_wait, model=projections())
+                                       batch_wait=settings.batch_wait, model=projections(),
+                                       hooks=[OutboxHook(i.name for i in outbound)] if outbound else [])
         signing = Checkpointer(conninfo=db.app_url, signer=signer,
                                kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
@@ -159,6 +163,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         ops = stack.enter_context(operated(settings, app_url=db.app_url, appender=appender,
                                            key_text=signer.verifier_key_text(),
                                            checkpointer=signing if checkpointer else None))
+        dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
+                                settings=settings.outbound).start() if outbound else None
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
@@ -187,6 +193,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             stack.close()  # the verifier, the metrics port
             if checkpointer:
                 signing.stop()
+            if dispatcher is not None:
+                dispatcher.stop()
             if stamping is not None:
                 stamping.stop()
             appender.close()

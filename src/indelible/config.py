@@ -21,6 +21,79 @@ def _default_data_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class Integration:
+    """One outbound integration (issue 12): where its webhooks go and the secrets that sign
+    them, newest first (during a rotation every request carries a signature by each)."""
+
+    name: str  # "hub" (Notification Hub) or "rag" (RAG feed)
+    url: str
+    secrets: tuple[str, ...]  # "whsec_<base64>"
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    """The outbound integrations; both off by default, so nothing is queued for them."""
+
+    hub: Integration | None = None  # INDELIBLE_NOTIFICATION_HUB_ENABLED/_URL/_SECRET
+    rag: Integration | None = None  # INDELIBLE_RAG_FEED_ENABLED/_URL/_SECRET
+    timeout: float = 10.0  # seconds a receiver gets to answer one request
+    concurrency: int = 4  # requests in flight per integration
+    # seconds before attempt 1, 2, ...: immediately, then backoff to 10 h; jittered ±20 %
+    schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    poll: float = 2.0  # seconds between looks at the queue when nothing woke the dispatcher
+    public_url: str = "http://127.0.0.1:8080"  # links in hub events point here
+
+    @property
+    def enabled(self) -> tuple[Integration, ...]:
+        return tuple(i for i in (self.hub, self.rag) if i is not None)
+
+    @classmethod
+    def from_env(cls, env) -> OutboundSettings:
+        schedule = env.get("INDELIBLE_OUTBOX_RETRY_SCHEDULE")
+        return cls(
+            hub=_integration(env, "hub", "INDELIBLE_NOTIFICATION_HUB"),
+            rag=_integration(env, "rag", "INDELIBLE_RAG_FEED"),
+            timeout=_number(env, "INDELIBLE_OUTBOX_TIMEOUT", cls.timeout, float),
+            concurrency=_number(env, "INDELIBLE_OUTBOX_CONCURRENCY", cls.concurrency, int),
+            schedule=_schedule(schedule) if schedule else cls.schedule,
+            poll=_number(env, "INDELIBLE_OUTBOX_POLL", cls.poll, float),
+            public_url=(env.get("INDELIBLE_PUBLIC_URL") or cls.public_url).rstrip("/"),
+        )
+
+
+def _integration(env, name: str, prefix: str) -> Integration | None:
+    if not _flag(env, f"{prefix}_ENABLED", False):
+        return None
+    url, secret = env.get(f"{prefix}_URL") or "", env.get(f"{prefix}_SECRET") or ""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{prefix}_ENABLED is true, so {prefix}_URL must be an http(s) URL; "
+                          f"got {url!r}")
+    secrets = tuple(secret.split())
+    if not secrets:
+        raise ConfigError(f"{prefix}_ENABLED is true, so {prefix}_SECRET must hold a signing "
+                          "secret (whsec_<base64>; several, space-separated, while rotating)")
+    from indelible.outbound.webhooks import SecretError, secret_bytes
+
+    for text in secrets:
+        try:
+            secret_bytes(text)
+        except SecretError as e:
+            raise ConfigError(f"{prefix}_SECRET: {e}") from e
+    return Integration(name, url, secrets)
+
+
+def _schedule(raw: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in raw.replace(",", " ").split())
+    except ValueError as e:
+        raise ConfigError(f"INDELIBLE_OUTBOX_RETRY_SCHEDULE={raw!r} is not a list of seconds") from e
+    if not delays or any(d < 0 for d in delays):
+        raise ConfigError(f"INDELIBLE_OUTBOX_RETRY_SCHEDULE={raw!r} must list at least one "
+                          "delay, none negative (seconds before attempt 1, 2, ...)")
+    return delays
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str | None = None  # None: start the embedded PostgreSQL in data_dir
@@ -48,6 +121,7 @@ class Settings:
     metrics_listen: str | None = None  # "host:port": /metrics without authentication there
     metrics_public: bool = False  # also serve /metrics on the API port without authentication
     log_format: str = "text"  # text | json (one JSON object per line)
+    outbound: OutboundSettings = OutboundSettings()  # Notification Hub, RAG feed (issue 12)
     key_cache_ttl: float = 10.0  # seconds a process remembers an authenticated key (0: never)
     tsa_url: str | None = None  # RFC 3161 Time Stamping Authority; None: checkpoints undated
     tsa_ca_file: Path | None = None  # PEM: the TSA's CA certificate(s) its tokens must chain to
@@ -110,6 +184,7 @@ class Settings:
             metrics_listen=_listen(env, "INDELIBLE_METRICS_LISTEN"),
             metrics_public=_flag(env, "INDELIBLE_METRICS_PUBLIC", cls.metrics_public),
             log_format=log_format(env),
+            outbound=OutboundSettings.from_env(env),
             key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
                                   minimum=0),
             **_tsa(env),

@@ -41,6 +41,21 @@ ALLOWED: dict[tuple[str, str], str] = {
         "checkpoint age of every tenant for a Prometheus scrape (background, multi-shard)",
     ("indelible/bench/verifier_ab.py", "SELECT tenant_id, size FROM log_heads"):
         "the benchmark's sample of every log's head, to measure the verifier's lag",
+    ("indelible/store/outbox.py", "UPDATE outbox o SET state = 'sending'"):
+        "an outbox dispatcher claims due events of any tenant (FOR UPDATE SKIP LOCKED, a "
+        "lease): background, multi-shard, like the report worker's claim",
+    ("indelible/store/outbox.py", "FROM outbox WHERE __fmt__"):
+        "`indelible outbox list` without --tenant lists every tenant's events; with a tenant "
+        "(and always over HTTP) `tenant_id = %s` is the first term spliced in at run time",
+    ("indelible/store/outbox.py", "FROM outbox __fmt__ GROUP BY"):
+        "outbox counts by state: every tenant's for the operator's list, else `WHERE "
+        "tenant_id = %s` spliced in at run time",
+    ("indelible/store/outbox.py", "FROM outbox_disabled __fmt__"):
+        "integrations a 410 disabled: every tenant's for the operator's list, else `WHERE "
+        "tenant_id = %s` spliced in at run time",
+    ("indelible/store/outbox.py", "FROM outbox WHERE id = $1"):
+        "`indelible outbox show ID`: an operator looks one event up by the id the list printed "
+        "(one multi-shard index probe)",
     ("indelible/timestamping/worker.py", "FROM log_heads ORDER BY tenant_id"):
         "the timestamper's background look for tenants whose checkpoints lack an RFC 3161 "
         "token, once a second: one small row per tenant (multi-shard); each tenant's "

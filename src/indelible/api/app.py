@@ -10,6 +10,7 @@ from indelible.api.context import AppState
 from indelible.api.guard import RequestGuard
 from indelible.api.observe import RequestObserver
 from indelible.api.routes import audit, discrepancies, escalation, health, keys, policy
+from indelible.api.routes import outbox as outbox_routes
 from indelible.api.routes import reports
 from indelible.api.routes import witnesses as witnessing
 from indelible.api.routes import bundles
@@ -45,5 +46,6 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     for module in (health, audit, keys, discrepancies, policy, escalation, reports,
                    witnessing):
         app.include_router(module.router)
+    app.include_router(outbox_routes.router)
     app.include_router(bundles.router)
     return app

@@ -1,4 +1,4 @@
-"""Benchmarks: `indelible bench append|verify|api` (see benchmarks/ for what they measure)."""
+"""Benchmarks: `indelible bench append|verify|api|ingest|outbox|escalate` (see benchmarks/ for what they measure)."""
 
 from __future__ import annotations
 
@@ -164,6 +164,28 @@ def bench_ingest(tenant: str, as_json: bool, count: int, workers: int) -> None:
             if broker is not None:
                 broker.stop()
     _output("ingest", tenant, measurements, as_json, extra)
+
+
+@bench.command("outbox")
+@click.option("--tenant", default="bench-outbox", show_default=True,
+              help="Tenant the benchmark appends to (kept afterwards).")
+@_json
+@click.option("--events", default=2_000, show_default=True, type=click.IntRange(min=1),
+              help="Events delivered for the throughput measurement.")
+@click.option("--latency-samples", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Single appends timed, per latency measurement.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Requests in flight (the dispatcher's, and the direct baseline's).")
+def bench_outbox(tenant: str, as_json: bool, events: int, latency_samples: int,
+                 concurrency: int) -> None:
+    """Outbox delivery events/s vs direct posting; the append latency it adds, and with the
+    receiver hanging. Nothing is sent anywhere but a receiver it runs on 127.0.0.1."""
+    from indelible.bench.outbox import OutboxOptions, run
+
+    with _bench_database(tenant) as (settings, db):
+        measurements, extra = run(db, tenant, OutboxOptions(
+            events=events, latency_samples=latency_samples, concurrency=concurrency))
+    _output("outbox", tenant, measurements, as_json, extra)
 
 
 @bench.command("escalate")

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from indelible import metrics
-from indelible.store.appender import Appended, Command, StreamModel, append_batch
+from indelible.store.appender import AppendHook, Appended, Command, StreamModel, append_batch
 from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
                                     InvalidEntryError, StoreError, StoreUnavailableError)
 
@@ -38,9 +38,10 @@ class GroupCommitAppender:
     """
 
     def __init__(self, *, conninfo: str, batch_max: int = 2000, batch_wait: float = 0.0,
-                 model: StreamModel | None = None):
+                 model: StreamModel | None = None, hooks: Sequence[AppendHook] = ()):
         self._conninfo = conninfo
         self._model = model
+        self._hooks = tuple(hooks)  # run inside each batch's transaction (see AppendHook)
         self._batch_max = batch_max
         self._batch_wait = batch_wait
         self._queue: queue.Queue = queue.Queue()
@@ -117,7 +118,7 @@ class GroupCommitAppender:
         started = time.perf_counter()
         try:
             outcomes = append_batch(self._connection(), tenant, [p for p, _ in pending],
-                                    model=self._model)
+                                    model=self._model, hooks=self._hooks)
         except StoreError as e:
             if isinstance(e, CommitOutcomeUnknownError):
                 self._drop_connection()

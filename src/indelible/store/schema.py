@@ -499,6 +499,59 @@ CREATE POLICY checkpoint_cosignatures_tenant ON checkpoint_cosignatures
 """ + _append_only_triggers("checkpoint_cosignatures")
 
 
+# The outbound integrations' delivery queue (issue 12). Operational, not evidence: a row is
+# written in the transaction of the entry that causes it and then moves through its states
+# (pending → sending → delivered | parked), so it is updated; every outcome is a ledger entry.
+# The service's role sees every tenant's rows (the dispatcher works across tenants, also where
+# it cannot bypass row-level security); the request role sees its tenant's only, fail-closed.
+_V14_OUTBOX = f"""
+CREATE TABLE outbox (
+    id              bigserial PRIMARY KEY,
+    tenant_id       text NOT NULL REFERENCES log_heads (tenant_id),
+    -- 'bench': `indelible bench outbox`'s own lane, which no service dispatcher ever claims
+    integration     text NOT NULL CHECK (integration IN ('hub', 'rag', 'bench')),
+    event           text NOT NULL,      -- what the receiver is told, e.g. escalation.notify
+    source_seq      bigint NOT NULL,    -- the entry that caused it
+    stream_id       text NOT NULL,      -- that entry's stream (where outcomes are recorded)
+    webhook_id      text NOT NULL UNIQUE,  -- the same on every attempt: receivers de-duplicate
+    state           text NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'sending', 'delivered', 'parked')),
+    round           integer NOT NULL DEFAULT 1,  -- an operator's retry starts a new round
+    attempts        integer NOT NULL DEFAULT 0,  -- in this round
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    lease_until     timestamptz,        -- a sender that died: the row is taken again after it
+    body            bytea,              -- as rendered from the ledger for the first attempt
+    last_status     integer,
+    last_error      text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    delivered_at    timestamptz,
+    UNIQUE (tenant_id, integration, source_seq)
+);
+CREATE INDEX outbox_due ON outbox (integration, next_attempt_at) WHERE state IN ('pending', 'sending');
+CREATE INDEX outbox_listing ON outbox (tenant_id, state, id);
+
+-- An integration a receiver answered 410 Gone for, per tenant, until an operator re-enables it.
+CREATE TABLE outbox_disabled (
+    tenant_id   text NOT NULL REFERENCES log_heads (tenant_id),
+    integration text NOT NULL,
+    seq         bigint NOT NULL,  -- the outbox.integration_disabled entry
+    reason      text NOT NULL,
+    disabled_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, integration)
+);
+GRANT SELECT, INSERT, UPDATE ON outbox TO {APP_ROLE};
+GRANT SELECT, INSERT, DELETE ON outbox_disabled TO {APP_ROLE};
+GRANT USAGE ON SEQUENCE outbox_id_seq TO {APP_ROLE};
+GRANT SELECT ON outbox, outbox_disabled TO {API_ROLE};
+""" + "".join(f"""
+ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+CREATE POLICY {table}_service ON {table} TO {APP_ROLE} USING (true) WITH CHECK (true);
+CREATE POLICY {table}_tenant ON {table} TO {API_ROLE}
+    USING (tenant_id = current_setting('indelible.tenant', true));
+""" for table in ("outbox", "outbox_disabled"))
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -516,6 +569,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
      _V11_AUTHENTICATE_FROM_LEDGER),
     (12, "the request role only reads evidence files", _V12_REQUEST_ROLE_READS_ONLY),
     (13, "escalation watch index (where the escalation engine looks)", _V13_ESCALATION_WATCH),
+    (14, "the outbound integrations' outbox (operational queue)", _V14_OUTBOX),
     (15, "compliance reports: jobs, schedules, append-only report files", _V15_REPORTS),
     (16, "RFC 3161 timestamp tokens beside checkpoints (append-only)", _V16_CHECKPOINT_TIMESTAMPS),
     (17, "witness cosignatures of checkpoints (append-only)", _V17_COSIGNATURES),

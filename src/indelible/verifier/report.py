@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 @dataclass(frozen=True)
 class Finding:
     check: str  # seq | leaf_hash | prev | column | merkle_node | log_head | checkpoint | trusted
-    #            | domain | read_model | snapshot | evidence (the models pass)
+    #            | domain | read_model | snapshot | evidence | outbox (the models pass)
     detail: str
     seq: int | None = None  # the first entry this finding implicates
     seq_end: int | None = None  # exclusive end when only a range can be named
