@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from indelible import datadir
 from indelible.api.app import create_app
 from indelible.config import Settings
+from indelible.console.sessions import Timeouts
 from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
 from indelible.kept import KeptCheckpoints
@@ -134,7 +135,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
-        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status)
+        app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
+                         console_timeouts=Timeouts.of(settings))
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
                           status, app)

@@ -39,6 +39,8 @@ class Settings:
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
+    console_idle_timeout: float = 1800.0  # seconds without a page view before a console session ends
+    console_session_lifetime: float = 43200.0  # seconds after sign-in a console session ends regardless
 
     @property
     def key_file(self) -> Path:
@@ -79,6 +81,10 @@ class Settings:
                                minimum=0) / 1000,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
+            console_idle_timeout=_number(env, "INDELIBLE_CONSOLE_IDLE_TIMEOUT",
+                                         cls.console_idle_timeout, float, minimum=1),
+            console_session_lifetime=_number(env, "INDELIBLE_CONSOLE_SESSION_LIFETIME",
+                                             cls.console_session_lifetime, float, minimum=1),
         )
 
 

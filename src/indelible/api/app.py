@@ -9,13 +9,16 @@ from indelible.api import docs, openapi, problems
 from indelible.api.context import AppState
 from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, health, keys, policy
+from indelible.console.app import create_console
+from indelible.console.sessions import Timeouts
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.group_commit import GroupCommitAppender
 
 
 def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommitAppender,
-               ingest_status: IngestStatus | None = None) -> FastAPI:
+               ingest_status: IngestStatus | None = None,
+               console_timeouts: Timeouts | None = None) -> FastAPI:
     """The HTTP API over what the composition root built (bootstrap.py owns the pool)."""
     app = FastAPI(title="Indelible", version="0.1.0",
                   description="A compliance ledger nobody can edit.",
@@ -29,4 +32,6 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
     for module in (health, audit, keys, discrepancies, policy):
         app.include_router(module.router)
+    # The web console: its own pages and cookie sessions over the same state and use cases.
+    app.mount("/console", create_console(app.state.indelible, console_timeouts))
     return app

@@ -37,6 +37,8 @@ def up(host: str, port: int) -> None:
             click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
                        f"{service.nats_url}", err=True)
         click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
+        click.echo(f"indelible: web console at http://{host}:{port}/console/ (sign in with a "
+                   "key from `indelible api-key create`)", err=True)
         uvicorn.run(service.app, host=host, port=port, log_level="warning")
 
 

@@ -98,8 +98,14 @@ def revoke_decision(key_id: str, *, by: Actor) -> Decision:
 
 
 def authenticate(conn: psycopg.Connection, token: str) -> Principal | None:
+    return authenticate_hash(conn, token_hash(token))
+
+
+def authenticate_hash(conn: psycopg.Connection, hashed: bytes) -> Principal | None:
+    """The key whose token hashes to `hashed`, with role and revocation read from the ledger
+    (the console keeps only this hash in its session and asks again at every page)."""
     row = conn.execute("SELECT tenant_id, key_id::text, role, name FROM indelible_authenticate(%s)",
-                       (token_hash(token),)).fetchone()
+                       (hashed,)).fetchone()
     return Principal(*row) if row else None
 
 
