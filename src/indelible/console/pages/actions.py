@@ -49,7 +49,7 @@ def _key(viewer: Viewer, request: Request, form, payload: dict) -> discrepancies
 
 
 async def _record(request: Request, viewer: Viewer, case_id: str, done: str, use_case, build,
-                  *extra):
+                  extra=None):
     """Build the command from the form, run the use case, and redirect to the case page
     (or show it again with the refusal)."""
     form = await request.form()
@@ -128,4 +128,4 @@ async def attach(request: Request, viewer: Posting, case_id: CaseId):
                                         media_type=media_type)
         return command, {"name": upload.filename, "sha256": sha256, "media_type": media_type}
     return await _record(request, viewer, case_id, "Evidence attached.",
-                         discrepancies.attach_evidence, build, lambda command: (content,))
+                         discrepancies.attach_evidence, build, extra=lambda command: (content,))

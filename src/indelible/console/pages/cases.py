@@ -100,7 +100,7 @@ async def load_case(request: Request, viewer: Viewer, case_id: str, *,
     tenant has no such case (another tenant's case looks exactly like none)."""
     state = request.app.state.indelible
 
-    def read(conn, tenant):
+    def read(conn, tenant, case_id):
         current = store.current(conn, tenant, case_id)
         if current is None:
             return None
