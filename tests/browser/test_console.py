@@ -7,6 +7,8 @@ Set INDELIBLE_CONSOLE_SCREENSHOTS=<folder> to save the README's screenshots as t
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import os
 import re
 import secrets
@@ -16,7 +18,10 @@ import httpx
 import psycopg
 import pytest
 
+from indelible.bootstrap import projections
 from indelible.store.tenants import create_tenant
+from indelible.usecases import keys
+from indelible.usecases.principal import DirectLedger, Principal
 from tests.e2e.cli_helpers import indelible
 from tests.e2e.test_http import running_service
 
@@ -25,6 +30,7 @@ STATEMENT = b"%PDF-1.4 processor statement: fee line 150.00 EUR"
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, owner_url, app_url):
+    _APP_URL[:] = [app_url]
     with running_service(tmp_path_factory.mktemp("console"), owner_url, app_url, "con") as s:
         other = f"{s.tenant}-x"
         with psycopg.connect(app_url, autocommit=True) as conn:
@@ -35,11 +41,33 @@ def service(tmp_path_factory, owner_url, app_url):
         yield s
 
 
-def token(service, role: str, tenant: str | None = None) -> str:
-    made = indelible(service.env, "api-key", "create", "--tenant", tenant or service.tenant,
+def cli_token(service, role: str) -> str:
+    """A key as a new user gets it: from `indelible api-key create`."""
+    made = indelible(service.env, "api-key", "create", "--tenant", service.tenant,
                      "--role", role, "--name", f"{role.replace('_', ' ').title()} Tester")
     assert made.returncode == 0, made.stderr
     return made.stdout.strip()
+
+
+_TOKENS: dict[tuple[str, str], str] = {}
+_APP_URL: list[str] = []  # the service role's conninfo, set by the service fixture
+
+
+def token(service, role: str, tenant: str | None = None) -> str:
+    """A key of `role`, issued once per module through the same use case the CLI calls (in
+    this process: a CLI subprocess per key would cost seconds each)."""
+    tenant = tenant or service.tenant
+    if (tenant, role) not in _TOKENS:
+        with psycopg.connect(_APP_URL[0], autocommit=True) as conn:
+            ledger = DirectLedger(conn, projections())
+            operator = Principal(tenant, "cli:browser-tests", "admin", "operator")
+            issue = keys.issue_key(ledger, operator, role=role,
+                                   name=f"{role.replace('_', ' ').title()} Tester")
+            # Playwright's sync API holds an event loop in this thread: run it beside it.
+            with ThreadPoolExecutor(1) as thread:
+                issued = thread.submit(asyncio.run, issue).result()
+        _TOKENS[tenant, role] = issued.token
+    return _TOKENS[tenant, role]
 
 
 def api(service, key: str) -> httpx.Client:
@@ -82,7 +110,7 @@ def move(page, to: str, **fields) -> None:
 
 
 def test_an_analyst_works_an_ingested_case_from_open_to_resolved(service, pages):
-    analyst = token(service, "analyst")
+    analyst = cli_token(service, "analyst")
     case = an_ingested_case(service, analyst)
     page = sign_in(pages(), service, analyst)
     assert page.get_by_role("heading", name="Dashboard").is_visible()
