@@ -109,6 +109,13 @@ def authenticate_hash(conn: psycopg.Connection, hashed: bytes) -> Principal | No
     return Principal(*row) if row else None
 
 
+def key_names(conn: psycopg.Connection, tenant: str, key_ids: list[str]) -> dict[str, str]:
+    """{key id: the name it was issued under}, for showing who acted (`key:<id>` actors)."""
+    rows = conn.execute("SELECT key_id::text, name FROM api_keys WHERE tenant_id = %s AND "
+                        "key_id::text = ANY(%s)", (tenant, key_ids))
+    return dict(rows.fetchall())
+
+
 def list_keys(conn: psycopg.Connection, tenant: str) -> list[KeyState]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE tenant_id = %s "
                         "ORDER BY issued_seq", (tenant,))

@@ -15,13 +15,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from indelible import domain
-from indelible.console import security
+from indelible.console import security, timeline
 from indelible.console.errors import ConsoleError
 from indelible.console.render import render
 from indelible.console.sessions import Viewer
-from indelible.entry import b64
 from indelible.store import discrepancies as store
-from indelible.store import evidence
+from indelible.store import api_keys, evidence
 
 router = APIRouter()
 SignedIn = Annotated[Viewer, Depends(security.viewer)]
@@ -108,16 +107,19 @@ async def load_case(request: Request, viewer: Viewer, case_id: str, *,
                                    limit=TIMELINE_PAGE + 1)
         frozen = store.snapshot(conn, tenant, case_id) if current["status"] in \
             {s.value for s in domain.TERMINAL} else None
-        return current, entries, frozen
+        names = api_keys.key_names(conn, tenant, sorted(
+            {e.actor_id.removeprefix("key:") for e in entries if e.actor_id.startswith("key:")}))
+        return current, entries, frozen, names
     found = await state.read(viewer.tenant, read, viewer.tenant, case_id.lower())
     if found is None:
         raise ConsoleError(404, "Unknown discrepancy",
                            f"no discrepancy {case_id} in this tenant", viewer=viewer)
-    current, entries, frozen = found
+    current, entries, frozen, names = found
     more = len(entries) > TIMELINE_PAGE
     entries = entries[:TIMELINE_PAGE]
     return {"case": current, "entries": entries, "frozen": frozen,
             "next_after_seq": entries[-1].seq if more else None,
+            "actor_names": {f"key:{k}": v for k, v in names.items()},
             "may": _may(viewer, current)}
 
 
@@ -141,8 +143,8 @@ def _may(viewer: Viewer, case: dict) -> dict:
 def case_page(request: Request, viewer: Viewer, loaded: dict, *, status_code: int = 200,
               error: tuple[str, str] | None = None, done: str | None = None):
     return render(request, "case.html", status_code=status_code, viewer=viewer, error=error,
-                  done=done, b64=b64, resolution_codes=[c.value for c in domain.ResolutionCode],
-                  **loaded)
+                  done=done, resolution_codes=[c.value for c in domain.ResolutionCode],
+                  timeline_rows=timeline.rows(loaded["entries"], loaded["actor_names"]), **loaded)
 
 
 @router.get("/discrepancies/{case_id}")

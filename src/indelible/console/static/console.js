@@ -5,8 +5,8 @@
 (function () {
   function localise() {
     var format = new Intl.DateTimeFormat(undefined, {
-      year: "numeric", month: "short", day: "numeric",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+      second: "2-digit", hourCycle: "h23", timeZoneName: "short"
     });
     var times = document.querySelectorAll("time[datetime]");
     for (var i = 0; i < times.length; i++) {
