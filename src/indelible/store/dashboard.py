@@ -68,6 +68,14 @@ def ageing(conn: psycopg.Connection, tenant: str) -> list[Ageing]:
     return out
 
 
+def escalated(conn: psycopg.Connection, tenant: str, *, limit: int = 10) -> list[dict]:
+    """Cases now escalated, the most recently changed first (escalated by a manager or, once
+    escalation rules run, by the engine)."""
+    rows = conn.execute("SELECT state FROM discrepancies WHERE tenant_id = %s AND status = "
+                        "'escalated' ORDER BY updated_at DESC LIMIT %s", (tenant, limit))
+    return [r[0] for r in rows]
+
+
 def integrity(conn: psycopg.Connection, tenant: str) -> Integrity:
     end = log_end(conn, tenant)
     return Integrity(end.size, end.latest_at, latest_checkpoint(conn, tenant))

@@ -27,10 +27,10 @@ async def dashboard_page(request: Request, viewer: SignedIn):
 
     def read(conn, tenant):
         return (dashboard.status_by_severity(conn, tenant), dashboard.ageing(conn, tenant),
-                dashboard.integrity(conn, tenant))
-    matrix, ageing, integrity = await state.read(viewer.tenant, read, viewer.tenant)
+                dashboard.integrity(conn, tenant), dashboard.escalated(conn, tenant))
+    matrix, ageing, integrity, escalated = await state.read(viewer.tenant, read, viewer.tenant)
     ingest = state.ingest_status
     return render(request, "dashboard.html", viewer=viewer, matrix=matrix, ageing=ageing,
                   bands=[name for name, _ in dashboard.AGE_BANDS], integrity=integrity,
                   ingest_problem=ingest.problem() if ingest else None,
-                  ingest_running=ingest is not None)
+                  ingest_running=ingest is not None, escalated=escalated)
