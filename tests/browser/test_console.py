@@ -31,13 +31,16 @@ STATEMENT = b"%PDF-1.4 processor statement: fee line 150.00 EUR"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, owner_url, app_url):
     _APP_URL[:] = [app_url]
-    with running_service(tmp_path_factory.mktemp("console"), owner_url, app_url, "con") as s:
+    folder = tmp_path_factory.mktemp("console")
+    with running_service(folder, owner_url, app_url, "con") as s:
         other = f"{s.tenant}-x"
         with psycopg.connect(app_url, autocommit=True) as conn:
             create_tenant(conn, other, base_origin="test.indelible.local/log")
         sent = indelible(s.env, "simulate", "--tenant", s.tenant, "--count", "6",
                          "--matched-share", "0", "--wait", "--timeout", "60")
         assert sent.returncode == 0, sent.stderr
+        log = (folder / "service.log").read_text()
+        assert f"web console at {s.base}/console/" in log  # `indelible up` tells where
         yield s
 
 

@@ -46,3 +46,23 @@ def test_timeline_rows_escape_what_people_wrote():
     assert "Ana &lt;admin&gt;" in html and 'title="key:k1"' in html
     assert 'href="/console/auditor?seq=7"' in html
     assert "A" * 43 + "=" in html  # the leaf hash, base64
+
+
+@pytest.mark.parametrize(("scheme", "secure"), [("https", True), ("http", False)])
+def test_the_session_cookie_is_secure_over_tls_and_always_httponly_and_strict(scheme, secure):
+    from datetime import timedelta
+
+    from fastapi import Response
+    from starlette.requests import Request
+
+    from indelible.console import sessions
+
+    request = Request({"type": "http", "scheme": scheme, "method": "GET", "path": "/console/",
+                       "headers": [(b"host", b"example.test")], "query_string": b"",
+                       "server": ("example.test", 443)})
+    response = Response()
+    sessions.set_cookie(response, request, "value", sessions.Timeouts(absolute=timedelta(hours=1)))
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    assert "Max-Age=3600" in cookie
+    assert ("Secure" in cookie) is secure
