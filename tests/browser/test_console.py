@@ -238,6 +238,8 @@ def test_forms_without_the_sessions_csrf_token_are_refused(service, pages):
 
 def test_the_content_security_policy_is_strict_and_blocks_inline_script(service, pages):
     page = pages()
+    page.goto(f"{service.base}/console")  # the address `indelible up` prints, less its slash
+    assert "/console/sign-in" in page.url
     response = page.goto(f"{service.base}/console/sign-in")
     csp = response.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src 'self'" in csp
