@@ -120,7 +120,8 @@ def test_bench_console_times_the_pages_first_byte_against_the_json_api(env, benc
     report = invoke(env, "console", "--tenant", bench_tenant, "--discrepancies", "120",
                     "--entries", "30", "--samples", "3")
 
-    assert_measured(report, {"console_list", "console_list_filtered", "console_case"})
+    assert_measured(report, {"console_list", "console_list_filtered", "console_dashboard",
+                              "console_case"})
     assert report["discrepancies"] == 121  # the ones asked for, and the long case
     case = report["measurements"]["console_case"]
     assert case["baseline_what"].startswith("GET /v1/discrepancies/{id}/history")

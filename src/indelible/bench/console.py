@@ -1,8 +1,8 @@
 """`indelible bench console`: time to first byte of the console's heaviest pages.
 
 Ours: `indelible up` as its own process, a session signed in through the sign-in form; the
-discrepancy list (first page, newest first; and a filtered page, oldest first) and the page
-of one case with `entries` ledger entries, each requested `samples` times one after another,
+discrepancy list (first page, newest first; and a filtered page, oldest first), the
+dashboard and the page of one case with `entries` ledger entries, each requested `samples` times one after another,
 the clock stopping at the first byte of the body (the page is rendered whole before it is
 sent, so this is the whole server-side cost). The tenant holds `discrepancies` cases,
 opened through the same decisions ingestion appends.
@@ -59,6 +59,9 @@ def run(db: Database, settings: Settings, tenant: str,
                  "/console/discrepancies?status=open&sort=oldest",
                  "/v1/discrepancies?limit=50&status=open",
                  "GET /v1/discrepancies?status=open&limit=50 (JSON)"),
+                ("console_dashboard", "dashboard (counts, ageing, integrity)",
+                 "/console/dashboard", "/v1/discrepancy-counts",
+                 "GET /v1/discrepancy-counts (JSON: counts by status and by severity)"),
                 ("console_case", f"case page with {options.entries} entries",
                  f"/console/discrepancies/{case_id}",
                  f"/v1/discrepancies/{case_id}/history?limit=500",

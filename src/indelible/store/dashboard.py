@@ -39,33 +39,34 @@ class Integrity:
         return self.log_size - (self.checkpoint.size if self.checkpoint else 0)
 
 
-def status_by_severity(conn: psycopg.Connection, tenant: str) -> dict[str, dict[str, int]]:
-    """{status: {severity: count}}, every status and severity present (zeros included)."""
-    matrix = {s.value: {v.value: 0 for v in domain.Severity} for s in domain.Status}
-    for status, severity, n in conn.execute(
-            "SELECT status, severity, count(*) FROM discrepancies WHERE tenant_id = %s "
-            "GROUP BY status, severity", (tenant,)):
-        matrix[status][severity] = n
-    return matrix
+@dataclass(frozen=True)
+class Overview:
+    matrix: dict[str, dict[str, int]]  # {status: {severity: count}}, zeros included
+    ageing: list[Ageing]  # unfinished cases per severity, most severe first
 
 
-def ageing(conn: psycopg.Connection, tenant: str) -> list[Ageing]:
-    """Unfinished cases per severity (most severe first): counts by age band, and the oldest."""
+def overview(conn: psycopg.Connection, tenant: str) -> Overview:
+    """Counts by status and severity, and the ageing of unfinished cases, in one pass over
+    the tenant's discrepancies (at 100,000 cases two passes cost twice as much)."""
     bands = ", ".join(
         f"count(*) FILTER (WHERE opened_at <= now() - interval '{low} days'"
         + (f" AND opened_at > now() - interval '{high} days')" if high is not None else ")")
         for (_, low), high in zip(AGE_BANDS, [b for _, b in AGE_BANDS[1:]] + [None]))
-    rows = {r[0]: r for r in conn.execute(
-        f"SELECT severity, count(*), {bands}, min(opened_at) FROM discrepancies "
-        "WHERE tenant_id = %s AND status = ANY(%s) GROUP BY severity", (tenant, list(UNFINISHED)))}
-    out = []
-    for severity in reversed(domain.Severity):
-        row = rows.get(severity.value)
-        if row is None:
-            out.append(Ageing(severity.value, 0, (0,) * len(AGE_BANDS), None))
-        else:
-            out.append(Ageing(severity.value, row[1], tuple(row[2:-1]), row[-1]))
-    return out
+    matrix = {s.value: {v.value: 0 for v in domain.Severity} for s in domain.Status}
+    open_count = {v.value: 0 for v in domain.Severity}
+    band_counts = {v.value: [0] * len(AGE_BANDS) for v in domain.Severity}
+    oldest: dict[str, datetime] = {}
+    for status, severity, n, *per_band, first in conn.execute(
+            f"SELECT status, severity, count(*), {bands}, min(opened_at) FROM discrepancies "
+            "WHERE tenant_id = %s GROUP BY status, severity", (tenant,)):
+        matrix[status][severity] = n
+        if status in UNFINISHED:
+            open_count[severity] += n
+            band_counts[severity] = [a + b for a, b in zip(band_counts[severity], per_band)]
+            oldest[severity] = min(oldest.get(severity, first), first)
+    ageing = [Ageing(s.value, open_count[s.value], tuple(band_counts[s.value]), oldest.get(s.value))
+              for s in reversed(domain.Severity)]
+    return Overview(matrix, ageing)
 
 
 def escalated(conn: psycopg.Connection, tenant: str, *, limit: int = 10) -> list[dict]:

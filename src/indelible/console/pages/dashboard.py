@@ -26,11 +26,12 @@ async def dashboard_page(request: Request, viewer: SignedIn):
     state = request.app.state.indelible
 
     def read(conn, tenant):
-        return (dashboard.status_by_severity(conn, tenant), dashboard.ageing(conn, tenant),
-                dashboard.integrity(conn, tenant), dashboard.escalated(conn, tenant))
-    matrix, ageing, integrity, escalated = await state.read(viewer.tenant, read, viewer.tenant)
+        return (dashboard.overview(conn, tenant), dashboard.integrity(conn, tenant),
+                dashboard.escalated(conn, tenant))
+    overview, integrity, escalated = await state.read(viewer.tenant, read, viewer.tenant)
     ingest = state.ingest_status
-    return render(request, "dashboard.html", viewer=viewer, matrix=matrix, ageing=ageing,
+    return render(request, "dashboard.html", viewer=viewer, matrix=overview.matrix,
+                  ageing=overview.ageing,
                   bands=[name for name, _ in dashboard.AGE_BANDS], integrity=integrity,
                   ingest_problem=ingest.problem() if ingest else None,
                   ingest_running=ingest is not None, escalated=escalated)
