@@ -35,6 +35,8 @@ class Settings:
     checkpoint_interval: float = 5.0  # seconds between checkpointer passes
     checkpoint_entries: int = 10_000  # sign early once this many entries are unsigned
     batch_max: int = 2_000  # commands per group commit
+    escalation_enabled: bool = True  # run the escalation engine inside `indelible up`
+    escalation_interval: float = 900.0  # seconds between escalation passes at the latest
     batch_wait: float = 0.0  # seconds a lone command waits for company (0: commit at once)
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
@@ -77,6 +79,9 @@ class Settings:
             checkpoint_interval=_number(env, "INDELIBLE_CHECKPOINT_INTERVAL", cls.checkpoint_interval, float),
             checkpoint_entries=_number(env, "INDELIBLE_CHECKPOINT_ENTRIES", cls.checkpoint_entries, int),
             batch_max=_number(env, "INDELIBLE_BATCH_MAX", cls.batch_max, int),
+            escalation_enabled=_flag(env, "INDELIBLE_ESCALATION_ENABLED", cls.escalation_enabled),
+            escalation_interval=_number(env, "INDELIBLE_ESCALATION_INTERVAL",
+                                        cls.escalation_interval, float),
             batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float,
                                minimum=0) / 1000,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",

@@ -1,7 +1,7 @@
 """The `indelible` command line."""
 
 # Each module registers its commands on `main`.
-from indelible.cli import audit, bench, engines, ingest, service, tenants  # noqa: F401
+from indelible.cli import audit, bench, engines, escalation, ingest, service, tenants  # noqa: F401
 from indelible.cli.root import main
 
 __all__ = ["main"]

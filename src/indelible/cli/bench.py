@@ -163,3 +163,20 @@ def bench_ingest(tenant: str, as_json: bool, count: int) -> None:
             if broker is not None:
                 broker.stop()
     _output("ingest", tenant, measurements, as_json, extra)
+
+
+@bench.command("escalate")
+@_json
+@click.option("--open", "open_count", default=100_000, show_default=True,
+              type=click.IntRange(min=10), help="Open discrepancies (one in ten critical).")
+@click.option("--rules", "rule_count", default=10, show_default=True,
+              type=click.IntRange(min=1, max=100), help="Escalation rules in force.")
+def bench_escalate(as_json: bool, open_count: int, rule_count: int) -> None:
+    """One escalation pass: nothing due (vs a scan), and 10% due (vs plain decided appends).
+    Works in a fresh tenant `bench-esc-…` (kept afterwards)."""
+    from indelible.bench.escalate import EscalateOptions, run
+
+    with _bench_database("bench") as (settings, db):
+        measurements, extra = run(db, settings.base_origin,
+                                  EscalateOptions(open=open_count, rules=rule_count))
+    _output("escalate", extra["escalation_tenant"], measurements, as_json, extra)

@@ -209,6 +209,14 @@ def _amended(state: Discrepancy, data: dict) -> dict:
             "difference": after["difference"], "reported_at": data["detected_at"]}
 
 
+def _escalation_fact(state: Discrepancy, data: dict) -> dict:
+    """Escalation entries record what the rules did or may do; the state they meet is
+    unchanged (a move they cause is a `transitioned` entry of its own)."""
+    if not isinstance(data, dict):
+        raise TypeError("escalation data must be an object")
+    return {}
+
+
 _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {
     EventType.TRANSITIONED: _transitioned,
     EventType.ASSIGNED: _assigned,
@@ -216,4 +224,7 @@ _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {
     EventType.SEVERITY_CHANGED: _severity_changed,
     EventType.EVIDENCE_ATTACHED: _evidence_attached,
     EventType.AMENDED: _amended,
+    EventType.ESCALATION_FIRED: _escalation_fact,
+    EventType.ESCALATION_PAUSED: _escalation_fact,
+    EventType.ESCALATION_RESUMED: _escalation_fact,
 }

@@ -24,6 +24,13 @@ Types and their data::
                                    those four and difference), detected_at (of the
                                    re-report), status (when it arrived; unchanged)
 
+    escalation.fired               rule_id, rule_name, rules_version, rule_version,
+                                   action, period_start_seq, due_at, fired_at; notify:
+                                   target, message (rendered); escalate: severity (if
+                                   upgraded); auto_close: reason
+    escalation.paused              reason, until (RFC 3339 UTC)
+    escalation.resumed             reason
+
 Entries written before severity_basis existed lack it; nothing folds it into the state.
 """
 
@@ -43,6 +50,11 @@ class EventType(StrEnum):
     SEVERITY_CHANGED = "discrepancy.severity_changed"
     EVIDENCE_ATTACHED = "discrepancy.evidence_attached"
     AMENDED = "discrepancy.amended"
+    # Escalation (issue 11): facts about the rules acting on the discrepancy. They change
+    # nothing in its state; a move an escalation makes is its own `transitioned` entry.
+    ESCALATION_FIRED = "escalation.fired"
+    ESCALATION_PAUSED = "escalation.paused"
+    ESCALATION_RESUMED = "escalation.resumed"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import psycopg
 from indelible.store.appender import Change, StreamModel
 from indelible.store.logs import read_head
 
-READ_MODELS = ("api_keys", "discrepancies")  # rows derived from the ledger, per tenant
+READ_MODELS = ("api_keys", "discrepancies", "escalation_watch")  # rows derived from the ledger, per tenant
 
 
 def rebuild_projections(owner_url: str, tenant: str, model: StreamModel) -> int:

@@ -356,6 +356,39 @@ GRANT EXECUTE ON FUNCTION indelible_authenticate(bytea) TO {APP_ROLE}, {API_ROLE
 _V12_REQUEST_ROLE_READS_ONLY = f"REVOKE INSERT ON evidence_files FROM {API_ROLE};"
 
 
+# Escalation (issue 11): where the engine looks. Per discrepancy its watched period and a
+# lower bound of when a rule may next fall due; a pass with nothing due is one probe of the
+# partial index. A read model (rebuilt from the ledger), never what a firing is decided on.
+ESCALATION_MARKS = ("'discrepancy.opened', 'discrepancy.transitioned', 'escalation.paused', "
+                    "'escalation.resumed'")
+_V13_ESCALATION_WATCH = f"""
+CREATE TABLE escalation_watch (
+    tenant_id      text NOT NULL REFERENCES tenants (tenant_id),
+    discrepancy_id uuid NOT NULL,
+    status         text NOT NULL,
+    severity       text NOT NULL,
+    period_seq     bigint NOT NULL,       -- the entry that began the current status
+    period_at      timestamptz NOT NULL,  -- when it was recorded
+    paused_until   timestamptz,           -- an escalation pause in force
+    next_check_at  timestamptz,           -- NULL: no rule watches this period
+    stamp          bigint NOT NULL DEFAULT 0,  -- bumped when the bound is reset
+    PRIMARY KEY (tenant_id, discrepancy_id)
+);
+CREATE INDEX escalation_watch_due ON escalation_watch (tenant_id, next_check_at)
+    WHERE next_check_at IS NOT NULL;
+-- The entries that begin a period or pause one, per stream: the watch row and firing
+-- decisions find the latest in a probe or two, however many comments came after it.
+CREATE INDEX ledger_entries_escalation_marks ON ledger_entries (tenant_id, stream_id, stream_version)
+    WHERE type IN ({ESCALATION_MARKS});
+GRANT SELECT, INSERT, UPDATE, DELETE ON escalation_watch TO {APP_ROLE};
+GRANT SELECT, UPDATE (next_check_at) ON escalation_watch TO {API_ROLE};  -- POST /v1/escalations/run
+ALTER TABLE escalation_watch ENABLE ROW LEVEL SECURITY;
+CREATE POLICY escalation_watch_tenant ON escalation_watch
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+"""
+
+
 # The web console's sign-in sessions (issue 18). Operational state, not evidence: a row says
 # which identity a browser proved (for an API key, the key's token hash, re-checked against
 # the ledger at every request) and when the session ends. The request role never touches the
@@ -447,6 +480,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (11, "authentication decides revocation and role from the ledger entries",
      _V11_AUTHENTICATE_FROM_LEDGER),
     (12, "the request role only reads evidence files", _V12_REQUEST_ROLE_READS_ONLY),
+    (13, "escalation watch index (where the escalation engine looks)", _V13_ESCALATION_WATCH),
     (20, "web console sessions; discrepancies indexed by opening time", _V20_CONSOLE_SESSIONS),
 ]
 

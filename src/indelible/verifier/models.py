@@ -24,8 +24,9 @@ import psycopg
 
 from indelible import domain
 from indelible.entry import b64
-from indelible.store import api_keys, discrepancies, severity_policy
+from indelible.store import api_keys, discrepancies, escalation, severity_policy
 from indelible.store.appender import Change
+from indelible.verifier.escalation_check import FiringCheck
 from indelible.verifier.report import VerificationReport
 
 FETCH = 5_000  # rows per round trip
@@ -59,6 +60,7 @@ class _Replay:
     histories: dict[str, list] = field(default_factory=dict)  # [seq, leaf] until decided
     snapshots: dict[str, tuple[int, bytes, bytes]] = field(default_factory=dict)  # by id
     evidence: dict[str, tuple[int, int]] = field(default_factory=dict)  # sha256 -> (seq, size)
+    firings: FiringCheck = field(default_factory=FiringCheck)  # escalation firings hold
 
 
 def verify_models(conninfo: str, tenant: str, report: VerificationReport) -> None:
@@ -84,8 +86,8 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
     with conn.cursor(name="models") as cur:
         cur.execute("SELECT seq, event_id, stream_id, stream_version, leaf_hash, recorded_at, "
                     "entry FROM ledger_entries WHERE tenant_id = %s AND (stream_id LIKE 'disc/%%' "
-                    "OR stream_id LIKE 'apikey/%%' OR stream_id = %s) ORDER BY seq",
-                    (tenant, severity_policy.STREAM))
+                    "OR stream_id LIKE 'apikey/%%' OR stream_id = ANY(%s)) ORDER BY seq",
+                    (tenant, [severity_policy.STREAM, *_CONFIG]))
         while rows := cur.fetchmany(FETCH):
             for seq, event_id, stream, version, leaf, at, entry in rows:
                 entry, leaf = bytes(entry), bytes(leaf)
@@ -95,6 +97,10 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
                     elif stream.startswith(api_keys.PREFIX):
                         replay.keys[stream] = model.evolve(replay.keys.get(stream), Change.of_entry(
                             seq, stream, version, entry, at))
+                    elif stream in _CONFIG:
+                        change = Change.of_entry(seq, stream, version, entry, at)
+                        _CONFIG[stream](change)
+                        replay.firings.config(change)
                     else:
                         severity_policy.record(seq, version, entry)
                 except Exception as e:  # noqa: BLE001 - any refusal of a recorded entry is a finding
@@ -104,12 +110,20 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
     return replay
 
 
+# Tenant configuration streams: each entry must parse as what its stream holds.
+_CONFIG = {escalation.RULES_STREAM: escalation.rules_of,
+           escalation.CALENDAR_STREAM: escalation.calendar_of}
+
+
 def _case(replay: _Replay, stream: str, seq: int, leaf: bytes, entry: bytes,
           report: _Capped) -> None:
     if stream in replay.broken:
         return
     document = orjson.loads(entry)
     state = replay.cases.get(stream)
+    wrong = replay.firings.entry(stream, seq, document)
+    if wrong is not None:
+        report.add("domain", f"stream {stream}: {wrong}", seq)
     if document["type"] == domain.EventType.TRANSITIONED and state is not None:
         _check_move(state, document, seq, report)
     state = domain.evolve(state, domain.Event(document["type"], document["data"]),
