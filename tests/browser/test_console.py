@@ -297,6 +297,32 @@ def test_a_manager_changes_the_severity_policy_and_an_analyst_may_only_read_it(s
     assert forged.status == 403 and "analyst may not set the severity policy" in forged.text()
 
 
+def test_a_manager_previews_and_changes_the_escalation_rules_an_analyst_only_reads(service,
+                                                                                   pages):
+    manager = token(service, "compliance_manager")
+    page = sign_in(pages(), service, manager, then="/console/escalation-rules")
+    rules = page.get_by_label("Rules (JSON list)")
+    assert '"high-24h-escalate"' in rules.input_value()  # the built-in set, editable
+    edited = rules.input_value().replace('"P1D"', '"PT12H"', 1)
+    rules.fill(edited)
+    page.get_by_role("button", name="Preview what would fire").click()
+    assert page.get_by_role("heading", name="Preview (nothing was written)").is_visible()
+    assert '"PT12H"' in page.get_by_label("Rules (JSON list)").input_value()  # kept
+    page.get_by_label("Reason for the change (kept in the ledger)").fill("Escalate sooner")
+    page.get_by_role("button", name="Put these rules in force").click()
+    page.wait_for_selector("text=Rules put in force.")
+    assert "Escalate sooner" in page.locator("#history + table").inner_text()
+    shoot(page, "rules")
+
+    analyst = sign_in(pages(), service, token(service, "analyst"), then="/console/escalation-rules")
+    assert analyst.get_by_role("button", name="Put these rules in force").count() == 0
+    csrf = analyst.locator("input[name=csrf_token]").first.get_attribute("value")
+    forged = analyst.request.post(f"{service.base}/console/escalation-rules", form={
+        "csrf_token": csrf, "rules": edited, "reason": "x", "expected_version": "1",
+        "action": "set"})
+    assert forged.status == 403 and "analyst may not change the escalation rules" in forged.text()
+
+
 def test_no_serious_accessibility_violations_on_any_page(service, pages):
     from axe_playwright_python.sync_playwright import Axe
 
@@ -308,7 +334,7 @@ def test_no_serious_accessibility_violations_on_any_page(service, pages):
     page.goto(f"{service.base}{paths[0]}")
     sign_in(page, service, manager)
     paths += ["/console/dashboard", "/console/discrepancies", f"/console/discrepancies/{case['id']}",
-              "/console/severity-policy", "/console/auditor?seq=1"]
+              "/console/severity-policy", "/console/escalation-rules", "/console/auditor?seq=1"]
     for path in paths:
         if path != "/console/sign-in":
             page.goto(f"{service.base}{path}")

@@ -77,6 +77,16 @@ def escalated(conn: psycopg.Connection, tenant: str, *, limit: int = 10) -> list
     return [r[0] for r in rows]
 
 
+def due_next(conn: psycopg.Connection, tenant: str, *, limit: int = 10) -> list[dict]:
+    """Cases whose next escalation-rule check comes soonest: the escalation engine's watch
+    index (the earliest moment a rule may act; the case page shows each rule's due time)."""
+    rows = conn.execute(
+        "SELECT w.next_check_at, d.state FROM escalation_watch w JOIN discrepancies d "
+        "ON d.tenant_id = w.tenant_id AND d.id = w.discrepancy_id WHERE w.tenant_id = %s "
+        "AND w.next_check_at IS NOT NULL ORDER BY w.next_check_at LIMIT %s", (tenant, limit))
+    return [{**state, "next_check_at": at} for at, state in rows]
+
+
 def integrity(conn: psycopg.Connection, tenant: str) -> Integrity:
     end = log_end(conn, tenant)
     return Integrity(end.size, end.latest_at, latest_checkpoint(conn, tenant))

@@ -1,6 +1,6 @@
 """The console's pages, one module per area; each router's paths are under /console."""
 
-from indelible.console.pages import actions, auditor, cases, dashboard, policy, signin
+from indelible.console.pages import actions, auditor, cases, dashboard, policy, rules, signin
 
 ROUTERS = (signin.router, dashboard.router, cases.router, actions.router, policy.router,
-           auditor.router)
+           rules.router, auditor.router)

@@ -21,6 +21,7 @@ from indelible.console.render import render
 from indelible.console.sessions import Viewer
 from indelible.store import discrepancies as store
 from indelible.store import api_keys, evidence
+from indelible.usecases import escalation
 
 router = APIRouter()
 SignedIn = Annotated[Viewer, Depends(security.viewer)]
@@ -109,17 +110,18 @@ async def load_case(request: Request, viewer: Viewer, case_id: str, *,
             {s.value for s in domain.TERMINAL} else None
         names = api_keys.key_names(conn, tenant, sorted(
             {e.actor_id.removeprefix("key:") for e in entries if e.actor_id.startswith("key:")}))
-        return current, entries, frozen, names
+        return current, entries, frozen, names, escalation.escalation_view(conn, tenant, case_id)
     found = await state.read(viewer.tenant, read, viewer.tenant, case_id.lower())
     if found is None:
         raise ConsoleError(404, "Unknown discrepancy",
                            f"no discrepancy {case_id} in this tenant", viewer=viewer)
-    current, entries, frozen, names = found
+    current, entries, frozen, names, escalation_view = found
     more = len(entries) > TIMELINE_PAGE
     entries = entries[:TIMELINE_PAGE]
     return {"case": current, "entries": entries, "frozen": frozen,
             "next_after_seq": entries[-1].seq if more else None,
             "actor_names": {f"key:{k}": v for k, v in names.items()},
+            "escalation": escalation_view,
             "may": _may(viewer, current)}
 
 

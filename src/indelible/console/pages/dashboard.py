@@ -27,11 +27,12 @@ async def dashboard_page(request: Request, viewer: SignedIn):
 
     def read(conn, tenant):
         return (dashboard.overview(conn, tenant), dashboard.integrity(conn, tenant),
-                dashboard.escalated(conn, tenant))
-    overview, integrity, escalated = await state.read(viewer.tenant, read, viewer.tenant)
+                dashboard.escalated(conn, tenant), dashboard.due_next(conn, tenant))
+    overview, integrity, escalated, due = await state.read(viewer.tenant, read, viewer.tenant)
     ingest = state.ingest_status
     return render(request, "dashboard.html", viewer=viewer, matrix=overview.matrix,
                   ageing=overview.ageing,
                   bands=[name for name, _ in dashboard.AGE_BANDS], integrity=integrity,
                   ingest_problem=ingest.problem() if ingest else None,
-                  ingest_running=ingest is not None, escalated=escalated)
+                  ingest_running=ingest is not None, escalated=escalated,
+                  due=due)
