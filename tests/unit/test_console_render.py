@@ -48,6 +48,15 @@ def test_timeline_rows_escape_what_people_wrote():
     assert "A" * 43 + "=" in html  # the leaf hash, base64
 
 
+def test_timeline_rows_show_an_entrys_short_facts_as_markup():
+    item = HistoryItem(8, "2026-11-23T05:00:00Z", "discrepancy.evidence_attached", "key:k1",
+                       "analyst", "open", "open", b"\x00" * 32,
+                       {"name": "a<b>.pdf", "size": 49, "metadata": {"nested": 1}})
+    html = str(timeline.rows([item], {}))
+    assert 'evidence attached<br><span class="hint">name: a&lt;b&gt;.pdf</span>' in html
+    assert '<span class="hint">size: 49</span>' in html and "nested" not in html
+
+
 @pytest.mark.parametrize(("scheme", "secure"), [("https", True), ("http", False)])
 def test_the_session_cookie_is_secure_over_tls_and_always_httponly_and_strict(scheme, secure):
     from datetime import timedelta

@@ -28,7 +28,7 @@ def _time(at: str) -> str:
 
 
 def _what(item: HistoryItem) -> str:
-    what = escape(_words(item.type.split(".", 1)[-1]))
+    what = str(escape(_words(item.type.split(".", 1)[-1])))
     if item.type == "discrepancy.opened":
         return what  # its facts are at the top of the page
     details = "".join(f'<br><span class="hint">{escape(_words(k))}: {escape(v)}</span>'
