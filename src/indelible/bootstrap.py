@@ -150,10 +150,12 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                   kwargs={"autocommit": True})
         app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
                          console_timeouts=Timeouts.of(settings))
+        report_worker = _report_worker(db, signer, appender).start()
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
                           status, app)
         finally:
+            report_worker.stop()
             requests.close()
             if ingestion is not None:
                 ingestion.stop()
@@ -162,3 +164,14 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             if checkpointer:
                 signing.stop()
             appender.close()
+
+
+def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppender):
+    """Renders queued compliance reports (issue 13) and queues scheduled ones."""
+    from indelible.proofs import NoteVerifier
+    from indelible.reports.worker import ReportWorker
+    from indelible.usecases.reports import Signing
+
+    key = signer.verifier_key_text()
+    return ReportWorker(conninfo=db.app_url, appender=appender,
+                        signing=Signing(NoteVerifier.from_key_text(key), key))

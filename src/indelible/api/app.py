@@ -9,6 +9,7 @@ from indelible.api import docs, openapi, problems
 from indelible.api.context import AppState
 from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, escalation, health, keys, policy
+from indelible.api.routes import reports
 from indelible.console.app import create_console
 from indelible.console.sessions import Timeouts
 from indelible.ingest.status import IngestStatus
@@ -30,7 +31,7 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     docs.install(app)
     openapi.install(app)
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
-    for module in (health, audit, keys, discrepancies, policy, escalation):
+    for module in (health, audit, keys, discrepancies, policy, escalation, reports):
         app.include_router(module.router)
     # The web console: its own pages and cookie sessions over the same state and use cases.
     app.mount("/console", create_console(app.state.indelible, console_timeouts))

@@ -180,3 +180,29 @@ def bench_escalate(as_json: bool, open_count: int, rule_count: int) -> None:
         measurements, extra = run(db, settings.base_origin,
                                   EscalateOptions(open=open_count, rules=rule_count))
     _output("escalate", extra["escalation_tenant"], measurements, as_json, extra)
+
+@bench.command("report")
+@click.option("--tenant", default="bench-report", show_default=True,
+              help="Prefix of the fresh tenants the benchmark seeds (kept afterwards).")
+@_json
+@click.option("--entries", default=10_000, show_default=True, type=click.IntRange(min=100))
+@click.option("--discrepancies", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--large-entries", default=100_000, show_default=True, type=click.IntRange(min=0),
+              help="Entries of the large report whose peak RSS is reported (0: skip it).")
+@click.option("--large-discrepancies", default=1_000, show_default=True,
+              type=click.IntRange(min=1))
+def bench_report(tenant: str, as_json: bool, entries: int, discrepancies: int,
+                 large_entries: int, large_discrepancies: int) -> None:
+    """Report rendering time (PDF, HTML) and a large report's peak RSS vs reading the rows raw."""
+    from indelible.bench.report import ReportOptions, run
+    from indelible.keys import load_or_create_signer
+    from indelible.kept import KeptCheckpoints
+
+    with _bench_database(tenant) as (settings, db):
+        signer = load_or_create_signer(settings.key_file, settings.key_name)
+        options = ReportOptions(entries=entries, discrepancies=discrepancies,
+                                large_entries=large_entries,
+                                large_discrepancies=large_discrepancies)
+        measurements, extra = run(db, settings.base_origin, tenant, signer,
+                                  KeptCheckpoints(settings.kept_dir), options)
+    _output("report", tenant, measurements, as_json, extra)

@@ -387,6 +387,69 @@ CREATE POLICY escalation_watch_tenant ON escalation_watch
     USING (tenant_id = current_setting('indelible.tenant', true))
     WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
 """
+# Compliance reports (issue 13). Jobs and schedules are operational rows (the queue the
+# report worker claims from, and when each schedule next runs); what a report *is* lives in
+# the ledger (`report.generated`, `report.schedule_set`) and in `report_files`, whose bytes
+# that entry hashes: append-only like every evidence table.
+_V15_REPORTS = f"""
+CREATE TABLE report_jobs (
+    tenant_id    text NOT NULL REFERENCES tenants (tenant_id),
+    report_id    uuid NOT NULL,
+    parameters   jsonb NOT NULL,
+    requested_by text NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    schedule_id  uuid,
+    status       text NOT NULL DEFAULT 'queued'
+                 CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    attempts     integer NOT NULL DEFAULT 0,
+    claimed_by   text,
+    progress     text,
+    finished_at  timestamptz,
+    failure      text,
+    entry_seq    bigint,
+    PRIMARY KEY (tenant_id, report_id)
+);
+CREATE INDEX report_jobs_pending ON report_jobs (requested_at) WHERE status IN ('queued', 'running');
+
+CREATE TABLE report_files (
+    tenant_id  text NOT NULL REFERENCES tenants (tenant_id),
+    report_id  uuid NOT NULL,
+    name       text NOT NULL,
+    media_type text NOT NULL,
+    sha256     bytea NOT NULL CHECK (octet_length(sha256) = 32),
+    size       bigint NOT NULL CHECK (size >= 0),
+    content    bytea NOT NULL,
+    stored_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, report_id, name),
+    CHECK (octet_length(content) = size)
+);
+
+CREATE TABLE report_schedules (
+    tenant_id   text NOT NULL REFERENCES tenants (tenant_id),
+    schedule_id uuid NOT NULL,
+    every       text NOT NULL CHECK (every IN ('weekly', 'monthly', 'quarterly')),
+    parameters  jsonb NOT NULL,   -- formats and filters; the period comes from `every`
+    set_seq     bigint NOT NULL,  -- the report.schedule_set entry
+    next_run_at timestamptz NOT NULL,
+    cancelled   boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (tenant_id, schedule_id)
+);
+
+-- `indelible report verify FILE` looks for the report.generated entry naming a file's hash:
+-- a partial index keeps that to the report entries, not a scan of every tenant's ledger.
+CREATE INDEX ledger_entries_report_generated ON ledger_entries (tenant_id, seq)
+    WHERE type = 'report.generated';
+
+GRANT SELECT, INSERT, UPDATE ON report_jobs, report_schedules TO {APP_ROLE};
+GRANT SELECT, INSERT ON report_files TO {APP_ROLE};
+GRANT SELECT ON report_jobs, report_files, report_schedules TO {API_ROLE};
+GRANT INSERT ON report_jobs TO {API_ROLE};
+""" + "".join(f"""
+ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+CREATE POLICY {table}_tenant ON {table}
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" for table in ("report_jobs", "report_files", "report_schedules")) + _append_only_triggers("report_files")
 
 
 # The web console's sign-in sessions (issue 18). Operational state, not evidence: a row says
@@ -481,6 +544,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
      _V11_AUTHENTICATE_FROM_LEDGER),
     (12, "the request role only reads evidence files", _V12_REQUEST_ROLE_READS_ONLY),
     (13, "escalation watch index (where the escalation engine looks)", _V13_ESCALATION_WATCH),
+    (15, "compliance reports: jobs, schedules, append-only report files", _V15_REPORTS),
     (20, "web console sessions; discrepancies indexed by opening time", _V20_CONSOLE_SESSIONS),
 ]
 

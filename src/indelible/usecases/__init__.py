@@ -11,6 +11,8 @@ decides under the log-head lock through the appender, so the rule it enforces ex
     discrepancies.assign / comment / change_severity / attach_evidence
     keys.issue_key / revoke_key     API keys of a tenant
     policy.set_severity_policy      the tenant's severity thresholds (optimistic concurrency)
+    reports.request_report / report_status / report_file / generate / verify_report_file /
+        set_schedule / cancel_schedule   compliance reports (issue 13)
 
 `principal.py` holds who asks (`Principal`) and the port use cases write through (`Ledger`
 over the service's appender; `DirectLedger` on a one-shot command's connection). Creating a

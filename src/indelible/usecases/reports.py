@@ -1,0 +1,341 @@
+"""Report use cases: ask for a report, see how it is going, fetch its files, generate it (the
+worker's and the CLI's job), tie a file back to its ledger entry, and recurring schedules.
+
+    request_report      validate and queue a job (HTTP 202; the worker renders it)
+    report_status       the job, and its files once done
+    report_file         one file's bytes
+    generate            read the covered range, render every format, append
+                        `report.generated` with the files in the same transaction
+    verify_report_file  which `report.generated` entry recorded these exact bytes
+    set_schedule / cancel_schedule / enqueue_due_schedules
+
+A report covers the ledger up to a signed checkpoint: `generate` waits until one covers
+the log as it stood when the job started (or uses the tree size it is given, to regenerate),
+so every entry it shows is under a signature it prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+import psycopg
+
+from indelible import proofs
+from indelible.entry import Actor, NewEntry, time_ordered_ids
+from indelible.reports import schedule as periods
+from indelible.reports.content import CaseBuilder
+from indelible.reports.document import ReportInputs, build_document, to_json_bytes
+from indelible.reports.request import (MEDIA_TYPES, InvalidReportError, ReportRequest,
+                                       parse_request)
+from indelible.store import report_data
+from indelible.store import reports as store
+from indelible.store.appender import Appended, Decision
+from indelible.store.checkpoints import StoredCheckpoint, checkpoint_at, latest_checkpoint
+from indelible.store.logs import read_head
+from indelible.usecases.principal import Principal
+
+GENERATED = "report.generated"
+SCHEDULE_SET, SCHEDULE_CANCELLED = "report.schedule_set", "report.schedule_cancelled"
+STREAM, SCHEDULE_STREAM = "report/", "report-schedule/"
+CHECKPOINT_WAIT = 120.0  # seconds a job waits for the checkpointer to cover the log
+FILE_NAMES = {"pdf": "report.pdf", "html": "report.html", "json": "report.json"}
+
+Append = Callable[[str, object], Appended]  # (tenant, command) -> the committed entry
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class ReportError(Exception):
+    """A report could not be made; the message says why in words."""
+
+
+class UnknownReportError(ReportError):
+    pass
+
+
+# Asking and looking ----------------------------------------------------------------------
+
+def request_report(conn: psycopg.Connection, who: Principal, body: Mapping) -> store.Job:
+    """Queue a report; InvalidReportError names every bad field."""
+    request = parse_request(body)
+    report_id = str(time_ordered_ids(datetime.now(timezone.utc), 1)[0])
+    parameters = {"request": request.to_json(), "actor": who.entry_actor().to_json()}
+    store.enqueue(conn, who.tenant, report_id, parameters, who.actor_id)
+    return store.get_job(conn, who.tenant, report_id)
+
+
+def report_status(conn: psycopg.Connection, tenant: str,
+                  report_id: str) -> tuple[store.Job, list[store.StoredFile]]:
+    if not _is_uuid(report_id) or (job := store.get_job(conn, tenant, report_id)) is None:
+        raise UnknownReportError(f"no report {report_id!r} in this tenant")
+    return job, store.list_files(conn, tenant, report_id) if job.status == "done" else []
+
+
+def report_file(conn: psycopg.Connection, tenant: str, report_id: str,
+                name: str) -> tuple[store.StoredFile, bytes]:
+    found = store.read_file(conn, tenant, report_id, name) if _is_uuid(report_id) else None
+    if found is None:
+        raise UnknownReportError(f"no file {name!r} in report {report_id!r} of this tenant")
+    return found
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+# Generating ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Generated:
+    report_id: str
+    seq: int  # the report.generated entry
+    tree_size: int
+    files: list[tuple[str, str, bytes]]  # (name, media type, bytes)
+
+
+@dataclass(frozen=True)
+class Signing:
+    """How the generator reaches a checkpoint: the key that verifies it, and optionally a
+    way to sign one now (the CLI, without the service's checkpointer)."""
+
+    verifier: proofs.NoteVerifier
+    verifier_key: str
+    sign_now: Callable[[psycopg.Connection, str], None] | None = None
+
+
+def generate(conninfo: str, job: store.Job, *, append: Append, signing: Signing,
+             tree_size: int | None = None, progress: Progress | None = None) -> Generated:
+    """Render the job's report over the ledger and record it. Raises ReportError."""
+    request = parse_request(job.parameters["request"])
+    actor = Actor(**job.parameters["actor"])
+    tree_size = tree_size or job.parameters.get("tree_size")
+    step = progress or (lambda stage, done, total: None)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        checkpoint = _checkpoint(conn, job.tenant, tree_size, signing, step)
+        origin = read_head(conn, job.tenant).origin
+        document = read_document(conn, job.tenant, origin, request, checkpoint, signing, step)
+    files = []
+    for fmt in request.formats:
+        step(f"rendering {fmt}", len(files), len(request.formats))
+        files.append((FILE_NAMES[fmt], MEDIA_TYPES[fmt], render(fmt, document)))
+    step("recording", 0, 1)
+    entry = _generated_entry(job, request, actor, checkpoint, files)
+    appended = append(job.tenant, Decision(
+        stream=entry.stream, decide=lambda state: entry, idempotency_key=entry.idempotency_key,
+        with_entry=lambda conn, tenant: store.store_files(conn, tenant, job.report_id, files)))
+    step("done", 1, 1)
+    return Generated(job.report_id, appended.seq, checkpoint.size, files)
+
+
+def render(fmt: str, document: dict) -> bytes:
+    if fmt == "json":
+        return to_json_bytes(document)
+    if fmt == "html":
+        from indelible.reports.html import render_html
+        return render_html(document)
+    from indelible.reports.pdf import render_pdf
+    return render_pdf(document)
+
+
+def _checkpoint(conn, tenant: str, tree_size: int | None, signing: Signing,
+                step: Progress) -> StoredCheckpoint:
+    if tree_size is not None:  # regenerating: exactly the range recorded before
+        found = checkpoint_at(conn, tenant, tree_size)
+        if found is None:
+            raise ReportError(f"tenant {tenant!r} has no signed checkpoint of tree size {tree_size}")
+        return found
+    head = read_head(conn, tenant)
+    if head is None:
+        raise ReportError(f"tenant {tenant!r} has no log")
+    deadline = time.monotonic() + CHECKPOINT_WAIT
+    while True:
+        found = latest_checkpoint(conn, tenant)
+        if found is not None and found.size >= head.size and found.size > 0:
+            return found
+        if signing.sign_now is not None:
+            signing.sign_now(conn, tenant)
+            signing = Signing(signing.verifier, signing.verifier_key)  # once is enough
+            continue
+        if time.monotonic() > deadline:
+            raise ReportError(f"no signed checkpoint covers the log's {head.size} entries after "
+                              f"{CHECKPOINT_WAIT:.0f} s: is the checkpointer running?")
+        step("waiting for a signed checkpoint", found.size if found else 0, head.size)
+        time.sleep(0.25)
+
+
+def read_document(conn, tenant: str, origin: str, request: ReportRequest,
+              checkpoint: StoredCheckpoint, signing: Signing, step: Progress) -> dict:
+    size = checkpoint.size
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
+        streams = report_data.streams_in_period(conn, tenant, size=size, start=request.period_from,
+                                                end=request.period_to, ids=request.discrepancy_ids)
+        cases: dict[str, CaseBuilder] = {}
+        for n, (stream, seq, entry, leaf) in enumerate(report_data.stream_entries(
+                conn, tenant, streams, size=size, end=request.period_to)):
+            cases.setdefault(stream, CaseBuilder()).add(seq, orjson.loads(entry), leaf)
+            if n % 5000 == 0:
+                step("reading entries", len(cases), len(streams))
+        step("verifying the covered range", 0, size)
+        check = report_data.check_range(conn, tenant, checkpoint, signing.verifier, origin)
+        last = report_data.last_recorded_at(conn, tenant, size)
+    chosen = [c.to_json() for c in cases.values() if c.state is not None and _matches(c, request)]
+    chosen.sort(key=lambda c: (c["opened_at"], c["id"]))
+    as_of = min(request.period_to, last) if last else request.period_to
+    return build_document(ReportInputs(
+        tenant=tenant, origin=origin, request=request, tree_size=size,
+        checkpoint_note=checkpoint.note, root_hash=checkpoint.root_hash,
+        verifier_key=signing.verifier_key, range_check=check.to_json(), cases=chosen,
+        as_of=as_of))
+
+
+def _matches(case: CaseBuilder, r: ReportRequest) -> bool:
+    s = case.state
+    return ((not r.statuses or s.status.value in r.statuses)
+            and (not r.severities or s.severity.value in r.severities)
+            and (not r.sources or s.source in r.sources)
+            and (not r.currencies or s.currency in r.currencies))
+
+
+def _generated_entry(job: store.Job, request: ReportRequest, actor: Actor,
+                     checkpoint: StoredCheckpoint, files) -> NewEntry:
+    return NewEntry(
+        stream=STREAM + job.report_id, type=GENERATED, actor=actor, expected_version=0,
+        idempotency_key=f"{GENERATED}:{job.report_id}",
+        data={"report_id": job.report_id, "parameters": request.to_json(),
+              "covered": {"first_seq": 0, "last_seq": checkpoint.size - 1,
+                          "tree_size": checkpoint.size,
+                          "checkpoint_root": proofs_b64(checkpoint.root_hash)},
+              "schedule_id": job.schedule_id,
+              "files": [{"name": name, "media_type": media, "size": len(content),
+                         "sha256": hashlib.sha256(content).hexdigest()}
+                        for name, media, content in files]})
+
+
+def proofs_b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def run_job(conninfo: str, conn: psycopg.Connection, job: store.Job, *, append: Append,
+            signing: Signing) -> None:
+    """Generate a claimed job and record how it ended (a failure keeps its reason)."""
+    def progress(stage: str, done: int, total: int) -> None:
+        store.set_progress(conn, job, f"{stage} ({done}/{total})" if total else stage)
+    try:
+        made = generate(conninfo, job, append=append, signing=signing, progress=progress)
+    except (ReportError, InvalidReportError) as e:
+        store.finish(conn, job, "failed", failure=str(e))
+        return
+    store.finish(conn, job, "done", entry_seq=made.seq)
+
+
+# Tying a file to its entry ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Match:
+    tenant: str
+    seq: int
+    report_id: str
+    name: str
+    at: str
+    actor: str
+    parameters: dict
+    tree_size: int
+
+
+def verify_report_file(conn: psycopg.Connection, content: bytes,
+                       tenant: str | None = None) -> list[Match]:
+    """Every `report.generated` entry that recorded these exact bytes (usually one)."""
+    digest = hashlib.sha256(content).hexdigest()
+    matches = []
+    for found_tenant, seq, entry in store.find_generated(conn, digest, tenant):
+        document = orjson.loads(entry)
+        for f in document["data"]["files"]:
+            if f["sha256"] == digest and f["size"] == len(content):
+                data = document["data"]
+                matches.append(Match(found_tenant, seq, data["report_id"], f["name"],
+                                     document["at"], document["actor"]["id"],
+                                     data["parameters"], data["covered"]["tree_size"]))
+    return matches
+
+
+# Schedules -------------------------------------------------------------------------------
+
+def set_schedule(append: Append, who: Principal, body: Mapping) -> store.Schedule:
+    """A recurring report: `{"every": "monthly", "formats": [...], "filters": {...}}`."""
+    every = body.get("every") if isinstance(body, Mapping) else None
+    errors = [] if every in periods.EVERY else [
+        ("every", f"one of {', '.join(periods.EVERY)}; got {every!r}")]
+    now = datetime.now(timezone.utc)
+    start, end = periods.period_before(every if not errors else "monthly", now)
+    try:
+        request = parse_request({"from": start.isoformat(), "to": end.isoformat(),
+                                 **{k: v for k, v in body.items() if k in ("formats", "filters")}})
+    except InvalidReportError as e:
+        errors += e.errors
+    errors += [(k, "unknown field; allowed: every, formats, filters")
+               for k in sorted(set(body) - {"every", "formats", "filters"})]
+    if errors:
+        raise InvalidReportError(errors)
+    schedule_id = str(uuid.uuid4())
+    parameters = {"formats": list(request.formats), "filters": request.to_json()["filters"],
+                  "actor": who.entry_actor().to_json()}
+    first = periods.first_run(every, now)
+    holder: dict = {}
+    entry = NewEntry(stream=SCHEDULE_STREAM + schedule_id, type=SCHEDULE_SET,
+                     actor=who.entry_actor(), expected_version=0,
+                     data={"schedule_id": schedule_id, "every": every,
+                           "formats": parameters["formats"], "filters": parameters["filters"]})
+
+    def insert(conn, tenant):
+        # The row names its entry's seq; the appender runs this after placing the entry.
+        (seq,) = conn.execute("SELECT seq FROM ledger_entries WHERE tenant_id = %s AND "
+                              "stream_id = %s AND stream_version = 1",
+                              (tenant, entry.stream)).fetchone()
+        holder["schedule"] = store.Schedule(tenant, schedule_id, every, parameters, seq, first,
+                                            False)
+        store.insert_schedule(conn, holder["schedule"])
+    decision = Decision(stream=entry.stream, decide=lambda state: entry, with_entry=insert)
+    append(who.tenant, decision)
+    return holder["schedule"]
+
+
+def cancel_schedule(append: Append, conn: psycopg.Connection, who: Principal,
+                    schedule_id: str) -> None:
+    if not _is_uuid(schedule_id) or store.get_schedule(conn, who.tenant, schedule_id) is None:
+        raise UnknownReportError(f"no report schedule {schedule_id!r} in this tenant")
+    entry = NewEntry(stream=SCHEDULE_STREAM + schedule_id, type=SCHEDULE_CANCELLED,
+                     actor=who.entry_actor(), data={"schedule_id": schedule_id},
+                     idempotency_key=f"{SCHEDULE_CANCELLED}:{schedule_id}")
+    append(who.tenant, Decision(stream=entry.stream, decide=lambda state: entry,
+                                idempotency_key=entry.idempotency_key,
+                                with_entry=lambda c, t: store.cancel_schedule(c, t, schedule_id)))
+
+
+def enqueue_due_schedules(conn: psycopg.Connection, now: datetime | None = None) -> int:
+    """Queue the report of every schedule whose period ended; each run once, whichever
+    worker looks (the job id is derived from the schedule and the period)."""
+    queued = 0
+    with conn.transaction():
+        for s in store.due_schedules(conn):
+            start, end = periods.period_before(s.every, s.next_run_at)
+            request = {"from": start.isoformat(), "to": end.isoformat(),
+                       "formats": s.parameters["formats"], "filters": s.parameters["filters"]}
+            report_id = str(uuid.uuid5(uuid.UUID(s.schedule_id), start.isoformat()))
+            actor = {"id": f"schedule:{s.schedule_id}", "role": "system", "kind": "system"}
+            queued += store.enqueue(conn, s.tenant, report_id,
+                                    {"request": parse_request(request).to_json(), "actor": actor},
+                                    actor["id"], schedule_id=s.schedule_id)
+            store.advance_schedule(conn, s, periods.next_start(s.every, s.next_run_at))
+    return queued
