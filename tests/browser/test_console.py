@@ -323,6 +323,30 @@ def test_a_manager_previews_and_changes_the_escalation_rules_an_analyst_only_rea
     assert forged.status == 403 and "analyst may not change the escalation rules" in forged.text()
 
 
+def test_a_manager_asks_for_a_report_watches_it_and_downloads_it(service, pages):
+    from datetime import date, timedelta
+
+    manager = token(service, "compliance_manager")
+    page = sign_in(pages(), service, manager, then="/console/reports")
+    today = date.today()
+    page.get_by_label("From (inclusive)").fill((today - timedelta(days=7)).isoformat())
+    page.get_by_label("To (exclusive)").fill((today + timedelta(days=1)).isoformat())
+    page.get_by_label("HTML").uncheck()
+    page.get_by_role("button", name="Ask for the report").click()
+    page.wait_for_url(re.compile(r"/console/reports/[0-9a-f-]{36}$"))
+    # The page refreshes itself until the worker has rendered and recorded the report.
+    page.get_by_role("heading", name="Status: done").wait_for(timeout=60_000)
+    with page.expect_download() as pdf:
+        page.get_by_role("link", name=re.compile(r"\.pdf$")).click()
+    assert Path(pdf.value.path()).read_bytes().startswith(b"%PDF")
+    assert page.get_by_role("link", name=re.compile(r"\.html$")).count() == 0
+    shoot(page, "report")
+
+    analyst = sign_in(pages(), service, token(service, "analyst"))
+    assert analyst.get_by_role("link", name="Reports").count() == 0
+    assert analyst.goto(f"{service.base}/console/reports").status == 403
+
+
 def test_no_serious_accessibility_violations_on_any_page(service, pages):
     from axe_playwright_python.sync_playwright import Axe
 
@@ -334,7 +358,8 @@ def test_no_serious_accessibility_violations_on_any_page(service, pages):
     page.goto(f"{service.base}{paths[0]}")
     sign_in(page, service, manager)
     paths += ["/console/dashboard", "/console/discrepancies", f"/console/discrepancies/{case['id']}",
-              "/console/severity-policy", "/console/escalation-rules", "/console/auditor?seq=1"]
+              "/console/severity-policy", "/console/escalation-rules", "/console/reports",
+              "/console/auditor?seq=1"]
     for path in paths:
         if path != "/console/sign-in":
             page.goto(f"{service.base}{path}")
