@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from indelible.proofs import NoteSigner
 from indelible.runtime import EmbeddedPostgres
 from indelible.store import api_keys, discrepancies, isolation, severity_policy
 from indelible.store.group_commit import GroupCommitAppender
+from indelible.store.key_cache import KeyCache
 from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.projections import Projections
@@ -121,10 +122,11 @@ class Service:
 @contextmanager
 def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bool = True,
                     about: dict[str, str] | None = None,
-                    escalate: bool = True) -> Iterator[Service]:
+                    escalate: bool = True, hold: bool = True) -> Iterator[Service]:
     """Everything `indelible up` runs; `about` (e.g. its HTTP address) tells a second service
-    started on the same data directory who holds it."""
-    with datadir.hold(settings.data_dir, **(about or {})), \
+    started on the same data directory who holds it. `hold=False` is a worker of `indelible
+    up --workers N`, whose supervisor holds the data directory (see `running_backends`)."""
+    with (datadir.hold(settings.data_dir, **(about or {})) if hold else nullcontext()), \
             open_database(settings, owner=True) as db:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
@@ -148,13 +150,19 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
+        # Revocations are heard within a second (store/key_cache.py); TTL 0 switches it off.
+        keys = KeyCache(conninfo=db.request_url, ttl=settings.key_cache_ttl)
+        if settings.key_cache_ttl > 0:
+            keys.start()
         app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
+                         key_cache=keys if settings.key_cache_ttl > 0 else None,
                          console_timeouts=Timeouts.of(settings))
         report_worker = _report_worker(db, signer, appender).start()
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
                           status, app)
         finally:
+            keys.stop()
             report_worker.stop()
             requests.close()
             if ingestion is not None:
@@ -166,6 +174,48 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             appender.close()
 
 
+@dataclass(frozen=True)
+class Backends:
+    """What the supervisor of `indelible up --workers N` runs once for all its workers."""
+    db: Database
+    nats_url: str | None  # None: ingestion is switched off
+    worker_environment: dict[str, str]  # how a worker process reaches the same servers
+
+
+@contextmanager
+def running_backends(settings: Settings, *, about: dict[str, str] | None = None
+                     ) -> Iterator[Backends]:
+    """The data directory held, the database and broker (embedded unless configured), and
+    the one checkpointer: a checkpoint extends the one kept in the data directory, so only
+    one process may sign. Workers then run `running_service(hold=False, checkpointer=False)`
+    against the servers named in `worker_environment`."""
+    from indelible.ingest.service import nats_dir
+    from indelible.runtime import EmbeddedNats
+
+    with datadir.hold(settings.data_dir, **(about or {})), \
+            open_database(settings, owner=True) as db:
+        signer = load_or_create_signer(settings.key_file, settings.key_name)
+        signing = Checkpointer(conninfo=db.app_url, signer=signer,
+                               kept=KeptCheckpoints(settings.kept_dir),
+                               interval=settings.checkpoint_interval,
+                               entries=settings.checkpoint_entries)
+        broker = None
+        environment = {"INDELIBLE_DATABASE_URL": db.owner_url,
+                       "INDELIBLE_APP_DATABASE_URL": db.app_url,
+                       "INDELIBLE_API_DATABASE_URL": db.request_url}
+        nats_url = settings.nats_url
+        if settings.ingest_enabled and not nats_url:
+            broker = EmbeddedNats(nats_dir(settings)).start()
+            nats_url = broker.url
+            environment.update(INDELIBLE_NATS_URL=broker.url,
+                               INDELIBLE_NATS_SEED_FILE=str(broker.access.seed_file))
+        signing.start()
+        try:
+            yield Backends(db, nats_url if settings.ingest_enabled else None, environment)
+        finally:
+            signing.stop()
+            if broker is not None:
+                broker.stop()
 def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppender):
     """Renders queued compliance reports (issue 13) and queues scheduled ones."""
     from indelible.proofs import NoteVerifier

@@ -41,6 +41,7 @@ class Settings:
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
+    key_cache_ttl: float = 10.0  # seconds a process remembers an authenticated key (0: never)
     console_idle_timeout: float = 1800.0  # seconds without a page view before a console session ends
     console_session_lifetime: float = 43200.0  # seconds after sign-in a console session ends regardless
 
@@ -86,6 +87,8 @@ class Settings:
                                minimum=0) / 1000,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
+            key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
+                                  minimum=0),
             console_idle_timeout=_number(env, "INDELIBLE_CONSOLE_IDLE_TIMEOUT",
                                          cls.console_idle_timeout, float, minimum=1),
             console_session_lifetime=_number(env, "INDELIBLE_CONSOLE_SESSION_LIFETIME",

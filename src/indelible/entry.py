@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from indelible.proofs import CanonicalError, canonical_json
+import orjson
+
+from indelible.proofs import CanonicalError, check_canonical
 
 FORMAT_VERSION = 1
 MAX_NAME = 200  # characters in stream ids, types, actor fields, idempotency keys
@@ -131,12 +133,21 @@ def _actor_json(actor: Actor) -> str:
 
 
 def _canonical(value, name: str = "") -> str:
-    """Canonical JSON text of one part; a refusal names its path within the whole entry."""
+    """Canonical JSON text of one part; a refusal names its path within the whole entry.
+
+    The same walk as `proofs.canonical_json` admits the value; orjson then encodes it (about
+    twice as fast as the standard library's encoder on the append path). On admitted values
+    the bytes are identical: keys sorted by code point, the same escapes, no whitespace;
+    tests/unit/test_entry_canonical.py proves it against `rfc8785` with the same properties
+    as canonical_json's own tests."""
     try:
-        return canonical_json(value).decode("utf-8")
+        check_canonical(value)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
     except CanonicalError as e:
         path, _, reason = str(e).partition(":")
         raise EntryError(f"$.{name}{path[1:]}:{reason}") from e
+    except orjson.JSONEncodeError as e:  # admitted by the walk, deeper than orjson nests
+        raise EntryError(f"$.{name}: nested too deeply ({e})") from e
 
 
 def log_json(origin: str) -> str:

@@ -32,16 +32,24 @@ ENGINE_INBOX = "_INBOX_ENGINE"
 
 @dataclass(frozen=True)
 class NatsAccess:
-    """Where the broker is and, if it asks for one, the nkey seed file to answer with."""
+    """Where the broker is and, if it asks for one, the nkey seed file to answer with.
+
+    `url` may name several servers of one cluster, comma-separated
+    (`nats://a:4222,nats://b:4222`): the client connects to one and fails over to the others
+    (and to those the cluster tells it about)."""
 
     url: str
     seed_file: Path | None = None
+
+    @property
+    def servers(self) -> list[str]:
+        return [u.strip() for u in self.url.split(",") if u.strip()]
 
     async def connect(self, **options):
         import nats
 
         seed = str(self.seed_file) if self.seed_file else None
-        return await nats.connect(self.url, nkeys_seed=seed, **options)
+        return await nats.connect(self.servers, nkeys_seed=seed, **options)
 
 
 @dataclass(frozen=True)

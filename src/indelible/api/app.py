@@ -15,10 +15,12 @@ from indelible.console.sessions import Timeouts
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.group_commit import GroupCommitAppender
+from indelible.store.key_cache import KeyCache
 
 
 def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommitAppender,
                ingest_status: IngestStatus | None = None,
+               key_cache: KeyCache | None = None,
                console_timeouts: Timeouts | None = None) -> FastAPI:
     """The HTTP API over what the composition root built (bootstrap.py owns the pool)."""
     app = FastAPI(title="Indelible", version="0.1.0",
@@ -26,7 +28,7 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
                   docs_url=None, redoc_url=None,  # served offline by api/docs.py
                   dependencies=[Depends(problems.json_body)])  # 415, after the guard's 401
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer,
-                                   ingest_status=ingest_status)
+                                   ingest_status=ingest_status, key_cache=key_cache)
     problems.install(app)
     docs.install(app)
     openapi.install(app)

@@ -17,6 +17,7 @@ from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.api_keys import Principal, authenticate
 from indelible.store.group_commit import GroupCommitAppender
+from indelible.store.key_cache import KeyCache
 from indelible.usecases.principal import Ledger
 from indelible.usecases.principal import Principal as Asking
 
@@ -30,6 +31,14 @@ class AppState:
     appender: GroupCommitAppender
     signer: NoteSigner
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
+    key_cache: KeyCache | None = None  # None: every request asks the database
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal of a bearer token (blocking: call from a worker thread)."""
+        if self.key_cache is not None:
+            return self.key_cache.authenticate(self.pool.connection, token)
+        with self.pool.connection() as conn:
+            return authenticate(conn, token)
 
     @contextmanager
     def tenant_connection(self, tenant: str):
@@ -70,10 +79,7 @@ async def principal(request: Request,
         raise ProblemError(401, "Unauthenticated", "send an API key as `Authorization: Bearer <token>`")
     state = app_state(request)
 
-    def lookup():
-        with state.pool.connection() as conn:
-            return authenticate(conn, credentials.credentials)
-    found = await run_in_threadpool(lookup)
+    found = await run_in_threadpool(state.authenticate, credentials.credentials)
     if found is None:
         raise ProblemError(401, "Unauthenticated", "the API key is unknown or revoked")
     return found

@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indelible.api.problems import problem
 from indelible.store import evidence
-from indelible.store.api_keys import authenticate
 
 JSON_LIMIT = 1024 * 1024  # bytes: every JSON command is far smaller
 MULTIPART_OVERHEAD = 64 * 1024  # bytes: a form's boundaries, headers and other fields
@@ -76,13 +75,9 @@ async def _authenticate(scope: Scope):
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _unauthenticated("send an API key as `Authorization: Bearer <token>`")
-    pool = scope["app"].state.indelible.pool
-
-    def lookup():
-        with pool.connection() as conn:
-            return authenticate(conn, token.strip())
+    state = scope["app"].state.indelible
     try:
-        found = await run_in_threadpool(lookup)
+        found = await run_in_threadpool(state.authenticate, token.strip())
     except (psycopg.Error, PoolTimeout) as e:
         return problem(503, "Storage unavailable", f"API keys cannot be checked now: {e}")
     if found is None:

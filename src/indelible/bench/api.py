@@ -43,6 +43,7 @@ WALK = ("acknowledged", "investigating", "resolved")
 class ApiOptions:
     clients: int = 64
     discrepancies: int = 2_000  # each gets len(WALK) transitions
+    workers: int = 1  # `indelible up --workers`: service processes sharing the requests
 
 
 def run(db: Database, settings: Settings, tenant: str,
@@ -50,16 +51,17 @@ def run(db: Database, settings: Settings, tenant: str,
     token = _setup(db, settings, tenant)
     transitions = options.discrepancies * len(WALK)
     base_rate, base_lat = _bare_appends(db.app_url, tenant, transitions, options.clients)
-    with _service(db, settings) as url:
+    with _service(db, settings, options.workers) as url:
         opened, open_seconds = asyncio.run(_open_all(url, token, options))
         ours_rate, ours_lat = asyncio.run(_walk_all(url, token, opened, options.clients))
-    details = {"clients": options.clients, "transitions": transitions}
+    details = {"clients": options.clients, "transitions": transitions,
+               "workers": options.workers}
     return [
         Measurement("api_transitions_rate", f"HTTP lifecycle transitions ({options.clients} "
                     f"clients, {transitions:,} transitions)", "transitions/s",
                     {"rate": base_rate}, {"rate": ours_rate},
                     f"bare ledger: single appends from {options.clients} threads",
-                    "POST /v1/discrepancies/{id}/transitions", f">= {TARGET_RATE:,}/s",
+                    f"POST /v1/discrepancies/{{id}}/transitions, {options.workers} worker(s)", f">= {TARGET_RATE:,}/s",
                     ours_rate >= TARGET_RATE, details),
         Measurement("api_transitions_latency", "HTTP lifecycle transition latency", "ms",
                     base_lat, ours_lat, "one bare ledger append (same concurrency)",
@@ -106,7 +108,7 @@ def _bare_appends(app_url: str, tenant: str, count: int, clients: int) -> tuple[
 class _service:
     """`indelible up` as its own process, on the bench's database and data directory."""
 
-    def __init__(self, db: Database, settings: Settings):
+    def __init__(self, db: Database, settings: Settings, workers: int = 1):
         self.port = free_port()
         env = {**os.environ, "INDELIBLE_DATABASE_URL": db.owner_url,
                "INDELIBLE_DATA_DIR": str(settings.data_dir)}
@@ -115,7 +117,8 @@ class _service:
         self.log = settings.data_dir / "bench-api-service.log"
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "indelible", "up", "--port", str(self.port)], env=env,
+                [sys.executable, "-m", "indelible", "up", "--port", str(self.port),
+                 "--workers", str(workers)], env=env,
                 stdout=out, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> str:

@@ -37,6 +37,7 @@ RAW_STREAM, RAW_SUBJECT = "BENCH_RAW", "bench.raw"
 @dataclass(frozen=True)
 class IngestOptions:
     messages: int = 20_000
+    workers: int = 1  # consumer processes (each with its own appender) sharing the stream
 
 
 def run(db: Database, settings: Settings, broker: NatsAccess, tenant: str,
@@ -46,12 +47,14 @@ def run(db: Database, settings: Settings, broker: NatsAccess, tenant: str,
     bodies = messages(tenant, options.messages, matched_share=0)
     size = sum(len(orjson.dumps(b)) for b in bodies) / len(bodies)
     raw_rate = asyncio.run(_raw_consume(broker, [orjson.dumps(b) for b in bodies]))
-    ours = _end_to_end(db, settings, broker, tenant, bodies)
+    ours = _end_to_end(db, settings, broker, tenant, bodies, options.workers)
     return [Measurement(
         "ingest_end_to_end", f"ingestion, publish to committed entry ({options.messages:,} "
         f"messages of {size:.0f} B)", "messages/s", {"rate": raw_rate}, {"rate": ours},
-        "raw JetStream pull consume + ack, same client", "NATS -> consumer -> ledger, committed",
-        f">= {TARGET_RATE:,}/s", ours >= TARGET_RATE, {"messages": options.messages})], {}
+        "raw JetStream pull consume + ack, same client",
+        f"NATS -> consumer -> ledger, committed; {options.workers} consumer process(es)",
+        f">= {TARGET_RATE:,}/s", ours >= TARGET_RATE,
+        {"messages": options.messages, "workers": options.workers})], {}
 
 
 async def _raw_consume(broker: NatsAccess, payloads: list[bytes]) -> float:
@@ -80,14 +83,9 @@ async def _raw_consume(broker: NatsAccess, payloads: list[bytes]) -> float:
 
 
 def _end_to_end(db: Database, settings: Settings, broker: NatsAccess, tenant: str,
-                bodies: list) -> float:
-    appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
-                                   model=projections())
-    consumer = Consumer(config=IngestConfig(broker=broker, prefix=settings.subject_prefix),
-                        appender=appender, conninfo=db.app_url)
-    loop, stop = asyncio.new_event_loop(), asyncio.Event()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(consumer.run(stop)))
-    thread.start()
+                bodies: list, workers: int = 1) -> float:
+    consumers = (_InProcess if workers == 1 else _Processes)(db.app_url, settings, broker,
+                                                             workers)
     publisher = _Publisher(broker, settings.subject_prefix, bodies)
     try:
         before = _opened(db.app_url, tenant)
@@ -100,9 +98,64 @@ def _end_to_end(db: Database, settings: Settings, broker: NatsAccess, tenant: st
         return rate(len(bodies), time.perf_counter() - started)
     finally:
         publisher.join()
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(60)
-        loop.close()
+        consumers.stop()
+
+
+class _InProcess:
+    """One consumer on its own thread and event loop, as inside `indelible up`."""
+
+    def __init__(self, app_url: str, settings: Settings, broker: NatsAccess, _workers: int):
+        self._appender = GroupCommitAppender(conninfo=app_url, batch_max=settings.batch_max,
+                                             model=projections())
+        consumer = Consumer(config=IngestConfig(broker=broker, prefix=settings.subject_prefix),
+                            appender=self._appender, conninfo=app_url)
+        self._loop, self._stop = asyncio.new_event_loop(), asyncio.Event()
+        self._thread = threading.Thread(
+            target=lambda: self._loop.run_until_complete(consumer.run(self._stop)))
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+        self._loop.close()
+        self._appender.close()
+
+
+class _Processes:
+    """N consumer processes on the one durable consumer, as `indelible up --workers N` runs
+    them: the broker hands each message to one of them."""
+
+    def __init__(self, app_url: str, settings: Settings, broker: NatsAccess, workers: int):
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._processes = [context.Process(target=_consume_until, daemon=True, args=(
+            app_url, settings.batch_max, broker, settings.subject_prefix, self._stop))
+            for _ in range(workers)]
+        for process in self._processes:
+            process.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for process in self._processes:
+            process.join(60)
+
+
+def _consume_until(app_url: str, batch_max: int, broker: NatsAccess, prefix: str, stop) -> None:
+    appender = GroupCommitAppender(conninfo=app_url, batch_max=batch_max, model=projections())
+    consumer = Consumer(config=IngestConfig(broker=broker, prefix=prefix), appender=appender,
+                        conninfo=app_url)
+
+    async def until_told() -> None:
+        stopping = asyncio.Event()
+        task = asyncio.ensure_future(consumer.run(stopping))
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        stopping.set()
+        await task
+
+    try:
+        asyncio.run(until_told())
+    finally:
         appender.close()
 
 

@@ -111,13 +111,16 @@ def bench_verify(tenant: str, as_json: bool, size: int, proof_count: int,
               help="Concurrent HTTP clients.")
 @click.option("--discrepancies", default=2_000, show_default=True, type=click.IntRange(min=1),
               help="Discrepancies walked acknowledged → investigating → resolved.")
-def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Service processes (`indelible up --workers`).")
+def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int, workers: int) -> None:
     """Sustained HTTP lifecycle transitions/s and latency vs the bare ledger append rate."""
     from indelible.bench.api import ApiOptions, run
 
     with _bench_database(tenant) as (settings, db):
         measurements, extra = run(db, settings, tenant,
-                                  ApiOptions(clients=clients, discrepancies=discrepancies))
+                                  ApiOptions(clients=clients, discrepancies=discrepancies,
+                                             workers=workers))
     _output("api", tenant, measurements, as_json, extra)
 
 
@@ -147,7 +150,10 @@ def bench_console(tenant: str, as_json: bool, discrepancies: int, entries: int,
               help="Tenant the messages are for (kept afterwards).")
 @_json
 @click.option("--messages", "count", default=20_000, show_default=True, type=click.IntRange(min=1))
-def bench_ingest(tenant: str, as_json: bool, count: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Consumer processes sharing the stream, each with its own appender "
+                   "(1: in this process, as one `indelible up`).")
+def bench_ingest(tenant: str, as_json: bool, count: int, workers: int) -> None:
     """End-to-end ingestion messages/s vs the raw JetStream consume rate."""
     from indelible.bench.ingest import IngestOptions, run
     from indelible.ingest.service import nats_access
@@ -158,7 +164,7 @@ def bench_ingest(tenant: str, as_json: bool, count: int) -> None:
         broker = None if access else EmbeddedNats(settings.data_dir / "bench-nats").start()
         try:
             measurements, extra = run(db, settings, access or broker.access, tenant,
-                                      IngestOptions(messages=count))
+                                      IngestOptions(messages=count, workers=workers))
         finally:
             if broker is not None:
                 broker.stop()

@@ -23,7 +23,7 @@ def simulate(tenant: str, count: int, matched_share: float, wait: bool,
 
     from indelible.ingest.settlement import SettlementWatch
     from indelible.ingest.simulate import messages, publish_on
-    from indelible.ingest.streams import ensure_streams
+    from indelible.ingest.streams import ensure_streams, replicas_for
 
     if timeout is not None and not wait:
         raise click.UsageError("--timeout applies only with --wait")
@@ -36,7 +36,7 @@ def simulate(tenant: str, count: int, matched_share: float, wait: bool,
         nc = await broker.connect()
         try:
             js = nc.jetstream()
-            await ensure_streams(js, settings.subject_prefix)
+            await ensure_streams(js, settings.subject_prefix, replicas=replicas_for(nc))
             watch = SettlementWatch(js, subject)
             await watch.begin()
             published = await publish_on(js, settings.subject_prefix, bodies)

@@ -12,7 +12,9 @@ from indelible.cli.root import cli_actor, known_tenant, main, settings_from_env
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-def up(host: str, port: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Service processes sharing HTTP and ingestion (one signs checkpoints).")
+def up(host: str, port: int, workers: int) -> None:
     """Run the service (HTTP API, appender, checkpointer, ingestion) until Ctrl-C or SIGTERM."""
     import signal
 
@@ -30,6 +32,9 @@ def up(host: str, port: int) -> None:
     # the default action that would end the process before any cleanup ran.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = settings_from_env()
+    if workers > 1:
+        _up_with_workers(settings, host, port, workers)
+        return
     with running_service(settings, about={"serving": f"http://{host}:{port}"}) as service:
         click.echo(f"indelible: data in {settings.data_dir}; verifier key "
                    f"{service.signer.verifier_key_text()}", err=True)
@@ -40,6 +45,29 @@ def up(host: str, port: int) -> None:
         click.echo(f"indelible: web console at http://{host}:{port}/console/ (sign in with a "
                    "key from `indelible api-key create`)", err=True)
         uvicorn.run(service.app, host=host, port=port, log_level="warning")
+
+
+def _up_with_workers(settings, host: str, port: int, count: int) -> None:
+    from indelible.bootstrap import running_backends
+    from indelible.workers import Workers, listening_socket
+
+    about = {"serving": f"http://{host}:{port}", "workers": str(count)}
+    with running_backends(settings, about=about) as backends:
+        sock = listening_socket(host, port)
+        pool = Workers(count, sock, backends.worker_environment).start()
+        click.echo(f"indelible: data in {settings.data_dir}; {count} workers", err=True)
+        if backends.nats_url:
+            click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
+                       f"{backends.nats_url}", err=True)
+        click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
+        click.echo(f"indelible: web console at http://{host}:{port}/console/", err=True)
+        try:
+            pool.supervise()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            pool.stop()
+            sock.close()
 
 
 def _exit_on_sigterm(signum, frame) -> None:

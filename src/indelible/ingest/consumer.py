@@ -43,6 +43,7 @@ from indelible.ingest.streams import (  # noqa: F401
     DURABLE,
     STREAM,
     ensure_streams,
+    replicas_for,
 )
 from indelible.nats_auth import NatsAccess
 from indelible.store import discrepancies as store
@@ -116,7 +117,7 @@ class Consumer:
         monitor = None
         try:
             js = nc.jetstream()
-            await ensure_streams(js, self._config.prefix)
+            await ensure_streams(js, self._config.prefix, replicas=replicas_for(nc))
             self.stream_tag = await stream_tag(js)
             sub = await js.pull_subscribe(
                 f"{self._config.prefix}.*", durable=DURABLE, stream=STREAM,

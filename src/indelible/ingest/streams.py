@@ -33,25 +33,42 @@ DLQ_PREFIX = "indelible.dlq"
 RETIRED_SUBJECT = "indelible.retired.recon"
 MAX_BYTES = 8 * 1024**3  # bytes of unconsumed reports kept before publishes are refused
 DAY = 24 * 3600
+REPLICAS = 3  # copies of each stream on a cluster: one node may be lost without losing a report
 
 
-def queue_config(prefix: str, max_bytes: int = MAX_BYTES) -> StreamConfig:
+def replicas_for(nc) -> int:
+    """How many copies the streams keep on the broker `nc` is connected to: REPLICAS on a
+    cluster of at least that many servers (the servers it gossips are in the client's pool),
+    else 1 (a single server, as the embedded one)."""
+    known = {(u.hostname, u.port) for u in nc.servers}
+    return REPLICAS if len(known) >= REPLICAS else 1
+
+
+def queue_config(prefix: str, max_bytes: int = MAX_BYTES, replicas: int = 1) -> StreamConfig:
     """Work queue, no age limit, refuse new when full; 1 MiB per message (the contract
     allows 64 KiB; bigger ones still arrive, to be dead-lettered with a reason); two minutes
     of publish de-duplication by Nats-Msg-Id."""
     return StreamConfig(
         name=STREAM, subjects=[f"{prefix}.*"], storage=StorageType.FILE,
         retention=RetentionPolicy.WORK_QUEUE, discard=DiscardPolicy.NEW, max_age=0,
-        max_bytes=max_bytes, max_msg_size=1024 * 1024, duplicate_window=120)
+        max_bytes=max_bytes, max_msg_size=1024 * 1024, duplicate_window=120,
+        num_replicas=replicas)
 
 
-async def ensure_streams(js, prefix: str, *, max_bytes: int = MAX_BYTES) -> None:
-    """Create the streams if missing, and move an old RECON stream over (see above)."""
+async def ensure_streams(js, prefix: str, *, max_bytes: int = MAX_BYTES,
+                         replicas: int = 1) -> None:
+    """Create the streams if missing, and move an old RECON stream over (see above).
+    `replicas` (see replicas_for): a stream with fewer copies is raised to it in place."""
     legacy = await _info(js, LEGACY_STREAM)
     if legacy is not None:
         await _retire(js, legacy)
+    for existing in (await _info(js, STREAM), await _info(js, DLQ_STREAM)):
+        if existing is not None and (existing.config.num_replicas or 1) < replicas:
+            existing.config.num_replicas = replicas
+            await js.update_stream(existing.config)
+            log.warning("stream %s now keeps %d copies", existing.config.name, replicas)
     if await _info(js, STREAM) is None:
-        await js.add_stream(queue_config(prefix, max_bytes))
+        await js.add_stream(queue_config(prefix, max_bytes, replicas))
         log.info("stream %s created: unconsumed reports are kept until acknowledged; when it "
                  "holds %d bytes, new publishes are refused, never old reports dropped",
                  STREAM, max_bytes)
@@ -62,7 +79,7 @@ async def ensure_streams(js, prefix: str, *, max_bytes: int = MAX_BYTES) -> None
     if await _info(js, DLQ_STREAM) is None:
         await js.add_stream(StreamConfig(
             name=DLQ_STREAM, subjects=[f"{DLQ_PREFIX}.>"], storage=StorageType.FILE,
-            max_age=90 * DAY, max_msg_size=2 * 1024 * 1024))
+            max_age=90 * DAY, max_msg_size=2 * 1024 * 1024, num_replicas=replicas))
 
 
 async def _info(js, name: str):

@@ -16,7 +16,7 @@ Errors: :class:`ProofError` for evidence that does not hold, :class:`CanonicalEr
 a value that cannot be canonically encoded (see :mod:`.errors`).
 """
 
-from .canonical import canonical_json
+from .canonical import canonical_json, check_canonical
 from .checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_body, sign_checkpoint
 from .compact import TILE_HEIGHT, CompactRange, fold_perfect
 from .errors import CanonicalError, ProofError
@@ -48,6 +48,7 @@ __all__ = [
     "ProofError",
     "TlogProof",
     "canonical_json",
+    "check_canonical",
     "consistency_proof",
     "fold_perfect",
     "format_tlog_proof",

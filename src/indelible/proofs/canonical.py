@@ -26,7 +26,7 @@ import re
 
 from .errors import CanonicalError
 
-__all__ = ["MAX_SAFE_INTEGER", "canonical_json"]
+__all__ = ["MAX_SAFE_INTEGER", "canonical_json", "check_canonical"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 _ENCODER = json.JSONEncoder(
@@ -52,13 +52,21 @@ def canonical_json(value: object) -> bytes:
     Raises :class:`CanonicalError` naming the JSON path of the first refused value, e.g.
     ``$.data.amount: floats are not allowed``.
     """
+    check_canonical(value)
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+def check_canonical(value: object) -> None:
+    """Raise :class:`CanonicalError` unless ``value`` is one of the admitted values above,
+    on which any JSON encoder that sorts keys by code point, escapes as described and adds
+    no whitespace produces the JCS bytes (the appender uses orjson so; its property tests
+    prove it against ``rfc8785``)."""
     try:
         _check(value)
     except _Refused as refused:
         raise CanonicalError(f"{_render(refused.path)}: {refused.reason}") from None
     except RecursionError as e:
         raise CanonicalError("$: nested too deeply (or contains itself)") from e
-    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _render(path: list[str | int]) -> str:

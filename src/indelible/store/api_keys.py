@@ -153,6 +153,11 @@ class ApiKeys:
         return None  # authentication reads the ledger, not this row (migration 11)
 
     def project(self, conn, tenant, states):
+        from indelible.store.key_cache import notify_revoked
+
+        for s in states.values():  # every process forgets remembered keys at commit
+            if s.revoked_seq is not None:
+                notify_revoked(conn, s.key_id)
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO api_keys (tenant_id, key_id, name, role, token_hash, issued_seq, "

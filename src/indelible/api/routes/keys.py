@@ -58,4 +58,6 @@ async def revoke_key(key_id: Uuid, admin: Admin,
         raise ProblemError(404, "Unknown API key", str(e)) from e
     except KeyAlreadyRevokedError as e:
         raise ProblemError(409, "Already revoked", str(e)) from e
+    if state.key_cache is not None:  # this process at once; the others when NOTIFY arrives
+        state.key_cache.forget()
     return {"key_id": key_id, "revoked_seq": revoked.seq}
