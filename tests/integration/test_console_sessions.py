@@ -77,9 +77,9 @@ def test_a_session_ends_at_its_absolute_timeout_however_busy(conn, request_conn,
 def test_sign_out_revokes_and_a_revoked_key_ends_its_sessions(conn, request_conn,
                                                               registered_tenant):
     token, key_id = _key(conn, registered_tenant)
-    first, _ = _signed_in(request_conn, token)
+    first, viewer = _signed_in(request_conn, token)
     second, _ = _signed_in(request_conn, token)
-    sessions.end(request_conn, first)
+    sessions.end(request_conn, viewer, first)
     assert sessions.resume(request_conn, first, LONG) is None
     assert sessions.resume(request_conn, second, LONG) is not None
 

@@ -110,13 +110,13 @@ def resume(conn: psycopg.Connection, cookie: str, timeouts: Timeouts) -> Viewer 
     method = METHODS.get(stored.method)
     principal = method.recheck(conn, stored.tenant, stored.subject) if method else None
     if principal is None:
-        console_sessions.revoke_session(conn, cookie)
+        console_sessions.revoke_session(conn, stored.tenant, cookie)
         return None
     return Viewer(principal, stored.csrf_token, stored.method, stored.expires_at)
 
 
-def end(conn: psycopg.Connection, cookie: str) -> None:
-    console_sessions.revoke_session(conn, cookie)
+def end(conn: psycopg.Connection, viewer: Viewer, cookie: str) -> None:
+    console_sessions.revoke_session(conn, viewer.tenant, cookie)
 
 
 def set_cookie(response: Response, request: Request, cookie: str, timeouts: Timeouts) -> None:

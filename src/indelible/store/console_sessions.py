@@ -45,8 +45,8 @@ def resume_session(conn: psycopg.Connection, cookie: str, *,
     return StoredSession(*row) if row else None
 
 
-def revoke_session(conn: psycopg.Connection, cookie: str) -> bool:
-    """End the session now; False when it was unknown or already ended."""
-    row = conn.execute("SELECT indelible_console_session_revoke(%s)",
-                       (session_hash(cookie),)).fetchone()
+def revoke_session(conn: psycopg.Connection, tenant: str, cookie: str) -> bool:
+    """End the tenant's session now; False when it was unknown or already ended."""
+    row = conn.execute("SELECT indelible_console_session_revoke(%s, %s)",
+                       (tenant, session_hash(cookie))).fetchone()
     return bool(row and row[0])

@@ -475,9 +475,10 @@ CREATE FUNCTION indelible_console_session_open(hash bytea, tenant text, method t
                                                subject text, csrf text, lifetime interval)
 RETURNS timestamptz LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    -- Ended sessions are kept a day (for a person asking why they were signed out), no longer.
-    DELETE FROM public.console_sessions WHERE expires_at < now() - interval '1 day'
-        OR revoked_at < now() - interval '1 day';
+    -- The tenant's ended sessions are kept a day (for a person asking why they were signed
+    -- out), no longer.
+    DELETE FROM public.console_sessions WHERE tenant_id = $2  -- $2: tenant
+        AND (expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day');
     INSERT INTO public.console_sessions (session_hash, tenant_id, method, subject, csrf_token,
                                          expires_at)
     VALUES (hash, tenant, method, subject, csrf, now() + lifetime)
@@ -504,22 +505,23 @@ BEGIN
     RETURN QUERY SELECT s.tenant_id, s.method, s.subject, s.csrf_token, s.expires_at;
 END $$;
 
-CREATE FUNCTION indelible_console_session_revoke(hash bytea)
+CREATE FUNCTION indelible_console_session_revoke(tenant text, hash bytea)
 RETURNS boolean LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     UPDATE public.console_sessions SET revoked_at = now()
-    WHERE session_hash = hash AND revoked_at IS NULL RETURNING true;
+    WHERE tenant_id = $1 AND session_hash = hash AND revoked_at IS NULL  -- $1: tenant
+    RETURNING true;
 $$;
 
 -- A key exchanged for a session is re-checked (role and revocation from the ledger) at each
 -- page: the same function the API calls with a bearer token's hash.
 REVOKE ALL ON FUNCTION indelible_console_session_open(bytea, text, text, text, text, interval),
     indelible_console_session_resume(bytea, interval),
-    indelible_console_session_revoke(bytea) FROM PUBLIC;
+    indelible_console_session_revoke(text, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     indelible_console_session_open(bytea, text, text, text, text, interval),
     indelible_console_session_resume(bytea, interval),
-    indelible_console_session_revoke(bytea) TO {APP_ROLE}, {API_ROLE};
+    indelible_console_session_revoke(text, bytea) TO {APP_ROLE}, {API_ROLE};
 
 -- The console lists a tenant's discrepancies oldest or newest first without filters: without
 -- this index that sorts every row of the tenant.

@@ -64,7 +64,7 @@ async def sign_out(request: Request,
 
     def end():
         with state.pool.connection() as conn:
-            sessions.end(conn, cookie)
+            sessions.end(conn, viewer, cookie)
     await run_in_threadpool(end)
     response = RedirectResponse("/console/sign-in?reason=You+are+signed+out.", status_code=303)
     sessions.clear_cookie(response, request)
