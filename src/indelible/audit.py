@@ -8,6 +8,7 @@ import psycopg
 
 from indelible.proofs import TlogProof, format_tlog_proof
 from indelible.store.checkpoints import StoredCheckpoint, checkpoint_at, latest_checkpoint
+from indelible.store.cosignatures import with_cosignatures
 from indelible.store.errors import StoreError, UnknownLogError
 from indelible.store.logs import read_head
 from indelible.store.tree import StoredTree
@@ -36,7 +37,7 @@ def current_checkpoint(conn: psycopg.Connection, tenant: str) -> StoredCheckpoin
     checkpoint = latest_checkpoint(conn, tenant)
     if checkpoint is None:
         raise NotFoundError(f"tenant {tenant!r} has no signed checkpoint yet")
-    return checkpoint
+    return with_cosignatures(conn, checkpoint)  # witnesses' lines ride along (issue 15)
 
 
 def entry_proof(conn: psycopg.Connection, tenant: str, seq: int,
@@ -47,6 +48,7 @@ def entry_proof(conn: psycopg.Connection, tenant: str, seq: int,
         checkpoint = checkpoint_at(conn, tenant, size)
         if checkpoint is None:
             raise NotFoundError(f"tenant {tenant!r} has no checkpoint of size {size}")
+        checkpoint = with_cosignatures(conn, checkpoint)
     if not 0 <= seq < checkpoint.size:
         raise NotFoundError(
             f"entry {seq} of tenant {tenant!r} is not covered by the checkpoint "

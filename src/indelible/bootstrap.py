@@ -135,6 +135,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
                                entries=settings.checkpoint_entries)
+        # Read before anything starts: a bad witnesses file stops `up` with nothing running.
+        feeders = _witness_feeders(settings, db) if checkpointer else []
         if checkpointer:
             signing.start()
         engine = None
@@ -143,6 +145,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
 
             engine = EscalationEngine(conninfo=db.app_url, appender=appender,
                                       interval=settings.escalation_interval).start()
+        for feeder in feeders:
+            feeder.start()
         ingestion = None
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
@@ -156,6 +160,7 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             keys.start()
         app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
                          key_cache=keys if settings.key_cache_ttl > 0 else None,
+                         witnesses=tuple(f.status for f in feeders),
                          console_timeouts=Timeouts.of(settings))
         report_worker = _report_worker(db, signer, appender).start()
         try:
@@ -169,6 +174,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                 ingestion.stop()
             if engine is not None:
                 engine.stop()
+            for feeder in feeders:
+                feeder.stop()
             if checkpointer:
                 signing.stop()
             appender.close()
@@ -225,3 +232,14 @@ def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppend
     key = signer.verifier_key_text()
     return ReportWorker(conninfo=db.app_url, appender=appender,
                         signing=Signing(NoteVerifier.from_key_text(key), key))
+
+
+def _witness_feeders(settings: Settings, db: Database) -> list:
+    """One background submitter per configured witness (INDELIBLE_WITNESSES), not started."""
+    from indelible.cosigning.config import load_witnesses
+    from indelible.cosigning.feeder import WitnessFeeder
+
+    if settings.witnesses_file is None:
+        return []
+    return [WitnessFeeder(conninfo=db.app_url, witness=w)
+            for w in load_witnesses(settings.witnesses_file)]

@@ -38,6 +38,7 @@ class Settings:
     escalation_enabled: bool = True  # run the escalation engine inside `indelible up`
     escalation_interval: float = 900.0  # seconds between escalation passes at the latest
     batch_wait: float = 0.0  # seconds a lone command waits for company (0: commit at once)
+    witnesses_file: Path | None = None  # `<witness verifier key> <URL prefix>` per line
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
@@ -66,6 +67,7 @@ class Settings:
         env = os.environ if env is None else env
         key_file = env.get("INDELIBLE_SIGNING_KEY_FILE")
         seed_file = env.get("INDELIBLE_NATS_SEED_FILE")
+        witnesses = env.get("INDELIBLE_WITNESSES")
         return cls(
             data_dir=Path(env.get("INDELIBLE_DATA_DIR") or _default_data_dir()).expanduser(),
             database_url=env.get("INDELIBLE_DATABASE_URL") or None,
@@ -85,6 +87,7 @@ class Settings:
                                         cls.escalation_interval, float),
             batch_wait=_number(env, "INDELIBLE_BATCH_WAIT_MS", cls.batch_wait * 1000, float,
                                minimum=0) / 1000,
+            witnesses_file=Path(witnesses).expanduser() if witnesses else None,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
             key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,

@@ -194,7 +194,8 @@ def test_projections_are_rebuilt_from_the_ledger_by_the_cli(env, app_url):
     token = indelible(env, "api-key", "create", "--tenant", name, "--role", "analyst").stdout.strip()
     rebuilt = indelible(env, "projections", "rebuild", "--tenant", name)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert f"rebuilt api_keys, discrepancies of {name} from the ledger: 1 streams" in rebuilt.stdout
+    assert f"rebuilt api_keys, discrepancies, escalation_watch of {name} from the ledger: " \
+        "1 streams" in rebuilt.stdout
     from indelible.store.api_keys import authenticate
 
     with psycopg.connect(app_url) as conn:

@@ -110,12 +110,12 @@ def test_both_steps_fire_once_in_order_and_a_rerun_adds_nothing(h, app_url):
     h.set_rules()
     d = h.open("po-1")
     start = h.opened_at(d)
-    assert h.pass_at(start + timedelta(hours=3)).fired == []
+    assert h.pass_at(start + timedelta(hours=3)).new == []
     first = h.pass_at(start + timedelta(hours=5))
-    assert [(f.rule_id, f.replayed) for f in first.fired] == [("high-4h-notify", False)]
+    assert [(f.rule_id, f.replayed) for f in first.new] == [("high-4h-notify", False)]
     second = h.pass_at(start + timedelta(hours=25))
-    assert [f.rule_id for f in second.fired] == ["high-24h-escalate"]
-    assert h.pass_at(start + timedelta(hours=30)).fired == []  # escalated: a new period
+    assert [f.rule_id for f in second.new] == ["high-24h-escalate"]
+    assert h.pass_at(start + timedelta(hours=30)).new == []  # escalated: a new period
     entries = h.stream(d)
     assert _types(entries) == ["discrepancy.opened", "escalation.fired", "escalation.fired",
                                "discrepancy.severity_changed", "discrepancy.transitioned"]
@@ -135,12 +135,12 @@ def test_after_a_two_day_outage_each_step_fires_once_in_order_and_late(h):
     d = h.open("po-2")
     late = h.opened_at(d) + timedelta(days=2)
     result = h.pass_at(late)
-    assert [f.rule_id for f in result.fired] == ["high-4h-notify", "high-24h-escalate"]
+    assert [f.rule_id for f in result.new] == ["high-4h-notify", "high-24h-escalate"]
     fired = [e["data"] for e in h.stream(d) if e["type"] == "escalation.fired"]
     assert [f["rule_id"] for f in fired] == ["high-4h-notify", "high-24h-escalate"]
     for f in fired:
         assert f["due_at"] < f["fired_at"]
-    assert h.pass_at(late).fired == []  # a second engine at the same moment: nothing new
+    assert h.pass_at(late).new == []  # a second engine at the same moment: nothing new
 
 
 def test_a_status_change_starts_a_new_period(h):
@@ -151,11 +151,11 @@ def test_a_status_change_starts_a_new_period(h):
     ack = h.stream(d)[-1]
     assert period.status == "acknowledged" and period.period_seq == ack["seq"]
     result = h.pass_at(period.period_at + timedelta(hours=5))
-    assert [f.rule_id for f in result.fired] == ["high-4h-notify"]
+    assert [f.rule_id for f in result.new] == ["high-4h-notify"]
     fired = h.stream(d)[-1]["data"]
     assert fired["period_start_seq"] == ack["seq"] and fired["period_status"] == "acknowledged"
     h.move(d, "investigating")  # watched by neither rule: nothing more fires
-    assert h.pass_at(period.period_at + timedelta(days=3)).fired == []
+    assert h.pass_at(period.period_at + timedelta(days=3)).new == []
 
 
 def test_a_stale_firing_is_refused_under_the_lock(h):
@@ -186,9 +186,9 @@ def test_a_paused_discrepancy_fires_when_the_pause_ends(h):
     until = start + timedelta(hours=10)
     h.run(escalation.pause(h.ledger, manager, d, reason="waiting for the bank", until=until,
                            now=start + timedelta(minutes=1)))
-    assert h.pass_at(start + timedelta(hours=5)).fired == []
+    assert h.pass_at(start + timedelta(hours=5)).new == []
     result = h.pass_at(start + timedelta(hours=11))
-    assert [f.rule_id for f in result.fired] == ["high-4h-notify"]
+    assert [f.rule_id for f in result.new] == ["high-4h-notify"]
     view = escalation.escalation_view(h.conn, h.tenant, d, now=start + timedelta(hours=11))
     assert [w["state"] for w in view["watching"]] == ["fired", "pending"]
     assert [x["type"] for x in view["history"]] == ["escalation.paused", "escalation.fired"]
@@ -200,13 +200,13 @@ def test_a_rule_change_does_not_fire_unchanged_rules_again(h):
     h.set_rules()
     d = h.open("po-6")
     start = h.opened_at(d)
-    assert len(h.pass_at(start + timedelta(hours=5)).fired) == 1
+    assert len(h.pass_at(start + timedelta(hours=5)).new) == 1
     changed = {"rules": [RULES["rules"][0], {**RULES["rules"][1], "after": "P2D"}]}
     record = h.set_rules(changed)
     assert record.rules.rule_version("high-4h-notify") == 0  # unchanged since the default
     assert record.rules.rule_version("high-24h-escalate") == 2
-    assert h.pass_at(start + timedelta(hours=30)).fired == []
-    assert [f.rule_id for f in h.pass_at(start + timedelta(days=3)).fired] == ["high-24h-escalate"]
+    assert h.pass_at(start + timedelta(hours=30)).new == []
+    assert [f.rule_id for f in h.pass_at(start + timedelta(days=3)).new] == ["high-24h-escalate"]
 
 
 def test_rules_as_of_a_seq_show_the_set_then(h):
@@ -222,7 +222,7 @@ def test_a_pass_with_nothing_due_reads_no_discrepancy(h):
     for i in range(5):
         h.open(f"po-n{i}")
     result = h.pass_at(datetime.now(timezone.utc))
-    assert result.looked_at == 0 and result.fired == []
+    assert result.looked_at == 0 and result.new == []
 
 
 def test_a_business_time_rule_fires_at_its_business_due_time(h, app_url):
@@ -240,11 +240,11 @@ def test_a_business_time_rule_fires_at_its_business_due_time(h, app_url):
     due = parse_calendar(calendar).add_business_seconds(start, 90 * 60)
     assert due - start >= timedelta(hours=23)  # two office hours a day: at least a day later
     # The index bound is the wall-clock lower bound; the first look moves it to the exact time.
-    assert h.pass_at(start + timedelta(minutes=91)).fired == []
+    assert h.pass_at(start + timedelta(minutes=91)).new == []
     assert store.next_bound(h.conn, h.tenant) == due
-    assert h.pass_at(due - timedelta(seconds=1)).fired == []
+    assert h.pass_at(due - timedelta(seconds=1)).new == []
     result = h.pass_at(due + timedelta(seconds=1))
-    assert [f.rule_id for f in result.fired] == ["bh"]
+    assert [f.rule_id for f in result.new] == ["bh"]
     fired = h.stream(d)[-1]["data"]
     assert fired["business_hours"] is True and fired["due_at"] == escalation.format_time(due)
     report = _verified(app_url, h.tenant)
@@ -267,3 +267,22 @@ def test_verify_names_a_firing_that_no_rule_or_period_supports(h, app_url):
     report = _verified(app_url, h.tenant)
     assert [(f.check, f.seq) for f in report.findings] == [("domain", appended.seq)]
     assert "period" in report.findings[0].detail
+
+
+def test_a_preview_says_what_a_proposed_set_would_fire_and_writes_nothing(h):
+    h.set_rules()
+    d = h.open("po-preview")
+    start = h.opened_at(d)
+    assert len(h.pass_at(start + timedelta(hours=5)).new) == 1  # the 4h notify
+    size = h.conn.execute("SELECT size FROM log_heads WHERE tenant_id = %s",
+                          (h.tenant,)).fetchone()[0]
+    proposed = parse_rules({"rules": [RULES["rules"][0], {**RULES["rules"][1], "after": "PT3H"}]})
+    answer = escalation.preview(h.conn, h.tenant, proposed, now=start + timedelta(hours=5))
+    assert answer["counts"] == {"due_now": 1, "due_later": 0, "already_fired": 1,
+                                "held_by_pause": 0}
+    (item,) = answer["firings"]
+    assert (item["discrepancy_id"], item["rule_id"], item["when"]) == (d, "high-24h-escalate",
+                                                                      "due_now")
+    assert "after PT3H of wall-clock time" in item["why"]
+    assert h.conn.execute("SELECT size FROM log_heads WHERE tenant_id = %s",
+                          (h.tenant,)).fetchone()[0] == size

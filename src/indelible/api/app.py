@@ -10,6 +10,7 @@ from indelible.api.context import AppState
 from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, escalation, health, keys, policy
 from indelible.api.routes import reports
+from indelible.api.routes import witnesses as witnessing
 from indelible.console.app import create_console
 from indelible.console.sessions import Timeouts
 from indelible.ingest.status import IngestStatus
@@ -20,7 +21,7 @@ from indelible.store.key_cache import KeyCache
 
 def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommitAppender,
                ingest_status: IngestStatus | None = None,
-               key_cache: KeyCache | None = None,
+               key_cache: KeyCache | None = None, witnesses: tuple = (),
                console_timeouts: Timeouts | None = None) -> FastAPI:
     """The HTTP API over what the composition root built (bootstrap.py owns the pool)."""
     app = FastAPI(title="Indelible", version="0.1.0",
@@ -28,12 +29,14 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
                   docs_url=None, redoc_url=None,  # served offline by api/docs.py
                   dependencies=[Depends(problems.json_body)])  # 415, after the guard's 401
     app.state.indelible = AppState(pool=pool, appender=appender, signer=signer,
-                                   ingest_status=ingest_status, key_cache=key_cache)
+                                   ingest_status=ingest_status, key_cache=key_cache,
+                                   witnesses=witnesses)
     problems.install(app)
     docs.install(app)
     openapi.install(app)
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
-    for module in (health, audit, keys, discrepancies, policy, escalation, reports):
+    for module in (health, audit, keys, discrepancies, policy, escalation, reports,
+                   witnessing):
         app.include_router(module.router)
     # The web console: its own pages and cookie sessions over the same state and use cases.
     app.mount("/console", create_console(app.state.indelible, console_timeouts))

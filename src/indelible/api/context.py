@@ -31,6 +31,7 @@ class AppState:
     appender: GroupCommitAppender
     signer: NoteSigner
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
+    witnesses: tuple = ()  # cosigning/feeder.py WitnessStatus per configured witness
     key_cache: KeyCache | None = None  # None: every request asks the database
 
     def authenticate(self, token: str) -> Principal | None:

@@ -3,6 +3,7 @@
 # Each module registers its commands on `main`.
 from indelible.cli import audit, bench, engines, escalation, ingest, service, tenants  # noqa: F401
 from indelible.cli import reports  # noqa: F401
+from indelible.cli import witness  # noqa: F401
 from indelible.cli.root import main
 
 __all__ = ["main"]

@@ -86,17 +86,64 @@ def proof(tenant: str, seq: int, size: int | None, output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+def witness_options(command):
+    """--witness VKEY ... --quorum K, or --witness-policy FILE (see proofs/cosignature.py)."""
+    command = click.option("--witness-policy", "policy_file", type=click.Path(dir_okay=False),
+                           help="A policy file: 'witness <verifier key>' lines and one "
+                           "'quorum <K>' line.")(command)
+    command = click.option("--quorum", type=click.IntRange(min=1),
+                           help="Refuse a checkpoint without K valid cosignatures from the "
+                           "--witness keys.")(command)
+    return click.option("--witness", "witnesses", multiple=True, metavar="VKEY",
+                        help="A witness verifier key (text or file), repeatable; cosignatures "
+                        "from other keys are ignored.")(command)
+
+
+def witness_policy(witnesses: tuple[str, ...], quorum: int | None, policy_file: str | None):
+    """The auditor's witness policy, or None when none was asked for."""
+    from indelible.proofs import CosignerKey, ProofError, WitnessPolicy, parse_witness_policy
+
+    if policy_file:
+        if witnesses or quorum:
+            raise click.UsageError("give --witness-policy or --witness/--quorum, not both")
+        try:
+            return parse_witness_policy(_read_text(policy_file))
+        except ProofError as e:
+            raise click.BadParameter(str(e), param_hint="--witness-policy") from e
+    if not witnesses and quorum is None:
+        return None
+    if not witnesses or quorum is None:
+        raise click.UsageError("--witness and --quorum go together")
+    try:
+        keys = [CosignerKey.from_key_text(Path(w).read_text().strip() if Path(w).is_file()
+                                          else w) for w in witnesses]
+        return WitnessPolicy(tuple(keys), quorum)
+    except ProofError as e:
+        raise click.BadParameter(str(e), param_hint="--witness") from e
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--quorum") from e
+
+
 @main.command("verify-proof")
 @click.option("--vkey", required=True, help="Verifier key text, or a file holding it.")
+@witness_options
 @click.argument("file")
-def verify_proof(vkey: str, file: str) -> None:
-    """Check a tlog-proof FILE offline ('-' for stdin); print the entry it proves."""
-    from indelible.proofs import ProofError, verify_tlog_proof
+def verify_proof(vkey: str, file: str, witnesses: tuple[str, ...], quorum: int | None,
+                 policy_file: str | None) -> None:
+    """Check a tlog-proof FILE offline ('-' for stdin); print the entry it proves.
+
+    With a witness policy, the proof's checkpoint must also carry K valid cosignatures.
+    """
+    from indelible.proofs import ProofError, check_witness_quorum, parse_tlog_proof
+    from indelible.proofs import verify_tlog_proof
 
     verifier = _verifier(vkey)
+    policy = witness_policy(witnesses, quorum, policy_file)
     text = _read_text(file)
     try:
         checkpoint, entry = verify_tlog_proof(text, verifier)
+        cosigned = check_witness_quorum(parse_tlog_proof(text).checkpoint_note, policy) \
+            if policy else {}
     except ProofError as e:
         click.echo(f"INVALID: {e}", err=True)
         sys.exit(EXIT_INVALID)
@@ -106,7 +153,8 @@ def verify_proof(vkey: str, file: str) -> None:
         shown = entry.decode("utf-8", "replace")
     click.echo(shown)
     click.echo(f"OK: this entry is included in {checkpoint.origin} at size {checkpoint.size}, "
-               f"signed by {verifier.name}", err=True)
+               f"signed by {verifier.name}"
+               + (f", cosigned by {', '.join(sorted(cosigned))}" if cosigned else ""), err=True)
 
 
 @main.command()
@@ -121,16 +169,21 @@ def verify_proof(vkey: str, file: str) -> None:
 @click.option("--workers", type=click.IntRange(min=1), help="Processes (default: all cores).")
 @click.option("--no-models", is_flag=True, help="Skip the second pass (read models, snapshots, "
               "evidence files, lifecycle): check only the entries, tree and checkpoints.")
+@witness_options
 def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkeys: tuple[str, ...],
-           workers: int | None, no_models: bool) -> None:
+           workers: int | None, no_models: bool, witnesses: tuple[str, ...],
+           quorum: int | None, policy_file: str | None) -> None:
     """Recompute the tenant's whole log and check it.
 
     Exit 0 intact and every entry signed; 1 tampered; 2 could not run; 3 no check failed but
-    some entries are covered by no signed checkpoint (not verified).
+    some entries are covered by no signed checkpoint (not verified). With a witness policy,
+    only checkpoints carrying the quorum of cosignatures count as signing anything.
     """
     from indelible.verifier import verify_log
     from indelible.verifier.models import verify_models
 
+    policy = witness_policy(witnesses, quorum, policy_file)
+    witnessing = None
     verifiers = [_verifier(vkey) for vkey in vkeys] or [_verifier(None)]
     notes = [_read_text(path) for path in trusted] + ([] if vkeys else _kept_note(tenant))
     with _app_connection() as (db, _):
@@ -139,13 +192,36 @@ def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkeys: tuple[st
                                 workers=workers, progress=_progress())
             if not no_models:
                 verify_models(db.app_url, tenant, report)
+            if policy is not None:
+                witnessing = _apply_witness_policy(db.app_url, tenant, policy, report)
         except Exception as e:  # noqa: BLE001 - "could not run" must never read as "tampered"
             if isinstance(e, click.ClickException):
                 raise
             click.echo(f"error: verification could not run: {e!r}", err=True)
             sys.exit(EXIT_ERROR)
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.to_text())
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), **(witnessing or {})}, indent=2))
+    else:
+        click.echo(report.to_text())
+        if witnessing:
+            click.echo(f"WITNESSES: checkpoints cosigned by {policy.quorum} of "
+                       f"{len(policy.witnesses)} listed witnesses cover "
+                       f"{witnessing['witnessed_size']:,} entries"
+                       + (f"; {witnessing['witness_problem']}" if witnessing["witness_problem"]
+                          else ""))
     sys.exit({"verified": 0, "tampered": EXIT_INVALID, "unsigned": EXIT_UNSIGNED}[report.status])
+
+
+def _apply_witness_policy(url: str, tenant: str, policy, report) -> dict:
+    """Entries beyond the largest checkpoint the policy accepts are not verified."""
+    import psycopg
+
+    from indelible.cosigning.reads import witnessed_size
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        size, problem = witnessed_size(conn, tenant, policy)
+    report.signed_size = min(report.signed_size, size)
+    return {"witnessed_size": size, "witness_problem": problem}
 
 
 def _kept_note(tenant: str) -> list[str]:

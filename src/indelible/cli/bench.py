@@ -212,3 +212,23 @@ def bench_report(tenant: str, as_json: bool, entries: int, discrepancies: int,
         measurements, extra = run(db, settings.base_origin, tenant, signer,
                                   KeptCheckpoints(settings.kept_dir), options)
     _output("report", tenant, measurements, as_json, extra)
+@bench.command("witness")
+@_json
+@click.option("--checkpoints", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Sequential checkpoints timed one by one (latency).")
+@click.option("--requests", "request_count", default=4_000, show_default=True,
+              type=click.IntRange(min=1), help="Requests for the throughput figure.")
+@click.option("--clients", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Concurrent connections, one log each.")
+def bench_witness(as_json: bool, checkpoints: int, request_count: int, clients: int) -> None:
+    """Witness cosigning latency and requests/s vs raw Ed25519 verify+sign (no database)."""
+    from indelible.bench.common import BenchError
+    from indelible.bench.witness import WitnessOptions, run
+
+    try:
+        measurements, extra = run(WitnessOptions(checkpoints=checkpoints,
+                                                 requests=request_count, clients=clients))
+    except BenchError as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    _output("witness", "-", measurements, as_json, extra)

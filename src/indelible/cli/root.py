@@ -41,7 +41,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (StoreError, SigningKeyError, KeptStateError, EmbeddedServerError,
-                WeakIsolationError, DataDirError, psycopg.OperationalError) as e:
+                WeakIsolationError, DataDirError, psycopg.OperationalError,
+                ConfigError) as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(EXIT_ERROR)
 

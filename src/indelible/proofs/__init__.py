@@ -8,7 +8,9 @@ Everything an auditor or a third party needs to check the ledger without trustin
 - :mod:`.compact` the Merkle frontier a log head keeps, and perfect-subtree roots;
 - :mod:`.note` C2SP signed notes (Ed25519);
 - :mod:`.checkpoint` C2SP tlog-checkpoint;
-- :mod:`.tlog_proof` C2SP tlog-proof, one entry's self-contained proof file.
+- :mod:`.tlog_proof` C2SP tlog-proof, one entry's self-contained proof file;
+- :mod:`.cosignature` C2SP tlog-cosignature (Ed25519, timestamped) and witness policies;
+- :mod:`.tlog_witness` C2SP tlog-witness request and answer bodies.
 
 This package imports nothing else from :mod:`indelible`, performs no I/O, and depends
 only on the standard library and ``cryptography``: the offline verifier ships it alone.
@@ -18,6 +20,13 @@ a value that cannot be canonically encoded (see :mod:`.errors`).
 
 from .canonical import canonical_json, check_canonical
 from .checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_body, sign_checkpoint
+from .cosignature import (
+    Cosigner,
+    CosignerKey,
+    WitnessPolicy,
+    check_witness_quorum,
+    parse_witness_policy,
+)
 from .compact import TILE_HEIGHT, CompactRange, fold_perfect
 from .errors import CanonicalError, ProofError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX, NODE_PREFIX, leaf_hash, node_hash
@@ -33,8 +42,17 @@ from .merkle import (
 )
 from .note import NoteSigner, NoteVerifier, open_note
 from .tlog_proof import TlogProof, format_tlog_proof, parse_tlog_proof, verify_tlog_proof
+from .tlog_witness import AddCheckpoint, format_add_checkpoint, parse_add_checkpoint
 
 __all__ = [
+    "AddCheckpoint",
+    "Cosigner",
+    "CosignerKey",
+    "WitnessPolicy",
+    "check_witness_quorum",
+    "format_add_checkpoint",
+    "parse_add_checkpoint",
+    "parse_witness_policy",
     "EMPTY_ROOT",
     "HASH_SIZE",
     "LEAF_PREFIX",

@@ -42,19 +42,26 @@ class NotNeededError(AppendRefusedError):
 
 @dataclass
 class _Chain:
-    """The discrepancy stream version the previous link of this transaction left; None
-    before the first link. Set only by links that appended."""
+    """What the links of one discrepancy's firings left in the current attempt: the stream
+    version after the last link that appended (None: none yet). An attempt is recognised
+    by the period state the batch loaded (a new object per transaction), so a batch the
+    group commit retries starts afresh."""
 
+    period: object = None
     version: int | None = None
     broken: bool = False
+
+    def attempt(self, now: PeriodState | None) -> None:
+        if self.period is not now:
+            self.period, self.version, self.broken = now, None, False
 
 
 def firing_decisions(period: Period, due: list[Due], rules_version: int, *,
                      fired_at: datetime) -> list[tuple[Due, list[Decision]]]:
     """Per item of `due` (in order), the decisions recording it: the firing first."""
     chain, out = _Chain(), []
-    for index, item in enumerate(due):
-        group = [_fired(period, item, rules_version, fired_at, chain, first=index == 0)]
+    for item in due:
+        group = [_fired(period, item, rules_version, fired_at, chain)]
         action = item.rule.action
         if action["type"] == "escalate" and action.get("severity"):
             group.append(_follow(period, item, chain, "severity"))
@@ -69,14 +76,15 @@ def _refuse(period: Period, why: str) -> NotDueError:
 
 
 def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
-           chain: _Chain, *, first: bool) -> Decision:
+           chain: _Chain) -> Decision:
     rule = item.rule
 
     def decide(state: domain.Discrepancy | None, now: PeriodState | None,
                rules: RulesRecord | None) -> NewEntry:
-        if first:  # a new attempt (the group commit may retry a batch): forget the last
-            chain.version, chain.broken = None, False
-        expected = now.version if first and now is not None else chain.version
+        chain.attempt(now)
+        # No foreign entry since the batch loaded the period, nor since this chain's last
+        # link (an earlier firing of the same pass may have been recorded before: replayed).
+        expected = chain.version if chain.version is not None else (now and now.version)
         if chain.broken or state is None or now is None or state.version != expected:
             chain.broken = True
             raise _refuse(period, "it changed since the pass looked")
@@ -136,8 +144,10 @@ def _follow(period: Period, item: Due, chain: _Chain, what: str) -> Decision:
     if rule.action_type == "auto_close":
         reason += f": {rule.action['reason']}"
 
-    def decide(state: domain.Discrepancy | None, *_) -> NewEntry:
-        if chain.broken or state is None or chain.version != state.version:
+    def decide(state: domain.Discrepancy | None, now: PeriodState | None) -> NewEntry:
+        chain.attempt(now)
+        if chain.broken or state is None or chain.version is None \
+                or chain.version != state.version:
             raise NotDueError(f"discrepancy {period.discrepancy_id}: {what} not made: its "
                               "firing was not recorded in this transaction")
         if what == "severity":
@@ -156,7 +166,8 @@ def _follow(period: Period, item: Due, chain: _Chain, what: str) -> Decision:
         return NewEntry(stream=stream_of(period.discrepancy_id), type=str(event.type),
                         data=event.data, actor=ENGINE, idempotency_key=f"{item.key}:{what}")
 
-    return Decision(stream_of(period.discrepancy_id), decide, f"{item.key}:{what}")
+    return Decision(stream_of(period.discrepancy_id), decide, f"{item.key}:{what}",
+                    reads=(PERIOD_PREFIX + period.discrepancy_id,))
 
 
 def pause_decision(discrepancy_id: str, entry_actor: Actor, *, pause: bool, reason: str, until: datetime | None, now: datetime) -> Decision:

@@ -450,6 +450,29 @@ CREATE POLICY {table}_tenant ON {table}
     USING (tenant_id = current_setting('indelible.tenant', true))
     WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
 """ for table in ("report_jobs", "report_files", "report_schedules")) + _append_only_triggers("report_files")
+# Witness cosignatures (issue 15), append-only beside the checkpoints they cosign. Each row is
+# one witness's C2SP tlog-cosignature line, verified against that witness's key before it was
+# stored; a checkpoint's cosigned note is its signed note plus these lines.
+_V17_COSIGNATURES = f"""
+CREATE TABLE checkpoint_cosignatures (
+    tenant_id      text NOT NULL,
+    size           bigint NOT NULL,
+    witness        text NOT NULL,   -- the witness's verifier key text (name+id+key)
+    signature_line text NOT NULL,   -- '— <name> <base64>', as the witness sent it
+    cosigned_at    timestamptz NOT NULL,  -- the timestamp the witness signed
+    received_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, size, witness)
+    -- No foreign key to checkpoints: it would turn TRUNCATE checkpoints into a foreign-key
+    -- error instead of the append-only refusal. Rows are inserted only for a stored
+    -- checkpoint, and a quorum is always decided by verifying the lines over its note.
+);
+GRANT SELECT, INSERT ON checkpoint_cosignatures TO {APP_ROLE};
+GRANT SELECT ON checkpoint_cosignatures TO {API_ROLE};
+ALTER TABLE checkpoint_cosignatures ENABLE ROW LEVEL SECURITY;
+CREATE POLICY checkpoint_cosignatures_tenant ON checkpoint_cosignatures
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("checkpoint_cosignatures")
 
 
 # The web console's sign-in sessions (issue 18). Operational state, not evidence: a row says
@@ -547,6 +570,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (12, "the request role only reads evidence files", _V12_REQUEST_ROLE_READS_ONLY),
     (13, "escalation watch index (where the escalation engine looks)", _V13_ESCALATION_WATCH),
     (15, "compliance reports: jobs, schedules, append-only report files", _V15_REPORTS),
+    (17, "witness cosignatures of checkpoints (append-only)", _V17_COSIGNATURES),
     (20, "web console sessions; discrepancies indexed by opening time", _V20_CONSOLE_SESSIONS),
 ]
 

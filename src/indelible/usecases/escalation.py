@@ -61,6 +61,11 @@ class PassResult:
     looked_at: int = 0
     fired: list[Fired] = field(default_factory=list)
 
+    @property
+    def new(self) -> list[Fired]:
+        """The firings this pass recorded (not found recorded before, not refused)."""
+        return [f for f in self.fired if not f.replayed and not f.refused]
+
     def to_dict(self) -> dict:
         return {"tenant": self.tenant, "now": self.now, "looked_at": self.looked_at,
                 "fired": [f.to_dict() for f in self.fired if not f.replayed and not f.refused],
@@ -99,12 +104,16 @@ async def set_calendar(ledger: Ledger, who: Principal, calendar: BusinessCalenda
 # -- passes --------------------------------------------------------------------------------
 
 def _evaluate_all(conn, tenant: str, periods: list[Period], rules: store.RulesRecord,
-                  calendar: store.CalendarRecord, now: datetime):
-    # Only what is due now may already be recorded (a rule not yet due has not fired for
-    # this period); treating the others as unfired can only make a bound earlier.
-    keys = [d.key for p in periods for d in watching(p, rules.rules, calendar.calendar)
-            if d.due_at <= now]
-    fired = store.recorded_keys(conn, tenant, keys)
+                  calendar: store.CalendarRecord, now: datetime, *, probe: bool = True):
+    """Each period's evaluation. With `probe`, the firings the ledger already holds are
+    looked up first (a preview, a view). A pass does not: it submits what is due, and the
+    appender's key check, inside the transaction, answers a recorded one with the original
+    entry (the same look-up, made once, where it counts)."""
+    fired = set()
+    if probe:  # only what is due now can have fired for this period
+        keys = [d.key for p in periods for d in watching(p, rules.rules, calendar.calendar)
+                if d.due_at <= now]
+        fired = store.recorded_keys(conn, tenant, keys)
     return [(p, evaluate(p, rules.rules, calendar.calendar, fired=fired, now=now))
             for p in periods]
 
@@ -143,7 +152,8 @@ def _look(conn, tenant: str, now: datetime, limit: int):
     if not candidates:  # the common case: one index probe, nothing else read
         return [], None, []
     rules, calendar = store.current_rules(conn, tenant), store.current_calendar(conn, tenant)
-    evaluated = _evaluate_all(conn, tenant, [c.period for c in candidates], rules, calendar, now)
+    evaluated = _evaluate_all(conn, tenant, [c.period for c in candidates], rules, calendar, now,
+                              probe=False)
     return candidates, rules, evaluated
 
 

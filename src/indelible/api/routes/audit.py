@@ -15,6 +15,13 @@ from fastapi.responses import PlainTextResponse
 from indelible import audit
 from indelible.api.context import Caller, State
 from indelible.api.problems import problem_responses, unknown_log
+from indelible.api.witness_policy import (
+    Quorum,
+    Witnesses,
+    require_quorum,
+    witness_policy,
+    witnessed,
+)
 from indelible.entry import b64, decode_entry
 from indelible.store.logs import TENANT_PATTERN
 
@@ -36,21 +43,37 @@ async def verifier_key(state: State) -> str:
     return state.signer.verifier_key_text() + "\n"
 
 
-@router.get("/v1/logs/{tenant}/checkpoint", response_class=PlainTextResponse, responses=NOT_FOUND)
-async def checkpoint(tenant: Tenant, caller: Caller, state: State) -> PlainTextResponse:
-    """The latest signed checkpoint (C2SP signed note, tlog-checkpoint body)."""
-    cp = await state.read(_own(tenant, caller), audit.current_checkpoint, tenant)
+@router.get("/v1/logs/{tenant}/checkpoint", response_class=PlainTextResponse,
+            responses={**NOT_FOUND, **problem_responses(409, 422)})
+async def checkpoint(tenant: Tenant, caller: Caller, state: State, witness: Witnesses = None,
+                     quorum: Quorum = None) -> PlainTextResponse:
+    """The latest signed checkpoint (C2SP signed note, tlog-checkpoint body) with the
+    witnesses' cosignatures; with `quorum`, the latest one that K of the witnesses cosigned."""
+    policy = witness_policy(state, witness, quorum)
+    if policy is None:
+        cp = await state.read(_own(tenant, caller), audit.current_checkpoint, tenant)
+    else:
+        cp = await witnessed(state, _own(tenant, caller), policy)
     return PlainTextResponse(cp.note, media_type=TEXT)
 
 
-@router.get("/v1/logs/{tenant}/entries/{seq}", responses={**NOT_FOUND, 200: {
+@router.get("/v1/logs/{tenant}/entries/{seq}", responses={**NOT_FOUND, **problem_responses(
+        409, 422), 200: {
     "description": "JSON by default; with format=tlog-proof, a C2SP tlog-proof text",
     "content": {"application/json": {}, "text/plain": {"schema": {"type": "string"}}}}})
 async def entry(tenant: Tenant, seq: Annotated[int, Path(ge=0, le=2**62)], caller: Caller,
                 state: State, format: Literal["json", "tlog-proof"] = "json",
-                tree_size: Annotated[int | None, Query(ge=1, le=2**62)] = None):
-    """The entry with its inclusion proof (against the latest checkpoint by default)."""
+                tree_size: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                witness: Witnesses = None, quorum: Quorum = None):
+    """The entry with its inclusion proof (against the latest checkpoint by default; with
+    `quorum`, against the latest checkpoint K of the witnesses cosigned)."""
+    policy = witness_policy(state, witness, quorum)
+    if policy is not None and tree_size is None:
+        cp = await witnessed(state, _own(tenant, caller), policy, seq + 1)
+        tree_size = cp.size
     found = await state.read(_own(tenant, caller), audit.entry_proof, tenant, seq, tree_size)
+    if policy is not None:
+        require_quorum(found.checkpoint.note, policy)
     if format == "tlog-proof":
         return PlainTextResponse(found.tlog_proof(), media_type=TEXT)
     return {"tenant": tenant, "seq": seq, "entry": decode_entry(found.entry),

@@ -50,6 +50,10 @@ async def metrics(state: State) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     if state.ingest_status is not None:
         registry.register(_IngestCollector(state.ingest_status))
+    if state.witnesses:
+        from indelible.cosigning.metrics import WitnessCollector
+
+        registry.register(WitnessCollector(state.witnesses))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
