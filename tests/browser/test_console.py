@@ -177,9 +177,24 @@ def test_an_analyst_sees_no_escalate_button_and_a_forged_escalation_is_refused(s
     assert api(service, analyst).get(f"/v1/discrepancies/{case['id']}").json()["status"] == "open"
 
 
+def a_resolved_case(service, key: str) -> dict:
+    """An ingested case walked to resolved over the API, with the statement attached (so this
+    test does not depend on the browser walk having run first)."""
+    client, case = api(service, key), an_ingested_case(service, key)
+    path = f"/v1/discrepancies/{case['id']}"
+    for body in ({"to": "acknowledged"}, {"to": "investigating"}):
+        assert client.post(f"{path}/transitions", json=body).status_code == 200
+    assert client.post(f"{path}/evidence", params={"name": "statement.pdf"}, content=STATEMENT,
+                       headers={"Content-Type": "application/pdf"}).status_code == 201
+    done = client.post(f"{path}/transitions", json={
+        "to": "resolved", "resolution_code": "corrected_in_ledger", "note": "Fee booked"})
+    assert done.status_code == 200, done.text
+    return done.json()
+
+
 def test_an_auditor_reads_and_downloads_but_changes_nothing(service, pages):
     analyst, auditor = token(service, "analyst"), token(service, "auditor")
-    resolved = an_ingested_case(service, analyst, status="resolved")
+    resolved = a_resolved_case(service, analyst)
     page = sign_in(pages(), service, auditor, then=f"/console/discrepancies/{resolved['id']}")
     for control in ("Record the move", "Add comment", "Attach", "Assign", "Change severity"):
         assert page.get_by_role("button", name=control, exact=True).count() == 0, control
@@ -192,6 +207,7 @@ def test_an_auditor_reads_and_downloads_but_changes_nothing(service, pages):
 
     page.goto(f"{service.base}/console/auditor")
     assert "+" in page.get_by_label("Verifier key text").inner_text()
+    assert page.get_by_role("heading", name="Witness cosignatures").is_visible()
     page.get_by_label("Entry (seq)").fill("3")
     page.get_by_role("button", name="Show proof").click()
     assert page.get_by_text("Inclusion proof").is_visible()

@@ -16,6 +16,7 @@ from indelible.console.errors import ConsoleError
 from indelible.console.render import render
 from indelible.console.sessions import Viewer
 from indelible.entry import b64, decode_entry
+from indelible.store import cosignatures
 
 router = APIRouter()
 SignedIn = Annotated[Viewer, Depends(security.viewer)]
@@ -25,10 +26,15 @@ Seq = Annotated[int | None, Query(ge=0, le=2**62)]
 @router.get("/auditor")
 async def auditor_page(request: Request, viewer: SignedIn, seq: Seq = None):
     state = request.app.state.indelible
-    try:
-        checkpoint = await state.read(viewer.tenant, audit.current_checkpoint, viewer.tenant)
-    except audit.NotFoundError:
-        checkpoint = None
+    def latest(conn, tenant):
+        """The latest checkpoint, its note carrying the witnesses' cosignatures, and those."""
+        try:
+            found = audit.current_checkpoint(conn, tenant)
+        except audit.NotFoundError:
+            return None, []
+        return (cosignatures.with_cosignatures(conn, found),
+                cosignatures.cosignatures(conn, tenant, found.size))
+    checkpoint, cosigned = await state.read(viewer.tenant, latest, viewer.tenant)
     proof, problem = None, None
     if seq is not None:
         try:
@@ -41,7 +47,8 @@ async def auditor_page(request: Request, viewer: SignedIn, seq: Seq = None):
         except audit.NotFoundError as e:
             problem = str(e)
     return render(request, "auditor.html", status_code=404 if problem else 200, viewer=viewer,
-                  checkpoint=checkpoint, verifier_key=state.signer.verifier_key_text(),
+                  checkpoint=checkpoint, cosigned=cosigned,
+                  verifier_key=state.signer.verifier_key_text(),
                   seq=seq, proof=proof, problem=problem)
 
 
