@@ -28,6 +28,7 @@ from indelible.store.checkpointer import Checkpointer
 from indelible.store.db import app_conninfo, request_conninfo
 from indelible.store.projections import Projections
 from indelible.store.schema import migrate
+from indelible.timestamping.worker import from_settings as timestamper
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,9 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                       interval=settings.escalation_interval).start()
         for feeder in feeders:
             feeder.start()
+        stamping = timestamper(settings, db.app_url) if checkpointer else None
+        if stamping is not None:
+            stamping.start()
         ingestion = None
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
@@ -178,6 +182,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                 feeder.stop()
             if checkpointer:
                 signing.stop()
+            if stamping is not None:
+                stamping.stop()
             appender.close()
 
 
@@ -217,9 +223,14 @@ def running_backends(settings: Settings, *, about: dict[str, str] | None = None
             environment.update(INDELIBLE_NATS_URL=broker.url,
                                INDELIBLE_NATS_SEED_FILE=str(broker.access.seed_file))
         signing.start()
+        stamping = timestamper(settings, db.app_url)  # beside the one checkpointer
+        if stamping is not None:
+            stamping.start()
         try:
             yield Backends(db, nats_url if settings.ingest_enabled else None, environment)
         finally:
+            if stamping is not None:
+                stamping.stop()
             signing.stop()
             if broker is not None:
                 broker.stop()

@@ -43,6 +43,9 @@ class Settings:
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
     key_cache_ttl: float = 10.0  # seconds a process remembers an authenticated key (0: never)
+    tsa_url: str | None = None  # RFC 3161 Time Stamping Authority; None: checkpoints undated
+    tsa_ca_file: Path | None = None  # PEM: the TSA's CA certificate(s) its tokens must chain to
+    tsa_timeout: float = 10.0  # seconds per TSA request
     console_idle_timeout: float = 1800.0  # seconds without a page view before a console session ends
     console_session_lifetime: float = 43200.0  # seconds after sign-in a console session ends regardless
 
@@ -92,11 +95,22 @@ class Settings:
                                         cls.accept_weak_isolation),
             key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
                                   minimum=0),
+            **_tsa(env),
             console_idle_timeout=_number(env, "INDELIBLE_CONSOLE_IDLE_TIMEOUT",
                                          cls.console_idle_timeout, float, minimum=1),
             console_session_lifetime=_number(env, "INDELIBLE_CONSOLE_SESSION_LIFETIME",
                                              cls.console_session_lifetime, float, minimum=1),
         )
+
+
+def _tsa(env) -> dict:
+    url = env.get("INDELIBLE_TSA_URL") or None
+    ca = env.get("INDELIBLE_TSA_CA_FILE") or None
+    if url and not ca:
+        raise ConfigError("INDELIBLE_TSA_URL is set but INDELIBLE_TSA_CA_FILE is not: tokens "
+                          "must be checked against the TSA's CA certificate before they are kept")
+    return {"tsa_url": url, "tsa_ca_file": Path(ca).expanduser() if ca else None,
+            "tsa_timeout": _number(env, "INDELIBLE_TSA_TIMEOUT", Settings.tsa_timeout, float)}
 
 
 def _flag(env, name: str, default: bool) -> bool:

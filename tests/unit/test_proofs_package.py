@@ -9,7 +9,8 @@ from pathlib import Path
 import indelible.proofs as proofs
 
 PACKAGE = Path(proofs.__file__).parent
-ALLOWED_THIRD_PARTY = {"cryptography"}
+# rfc3161-client only inside timestamp.py's functions, for those who check RFC 3161 tokens.
+ALLOWED_THIRD_PARTY = {"cryptography", "rfc3161_client"}
 
 PUBLIC_NAMES = {
     "ProofError", "CanonicalError",

@@ -32,6 +32,14 @@ ALLOWED: dict[tuple[str, str], str] = {
         "`AND tenant_id = %s` is appended at run time",
     ("indelible/store/reports.py", "FROM report_schedules WHERE NOT cancelled"):
         "the scheduler's scan for due schedules of every tenant (background, multi-shard)",
+    ("indelible/timestamping/worker.py", "FROM log_heads ORDER BY tenant_id"):
+        "the timestamper's background look for tenants whose checkpoints lack an RFC 3161 "
+        "token, once a second: one small row per tenant (multi-shard); each tenant's "
+        "checkpoints and tokens are then read with its tenant_id",
+    ("indelible/store/cosignatures.py", "FROM log_heads h"):
+        "a witness feeder's background look for every tenant's latest checkpoint that witness "
+        "has not cosigned (one index probe per tenant, multi-shard); each tenant's rows are "
+        "joined on its tenant_id",
     ("migration 11 (indelible_authenticate)", "token_hash = hash"):
         "finding a bearer token's key before the tenant is known: one multi-shard index probe "
         "on Citus (docs/scale-out.md, 'Authentication'); its join to the ledger is on tenant_id",

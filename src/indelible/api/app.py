@@ -11,6 +11,7 @@ from indelible.api.guard import RequestGuard
 from indelible.api.routes import audit, discrepancies, escalation, health, keys, policy
 from indelible.api.routes import reports
 from indelible.api.routes import witnesses as witnessing
+from indelible.api.routes import bundles
 from indelible.console.app import create_console
 from indelible.console.sessions import Timeouts
 from indelible.ingest.status import IngestStatus
@@ -38,6 +39,7 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     for module in (health, audit, keys, discrepancies, policy, escalation, reports,
                    witnessing):
         app.include_router(module.router)
+    app.include_router(bundles.router)
     # The web console: its own pages and cookie sessions over the same state and use cases.
     app.mount("/console", create_console(app.state.indelible, console_timeouts))
     return app

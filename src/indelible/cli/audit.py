@@ -194,6 +194,7 @@ def verify(tenant: str, as_json: bool, trusted: tuple[str, ...], vkeys: tuple[st
                 verify_models(db.app_url, tenant, report)
             if policy is not None:
                 witnessing = _apply_witness_policy(db.app_url, tenant, policy, report)
+            _verify_timestamps(db.app_url, tenant, report)
         except Exception as e:  # noqa: BLE001 - "could not run" must never read as "tampered"
             if isinstance(e, click.ClickException):
                 raise
@@ -222,6 +223,24 @@ def _apply_witness_policy(url: str, tenant: str, policy, report) -> dict:
         size, problem = witnessed_size(conn, tenant, policy)
     report.signed_size = min(report.signed_size, size)
     return {"witnessed_size": size, "witness_problem": problem}
+def _verify_timestamps(conninfo: str, tenant: str, report) -> None:
+    """With a TSA configured, every stored RFC 3161 token is checked against its CA."""
+    settings = settings_from_env()
+    if settings.tsa_ca_file is None:
+        return
+    from indelible.proofs.timestamp import load_checker
+    from indelible.timestamping.verify import verify_tokens
+
+    import psycopg
+
+    from indelible.store.timestamps import status
+
+    checker = load_checker([settings.tsa_ca_file.read_bytes()])
+    checked = verify_tokens(conninfo, tenant, checker, report)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        missing = status(conn, tenant).missing
+    click.echo(f"checked {checked} RFC 3161 timestamp token(s); {missing} checkpoint(s) have "
+               "none yet", err=True)
 
 
 def _kept_note(tenant: str) -> list[str]:

@@ -10,10 +10,15 @@ Everything an auditor or a third party needs to check the ledger without trustin
 - :mod:`.checkpoint` C2SP tlog-checkpoint;
 - :mod:`.tlog_proof` C2SP tlog-proof, one entry's self-contained proof file;
 - :mod:`.cosignature` C2SP tlog-cosignature (Ed25519, timestamped) and witness policies;
-- :mod:`.tlog_witness` C2SP tlog-witness request and answer bodies.
+- :mod:`.tlog_witness` C2SP tlog-witness request and answer bodies;
+- :mod:`.bundle` (and :mod:`.bundle_layout`) evidence bundles: their format and offline
+  verification;
+- :mod:`.timestamp` RFC 3161 timestamp tokens over checkpoints (needs ``rfc3161-client``,
+  imported only when a token is made or checked).
 
 This package imports nothing else from :mod:`indelible`, performs no I/O, and depends
-only on the standard library and ``cryptography``: the offline verifier ships it alone.
+only on the standard library and ``cryptography`` (and, for timestamp tokens only,
+``rfc3161-client``): the offline verifier ships it alone.
 Errors: :class:`ProofError` for evidence that does not hold, :class:`CanonicalError` for
 a value that cannot be canonically encoded (see :mod:`.errors`).
 """

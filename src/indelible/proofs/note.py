@@ -131,6 +131,11 @@ class NoteVerifier:
     def key_id(self) -> bytes:
         return self._key_id
 
+    def key_text(self) -> str:
+        """``<name>+<8 hex key ID>+<base64(0x01 || public key)>``: :meth:`from_key_text` inverts it."""
+        raw = self._public_key.public_bytes_raw()
+        return f"{self._name}+{self._key_id.hex()}+{b64encode(bytes([ALG_ED25519]) + raw)}"
+
     def _verify(self, text: bytes, signature: bytes) -> bool:
         try:
             self._public_key.verify(signature, text)

@@ -450,6 +450,30 @@ CREATE POLICY {table}_tenant ON {table}
     USING (tenant_id = current_setting('indelible.tenant', true))
     WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
 """ for table in ("report_jobs", "report_files", "report_schedules")) + _append_only_triggers("report_files")
+# RFC 3161 timestamp tokens over checkpoints (issue 14): the TSA's whole TimeStampResp, kept
+# beside the checkpoint it dates, append-only like it. A token is fetched after the checkpoint
+# is signed (a TSA that is down never blocks signing), so a checkpoint without one is visible
+# as such. Fail-closed row-level security: the timestamper sets the tenant it works on.
+_V16_CHECKPOINT_TIMESTAMPS = f"""
+CREATE TABLE checkpoint_timestamps (
+    tenant_id text NOT NULL,
+    size      bigint NOT NULL,
+    token     bytea NOT NULL,          -- DER TimeStampResp, as the TSA sent it
+    tsa_url   text NOT NULL,
+    gen_time  timestamptz NOT NULL,    -- the TSA's time, read from the token when it was checked
+    stored_at timestamptz NOT NULL DEFAULT now(),
+    -- No foreign key to checkpoints: it would make TRUNCATE of checkpoints fail on the key
+    -- before the append-only trigger names the refusal. Only the timestamper inserts, for a
+    -- checkpoint it just read; verification checks each token against its checkpoint's note.
+    PRIMARY KEY (tenant_id, size)
+);
+GRANT SELECT, INSERT ON checkpoint_timestamps TO {APP_ROLE};
+GRANT SELECT ON checkpoint_timestamps TO {API_ROLE};
+ALTER TABLE checkpoint_timestamps ENABLE ROW LEVEL SECURITY;
+CREATE POLICY checkpoint_timestamps_tenant ON checkpoint_timestamps
+    USING (tenant_id = current_setting('indelible.tenant', true))
+    WITH CHECK (tenant_id = current_setting('indelible.tenant', true));
+""" + _append_only_triggers("checkpoint_timestamps")
 # Witness cosignatures (issue 15), append-only beside the checkpoints they cosign. Each row is
 # one witness's C2SP tlog-cosignature line, verified against that witness's key before it was
 # stored; a checkpoint's cosigned note is its signed note plus these lines.
@@ -570,6 +594,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (12, "the request role only reads evidence files", _V12_REQUEST_ROLE_READS_ONLY),
     (13, "escalation watch index (where the escalation engine looks)", _V13_ESCALATION_WATCH),
     (15, "compliance reports: jobs, schedules, append-only report files", _V15_REPORTS),
+    (16, "RFC 3161 timestamp tokens beside checkpoints (append-only)", _V16_CHECKPOINT_TIMESTAMPS),
     (17, "witness cosignatures of checkpoints (append-only)", _V17_COSIGNATURES),
     (20, "web console sessions; discrepancies indexed by opening time", _V20_CONSOLE_SESSIONS),
 ]

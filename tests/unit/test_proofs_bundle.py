@@ -1,0 +1,125 @@
+"""The bundle verifier on its own: a bundle built in memory with `indelible.proofs` alone (no
+database), checked, and each broken claim named."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from indelible import proofs
+from indelible.proofs import NoteSigner, NoteVerifier, canonical_json
+from indelible.proofs import bundle as b
+
+ORIGIN = "example.test/log/acme"
+
+
+class Files(dict):
+    """A dict that reads like a zipfile.ZipFile (namelist, read)."""
+
+    def namelist(self) -> list[str]:
+        return list(self)
+
+    def read(self, name: str) -> bytes:
+        return self[name]
+
+
+def _entries(count: int) -> list[bytes]:
+    out, prev = [], ""
+    for seq in range(count):
+        stream, version = ("disc/a", seq + 1) if seq < 3 else ("other/b", seq - 2)
+        entry = canonical_json({"v": 1, "log": ORIGIN, "seq": seq, "prev": prev,
+                                "stream": stream, "version": version, "type": "x.y",
+                                "data": {"n": seq}})
+        prev = base64.b64encode(proofs.leaf_hash(entry)).decode()
+        out.append(entry)
+    return out
+
+
+def _bundle(signer: NoteSigner, count: int = 5) -> Files:
+    entries = _entries(count)
+    leaves = [proofs.leaf_hash(e) for e in entries]
+
+    def subtree(level: int, index: int) -> bytes:
+        if level == 0:
+            return leaves[index]
+        return proofs.node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
+
+    root = proofs.tree_root(count, subtree)
+    note = proofs.sign_checkpoint(proofs.Checkpoint(ORIGIN, count, root), signer)
+    files = Files({b.checkpoint_name(count): note.encode(), b.KEY: signer.verifier_key_text().encode()})
+    for seq, entry in enumerate(entries):
+        files[b.entry_name(seq)] = entry
+        files[b.proof_name(seq)] = proofs.format_tlog_proof(proofs.TlogProof(
+            seq, tuple(proofs.inclusion_proof(seq, count, subtree)), note)).encode()
+    predicate = {"log": ORIGIN, "query": {"kind": "range", "from_seq": 0, "to_seq": count - 1},
+                 "checkpoint": {"size": count}, "entries": count, "totals": {},
+                 "streams": {"disc/a": 3, "other/b": count - 3}}
+    files[b.MANIFEST] = canonical_json(b.statement(
+        [(n, hashlib.sha256(d).hexdigest()) for n, d in files.items()], predicate))
+    return files
+
+
+@pytest.fixture
+def signer():
+    return NoteSigner.generate(ORIGIN)
+
+
+def _check(files: Files, signer: NoteSigner) -> b.BundleReport:
+    return b.verify_bundle(files, [NoteVerifier.from_key_text(signer.verifier_key_text())])
+
+
+def test_a_bundle_made_with_proofs_alone_verifies(signer):
+    report = _check(_bundle(signer), signer)
+    assert report.intact, report.to_text()
+    assert report.entries == 5 and report.checkpoint.size == 5
+    assert report.to_json()["status"] == "intact"
+
+
+def test_a_dropped_entry_breaks_the_range_and_the_stream(signer):
+    files = _bundle(signer)
+    del files[b.entry_name(1)], files[b.proof_name(1)]
+    report = _check(files, signer)
+    named = {(f.file, f.check) for f in report.findings}
+    assert (b.entry_name(1), "manifest") in named  # listed, missing
+    assert (b.entry_name(1), "chain") in named  # a seq of the range is missing
+    assert (b.entry_name(2), "chain") in named  # disc/a jumps from version 1 to 3
+
+
+def test_a_broken_prev_link_is_named(signer):
+    files = _bundle(signer)
+    files[b.entry_name(3)] = files[b.entry_name(3)].replace(b'"prev":"', b'"prev":"A', 1)
+    report = _check(files, signer)
+    assert (b.entry_name(3), "chain") in {(f.file, f.check) for f in report.findings}
+    assert (b.entry_name(3), "inclusion") in {(f.file, f.check) for f in report.findings}
+
+
+def test_an_unlisted_file_and_a_wrong_key_are_named(signer):
+    files = _bundle(signer)
+    files["extra.txt"] = b"hello"
+    files[b.KEY] = NoteSigner.generate(ORIGIN).verifier_key_text().encode()
+    named = {(f.file, f.check) for f in _check(files, signer).findings}
+    assert ("extra.txt", "manifest") in named and (b.KEY, "key") in named
+
+
+def test_no_key_and_no_checkpoint_make_a_bundle_unusable(signer):
+    with pytest.raises(b.BundleError, match="no verifier key"):
+        b.verify_bundle(_bundle(signer), [])
+    with pytest.raises(b.BundleError, match="no checkpoint that verifies"):
+        _check(Files({b.entry_name(0): b"{}"}), signer)
+
+
+def test_control_totals_follow_amendments():
+    docs = [{"type": "discrepancy.opened", "stream": "disc/1", "data": {
+                "currency": "EUR", "expected_amount": "10.00", "actual_amount": "12.00",
+                "difference": "2.00"}},
+            {"type": "discrepancy.amended", "stream": "disc/1", "data": {"after": {
+                "currency": "EUR", "expected_amount": "10.00", "actual_amount": "11.00",
+                "difference": "1.00"}}},
+            {"type": "discrepancy.opened", "stream": "disc/2", "data": {
+                "currency": "JPY", "expected_amount": "100", "actual_amount": "90",
+                "difference": "-10"}}]
+    totals = b.amount_totals(docs)
+    assert totals["EUR"]["actual_amount"] == 11 and totals["EUR"]["discrepancies"] == 1
+    assert totals["JPY"]["difference"] == -10
