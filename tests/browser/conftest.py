@@ -25,8 +25,10 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """One browser per module, stopped with it: Playwright's sync API runs an event loop in
+    this thread while it is started, and later tests that call asyncio.run() need it gone."""
     path = chromium_path()
     if path is None:
         if os.environ.get("CI"):

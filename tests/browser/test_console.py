@@ -8,6 +8,8 @@ Set INDELIBLE_CONSOLE_SCREENSHOTS=<folder> to save the README's screenshots as t
 from __future__ import annotations
 
 import asyncio
+import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 import os
 import re
@@ -150,6 +152,13 @@ def test_an_analyst_works_an_ingested_case_from_open_to_resolved(service, pages)
     assert "Frozen at resolution" in frozen.inner_text()
     assert "Fee booked on 30 Nov" in frozen.inner_text()
     assert page.get_by_role("button", name="Record the move").count() == 0  # terminal
+    # The evidence bundle, once a checkpoint covers the resolution (checkpoints every 0.2 s).
+    time.sleep(1)
+    with page.expect_download() as bundle:
+        page.get_by_role("link", name="Download the evidence bundle (zip)").click()
+    with zipfile.ZipFile(bundle.value.path()) as archive:
+        assert any(n.endswith("statement.pdf") or STATEMENT in archive.read(n)
+                   for n in archive.namelist())
     timeline = page.locator("table.timeline tbody tr")
     assert timeline.count() == 6  # opened, acknowledged, investigating, comment, evidence, resolved
     assert re.search(r"[A-Za-z0-9+/]{43}=", timeline.last.inner_text())  # the leaf hash

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import base64
 import re
+import tempfile
 import uuid
 from datetime import datetime, time, timezone
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from indelible import domain
+from indelible.audit import NotFoundError
+from indelible.bundles.export import BundleQuery, NotYetSignedError
 from indelible.console import security, timeline
 from indelible.console.errors import ConsoleError
 from indelible.console.render import render
@@ -22,6 +25,7 @@ from indelible.console.sessions import Viewer
 from indelible.store import discrepancies as store
 from indelible.store import api_keys, evidence
 from indelible.usecases import escalation
+from indelible.usecases.bundles import export_bundle
 
 router = APIRouter()
 SignedIn = Annotated[Viewer, Depends(security.viewer)]
@@ -187,3 +191,35 @@ def _attachment(name: str) -> dict[str, str]:
     """A download, never rendered in the console's origin; the name made header-safe."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120] or "download"
     return {"Content-Disposition": f'attachment; filename="{safe}"'}
+
+
+@router.get("/discrepancies/{case_id}/bundle")
+async def bundle_download(request: Request, viewer: SignedIn, case_id: CaseId):
+    """The case's evidence bundle (zip), exported through the same use case as
+    `GET /v1/discrepancies/{id}/evidence`, so the export is a ledger entry here too."""
+    state, case_id = request.app.state.indelible, case_id.lower()
+    out = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # bytes in memory before a file
+
+    async def read(fn, *args, **kwargs):
+        return await state.read(viewer.tenant, fn, *args, **kwargs)
+    try:
+        await export_bundle(state.ledger, viewer.asking(), read,
+                            BundleQuery(viewer.tenant, discrepancies=(case_id,)), out,
+                            verifier_key=state.signer.verifier_key_text())
+    except NotYetSignedError as e:
+        out.close()
+        raise ConsoleError(409, "Not yet signed", str(e), viewer=viewer) from e
+    except NotFoundError as e:
+        out.close()
+        raise ConsoleError(404, "Unknown discrepancy", str(e), viewer=viewer) from e
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+
+    def chunks():
+        with out:
+            while piece := out.read(1 << 16):
+                yield piece
+    return StreamingResponse(chunks(), media_type="application/zip",
+                             headers=_attachment(f"evidence-{case_id}.zip"))
