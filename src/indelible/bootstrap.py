@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from indelible import datadir
 from indelible.api.app import create_app
 from indelible.config import Settings
+from indelible.console.sessions import Timeouts
 from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
 from indelible.kept import KeptCheckpoints
@@ -175,7 +176,8 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
                          key_cache=keys if settings.key_cache_ttl > 0 else None,
                          witnesses=tuple(f.status for f in feeders),
-                         metrics_public=settings.metrics_public, readiness=ops.readiness)
+                         metrics_public=settings.metrics_public, readiness=ops.readiness,
+                         console_timeouts=Timeouts.of(settings))
         report_worker = _report_worker(db, signer, appender).start()
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,

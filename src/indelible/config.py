@@ -126,6 +126,8 @@ class Settings:
     tsa_url: str | None = None  # RFC 3161 Time Stamping Authority; None: checkpoints undated
     tsa_ca_file: Path | None = None  # PEM: the TSA's CA certificate(s) its tokens must chain to
     tsa_timeout: float = 10.0  # seconds per TSA request
+    console_idle_timeout: float = 1800.0  # seconds without a page view before a console session ends
+    console_session_lifetime: float = 43200.0  # seconds after sign-in a console session ends regardless
 
     @property
     def key_file(self) -> Path:
@@ -188,6 +190,10 @@ class Settings:
             key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
                                   minimum=0),
             **_tsa(env),
+            console_idle_timeout=_number(env, "INDELIBLE_CONSOLE_IDLE_TIMEOUT",
+                                         cls.console_idle_timeout, float, minimum=1),
+            console_session_lifetime=_number(env, "INDELIBLE_CONSOLE_SESSION_LIFETIME",
+                                             cls.console_session_lifetime, float, minimum=1),
         )
 
 

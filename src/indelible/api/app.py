@@ -14,6 +14,8 @@ from indelible.api.routes import outbox as outbox_routes
 from indelible.api.routes import reports
 from indelible.api.routes import witnesses as witnessing
 from indelible.api.routes import bundles
+from indelible.console.app import create_console
+from indelible.console.sessions import Timeouts
 from indelible.ingest.status import IngestStatus
 from indelible.proofs import NoteSigner
 from indelible.store.group_commit import GroupCommitAppender
@@ -23,7 +25,8 @@ from indelible.store.key_cache import KeyCache
 def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommitAppender,
                ingest_status: IngestStatus | None = None,
                key_cache: KeyCache | None = None, witnesses: tuple = (),
-               metrics_public: bool = False, readiness: tuple = ()) -> FastAPI:
+               metrics_public: bool = False, readiness: tuple = (),
+               console_timeouts: Timeouts | None = None) -> FastAPI:
     """The HTTP API over what the composition root built (bootstrap.py owns the pool)."""
     app = FastAPI(title="Indelible", version="0.1.0",
                   description="A compliance ledger nobody can edit.",
@@ -48,4 +51,6 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
         app.include_router(module.router)
     app.include_router(outbox_routes.router)
     app.include_router(bundles.router)
+    # The web console: its own pages and cookie sessions over the same state and use cases.
+    app.mount("/console", create_console(app.state.indelible, console_timeouts))
     return app

@@ -1,4 +1,4 @@
-"""Benchmarks: `indelible bench append|verify|api|ingest|outbox|escalate` (see benchmarks/ for what they measure)."""
+"""Benchmarks: `indelible bench append|verify|api|ingest|outbox|escalate|console` (see benchmarks/ for what they measure)."""
 
 from __future__ import annotations
 
@@ -138,6 +138,27 @@ def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int, work
                                   ApiOptions(clients=clients, discrepancies=discrepancies,
                                              workers=workers, verifier_ab=verifier_ab))
     _output("api", tenant, measurements, as_json, extra)
+
+
+@bench.command("console")
+@click.option("--tenant", default="bench-console", show_default=True,
+              help="Tenant the benchmark fills and reads (kept afterwards; reused next time).")
+@_json
+@click.option("--discrepancies", default=100_000, show_default=True,
+              type=click.IntRange(min=1), help="Cases the tenant holds while pages are timed.")
+@click.option("--entries", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Ledger entries of the case whose page is timed.")
+@click.option("--samples", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Requests timed per page.")
+def bench_console(tenant: str, as_json: bool, discrepancies: int, entries: int,
+                  samples: int) -> None:
+    """Console pages' time to first byte vs the JSON API call reading the same data."""
+    from indelible.bench.console import ConsoleOptions, run
+
+    with _bench_database(tenant) as (settings, db):
+        measurements, extra = run(db, settings, tenant, ConsoleOptions(
+            discrepancies=discrepancies, entries=entries, samples=samples))
+    _output("console", tenant, measurements, as_json, extra)
 
 
 @bench.command("ingest")

@@ -53,6 +53,8 @@ def up(host: str, port: int, workers: int) -> None:
             if service.nats_url:
                 say(f"ingesting {settings.subject_prefix}.<tenant> from {service.nats_url}")
             say(f"serving on http://{host}:{port} (Ctrl-C stops)")
+            say(f"web console at http://{host}:{port}/console/ (sign in with a key from "
+                "`indelible api-key create`)")
             try:
                 # uvicorn stops accepting connections and lets requests in flight finish first;
                 # log_config=None keeps its lines in our format (logs.py).
@@ -88,6 +90,7 @@ def _up_with_workers(settings, host: str, port: int, count: int) -> None:
             click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
                        f"{backends.nats_url}", err=True)
         click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
+        click.echo(f"indelible: web console at http://{host}:{port}/console/", err=True)
         try:
             pool.supervise()
         except KeyboardInterrupt:
