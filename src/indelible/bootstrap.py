@@ -20,6 +20,7 @@ from indelible.ingest.status import IngestStatus
 from indelible.kept import KeptCheckpoints
 from indelible.operations import operated
 from indelible.outbound.dispatcher import Dispatcher
+from indelible.outbound.alarm_relay import AlarmRelay
 from indelible.outbound.hook import OutboxHook
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
@@ -137,7 +138,7 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         outbound = settings.outbound.enabled  # flags off: no hook, nothing queued, no dispatcher
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
                                        batch_wait=settings.batch_wait, model=projections(),
-                                       hooks=[OutboxHook(i.name for i in outbound)] if outbound else [])
+                                       hooks=_outbox_hooks(settings))
         signing = Checkpointer(conninfo=db.app_url, signer=signer,
                                kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
@@ -166,6 +167,7 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                                            checkpointer=signing if checkpointer else None))
         dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
                                 settings=settings.outbound).start() if outbound else None
+        stack.enter_context(_alarm_relay(settings, ops))  # after ops: stops before it
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
@@ -243,10 +245,13 @@ def running_backends(settings: Settings, *, about: dict[str, str] | None = None
             stamping.start()
         # The verifier and the metrics port run once, here, not in every worker.
         environment.update(INDELIBLE_CONTINUOUS_VERIFY="false", INDELIBLE_METRICS_LISTEN="")
-        appender = GroupCommitAppender(conninfo=db.app_url, model=projections())
+        # The verifier appends here: its `verification.failed` entries owe hub events too.
+        appender = GroupCommitAppender(conninfo=db.app_url, model=projections(),
+                                       hooks=_outbox_hooks(settings))
         try:
             with operated(settings, app_url=db.app_url, appender=appender,
-                          key_text=signer.verifier_key_text(), checkpointer=signing):
+                          key_text=signer.verifier_key_text(), checkpointer=signing) as ops, \
+                    _alarm_relay(settings, ops):
                 yield Backends(db, nats_url if settings.ingest_enabled else None, environment)
         finally:
             if stamping is not None:
@@ -255,6 +260,29 @@ def running_backends(settings: Settings, *, about: dict[str, str] | None = None
             signing.stop()
             if broker is not None:
                 broker.stop()
+
+
+def _outbox_hooks(settings: Settings) -> list:
+    """The appending transaction's outbox hook, when an outbound integration is on."""
+    outbound = settings.outbound.enabled
+    return [OutboxHook(i.name for i in outbound)] if outbound else []
+
+
+@contextmanager
+def _alarm_relay(settings: Settings, ops) -> Iterator[None]:
+    """Chain-breaking integrity alarms, which no ledger entry carries, go straight to the
+    Notification Hub (outbound/alarm_relay.py); the others reach it through the outbox."""
+    hub = settings.outbound.hub
+    if hub is None or ops.verification is None:
+        yield
+        return
+    relay = AlarmRelay(hub, timeout=settings.outbound.timeout,
+                       schedule=settings.outbound.schedule).start()
+    ops.verification.alarms.subscribe(relay.submit)
+    try:
+        yield
+    finally:
+        relay.stop()
 
 
 def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppender):
