@@ -224,7 +224,12 @@ def run_full(conninfo: str, tenant: str, keys: list[NoteVerifier]) -> dict:
     report = verify_log(conninfo, tenant, keys, workers=1)
     if report.ok:
         verify_models(conninfo, tenant, report)
-    ordered = sorted(report.findings, key=lambda f: (f.seq if f.seq is not None else -1))
+    # Findings that break the chain first: the service decides from the few sent whether the
+    # log still verifies, so many derived findings (columns, nodes) must not crowd them out.
+    from indelible.monitor.alarms import CHAIN_CHECKS
+
+    ordered = sorted(report.findings, key=lambda f: (f.check not in CHAIN_CHECKS,
+                                                     f.seq if f.seq is not None else -1))
     return {"tenant": tenant, "size": report.size, "signed_size": report.signed_size,
             "root": b64(report.root_hash) if report.root_hash else "",
             "seconds": report.seconds, "status": report.status,
