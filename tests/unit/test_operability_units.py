@@ -26,6 +26,14 @@ def _record(message: str, *args, exc_info=None) -> logging.LogRecord:
     ("host=db password=s3cret user=x", "host=db password=[redacted] user=x"),
     ("seed SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU",
      "seed [redacted nkey seed]"),
+    ("Authorization: Basic dXNlcjpzM2NyZXQ=", "Authorization: Basic [redacted]"),
+    ("{'authorization': 'Basic dXNlcjpzM2NyZXQ='}", "{'authorization': 'Basic [redacted]'}"),
+    ("x-api-key: abc123def", "x-api-key: [redacted]"),
+    ("GET /v1/x?api_key=abc123&y=1", "GET /v1/x?api_key=[redacted]&y=1"),
+    ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_[redacted]"),
+    ("host=db password='s3 cret' user=x", "host=db password=[redacted] user=x"),
+    ("{'password': 's3cret'}", "{'password': [redacted]}"),
+    ("nats://u:p@ss@host:4222", "nats://u:[redacted]@host:4222"),
 ])
 def test_secrets_never_reach_a_log_line(secret, shown):
     assert logs.redact(f"x {secret} y") == f"x {shown} y"
