@@ -64,3 +64,52 @@ def test_a_tampered_key_rotation_entry_does_not_stop_other_tenants(
     progress = [body for kind, body in messages if kind == "progress"]
     assert progress and progress[-1][other]["verified"] == 20
     assert tenant in progress[-1]
+
+
+def _run_full_runs(app_url, signer, seconds: float) -> list:
+    from indelible.monitor.worker import full_runs
+
+    outbox: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    # Every log is due at once (started long ago), and again every half second.
+    config = WorkerConfig(app_url, signer.verifier_key_text(), 100, 0.5, time.time() - 60, 0)
+    errors = []
+
+    def run():
+        try:
+            full_runs(config, outbox, stop)
+        except Exception as e:  # noqa: BLE001 - what _guard would report
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    stop.set()
+    thread.join(30)
+    messages = []
+    while not outbox.empty():
+        messages.append(outbox.get())
+    return messages, errors
+
+
+def test_a_log_head_that_cannot_be_read_is_an_alarm_and_other_logs_are_still_run(
+        app_url, owner_url, conn, tenant, registered_tenant, signer, kept):
+    from tests.conftest import BASE_ORIGIN
+
+    good = f"t-{secrets.token_hex(5)}"
+    create_log(conn, good, base_origin=BASE_ORIGIN)
+    append_batch(conn, good, [command(i) for i in range(5)])
+    sign_checkpoint(conn, good, signer, kept)
+    with superuser(owner_url) as rogue:
+        rogue.execute("UPDATE log_heads SET frontier = '\\xdeadbeef' WHERE tenant_id = %s",
+                      (tenant,))
+        # Out of log_heads altogether: the tenant must not silently drop out of the runs.
+        rogue.execute("DELETE FROM log_heads WHERE tenant_id = %s", (registered_tenant,))
+    messages, errors = _run_full_runs(app_url, signer, 4.0)
+    assert errors == []
+    runs = [body for kind, body in messages if kind == "completed"]
+    assert [kind for kind, _ in messages if kind == "error"] == []
+    assert any(r["tenant"] == good and r["status"] == "verified" for r in runs)
+    for broken in (tenant, registered_tenant):
+        found = [f for r in runs if r["tenant"] == broken for f in r["findings"]]
+        assert found and found[0].check == "unverifiable", (broken, runs)

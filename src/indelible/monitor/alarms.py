@@ -30,7 +30,9 @@ log = logging.getLogger("indelible.integrity")
 
 # Checks about the entries themselves, their chain and the signatures over them: after one
 # fails, the log no longer verifies up to its head (see monitor/service.py).
-CHAIN_CHECKS = frozenset({"seq", "leaf_hash", "prev", "entry", "checkpoint", "trusted"})
+# ("unverifiable": the log's rows could not even be read; nothing is appended to it.)
+CHAIN_CHECKS = frozenset({"seq", "leaf_hash", "prev", "entry", "checkpoint", "trusted",
+                          "unverifiable"})
 STALE_VERIFIER = 30.0  # seconds the verifier process may be down before /readyz says so
 
 

@@ -213,7 +213,10 @@ def full_runs(config: WorkerConfig, outbox, stop) -> None:
     due: dict[str, float] = {}
     while not stop.wait(min(1.0, config.full_interval / 4)):
         with psycopg.connect(config.conninfo, autocommit=True) as conn:
-            tenants = [t for (t,) in conn.execute("SELECT tenant_id FROM log_heads")]
+            # Registered tenants too: one whose log_heads row a superuser deleted must not
+            # drop out of the runs unseen (it is reported as unverifiable below).
+            tenants = [t for (t,) in conn.execute("SELECT tenant_id FROM log_heads UNION "
+                                                  "SELECT tenant_id FROM tenants")]
             keys = {t: trusted_keys(conn, t, config.key_text) for t in tenants}
         for tenant in tenants:
             due.setdefault(tenant, config.started_at + spread(tenant, config.full_interval))
@@ -221,8 +224,23 @@ def full_runs(config: WorkerConfig, outbox, stop) -> None:
         for tenant in sorted((t for t in tenants if due[t] <= now), key=due.get):
             if stop.is_set():
                 return
-            outbox.put(("completed", run_full(config.conninfo, tenant, keys[tenant])))
+            outbox.put(("completed", _run_one(config.conninfo, tenant, keys[tenant])))
             due[tenant] = max(due[tenant] + config.full_interval, time.time())
+
+
+def _run_one(conninfo: str, tenant: str, keys: list[NoteVerifier]) -> dict:
+    """A full run; a log that cannot even be read (a garbled or missing log head) is an
+    alarm for that tenant, not an exception that restarts the runs of every tenant."""
+    try:
+        return run_full(conninfo, tenant, keys)
+    except psycopg.OperationalError:
+        raise  # the database, not the log: _guard reports it and tries again
+    except Exception as e:  # noqa: BLE001 - anything else is about this log's rows
+        finding = Finding(tenant, "unverifiable", f"the log could not be verified: "
+                          f"{type(e).__name__}: {e}", None)
+        return {"tenant": tenant, "size": 0, "signed_size": 0, "root": "", "seconds": 0.0,
+                "status": "tampered", "entries_checked": 0, "first_bad_seq": None,
+                "finding_count": 1, "findings": [finding]}
 
 
 def run_full(conninfo: str, tenant: str, keys: list[NoteVerifier]) -> dict:
