@@ -80,11 +80,14 @@ class AlarmRelay:
         webhook_id, body = alarm_event(alarm)
         for attempt in range(1, len(self.schedule) + 1):
             try:
-                answer = client.post(self.hub.url, content=body, headers=webhooks.headers(
-                    self.hub.secrets, webhook_id, int(time.time()), body))
-                decision = retry.judge(answer.status_code, None, attempt=attempt,
-                                       schedule=self.schedule,
-                                       retry_after=answer.headers.get("retry-after"))
+                # The status is the answer; the body is never read (as in the dispatcher),
+                # so a hub trickling one cannot hold back the alarms queued behind it.
+                with client.stream("POST", self.hub.url, content=body,
+                                   headers=webhooks.headers(self.hub.secrets, webhook_id,
+                                                            int(time.time()), body)) as answer:
+                    status, retry_after = answer.status_code, answer.headers.get("retry-after")
+                decision = retry.judge(status, None, attempt=attempt, schedule=self.schedule,
+                                       retry_after=retry_after)
             except httpx.HTTPError as e:
                 decision = retry.judge(None, f"{type(e).__name__}: {e}", attempt=attempt,
                                        schedule=self.schedule)
