@@ -67,7 +67,7 @@ async def viewer(request: Request) -> sessions.Viewer:
 
     def resume():
         with state.pool.connection() as conn:
-            return sessions.resume(conn, cookie, timeouts)
+            return sessions.resume(conn, cookie, timeouts, seal=request.app.state.session_seal)
     found = await run_in_threadpool(resume)
     if found is None:
         raise SignInRequired("Your session ended (signed out, idle too long, or expired). "

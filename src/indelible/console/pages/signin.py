@@ -40,7 +40,8 @@ async def sign_in(request: Request, api_key: Annotated[str, Form(max_length=200)
                 return None
             principal, subject = found
             return sessions.start(conn, principal=principal, method=method.name,
-                                  subject=subject, timeouts=timeouts)
+                                  subject=subject, timeouts=timeouts,
+                                  seal=request.app.state.session_seal)
     started = await run_in_threadpool(exchange)
     if started is None:
         token = security.new_sign_in_token()
