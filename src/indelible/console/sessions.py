@@ -4,8 +4,8 @@ A person proves who they are once, with a sign-in method, and gets a session: a 
 cookie value whose SHA-256 names a row holding the tenant, the method, the method's subject
 and the session's CSRF token (store/console_sessions.py; the database functions hold the idle
 and absolute timeouts). The cookie also carries a seal (an HMAC under a key derived from the
-service's signing key) over that row, so a row written by hand is worth nothing. At every page the session is resumed and the method re-checks its
-subject, so a key revoked or re-roled in the ledger takes effect on the next click.
+service's signing key) over that row, so a row written by hand is worth nothing. At every
+page the session is resumed and the method re-checks its subject, so a key revoked or re-roled in the ledger takes effect on the next click.
 
 Pages see only a :class:`Viewer` (the principal the API would see, plus the CSRF token). A
 new method — single sign-on with OIDC, say — is one more :class:`SignInMethod` with its own
