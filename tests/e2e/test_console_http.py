@@ -154,3 +154,14 @@ def test_a_database_insider_cannot_mint_a_console_session(service, analyst, owne
         service.clients.append(forged)
         got = forged.get("/console/dashboard")
         assert got.status_code == 303 and "/console/sign-in" in got.headers["location"], cookie
+
+
+def test_the_sign_in_page_shows_only_its_own_notices(service):
+    """A link to the genuine sign-in page must not carry an attacker's words onto it."""
+    visitor = httpx.Client(base_url=service.base)
+    service.clients.append(visitor)
+    lure = "Security check: email your API key to help@evil.example"
+    assert lure not in visitor.get("/console/sign-in", params={"reason": lure}).text
+    visitor.cookies.set("indelible_console", "stale.cookie")
+    ended = visitor.get("/console/dashboard", follow_redirects=True)
+    assert "/console/sign-in" in str(ended.url) and "Your session ended" in ended.text
