@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from indelible import metrics
 from indelible.config import Settings
 from indelible.monitor.service import ContinuousVerification, VerificationConfig
+from indelible.store import queues
 from indelible.store.signing_health import signing_lag
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,23 @@ def _service_metrics(pool: ConnectionPool, settings: Settings, embedded_postgres
                             "Seconds since the tenant's latest signed checkpoint", labels=["tenant"])
     unsigned = GaugeMetricFamily("indelible_unsigned_entries",
                                  "Entries no signed checkpoint covers yet", labels=["tenant"])
+    outbox = GaugeMetricFamily("indelible_outbox_events",
+                               "Outbox events by integration and state (pending, sending, "
+                               "delivered, parked)", labels=["tenant", "integration", "state"])
+    reports = GaugeMetricFamily("indelible_report_jobs",
+                                "Report jobs queued or running", labels=["tenant", "status"])
     try:
         with pool.connection(timeout=2) as conn:
             lags = signing_lag(conn)
+            for tenant, integration, state, count in queues.outbox_counts(conn):
+                outbox.add_metric([tenant, integration, state], count)
+            for tenant, status, count in queues.report_job_counts(conn):
+                reports.add_metric([tenant, status], count)
         up.add_metric([], 1)
     except Exception:  # noqa: BLE001 - the metric says it; the scrape still answers
         lags = []
         up.add_metric([], 0)
+    yield from (outbox, reports)
     behind = GaugeMetricFamily("indelible_verifier_lag_entries",
                                "Entries committed but not yet re-read by the continuous verifier",
                                labels=["tenant"])

@@ -64,6 +64,10 @@ ALLOWED: dict[tuple[str, str], str] = {
         "a witness feeder's background look for every tenant's latest checkpoint that witness "
         "has not cosigned (one index probe per tenant, multi-shard); each tenant's rows are "
         "joined on its tenant_id",
+    ("indelible/store/queues.py", "FROM outbox GROUP BY"):
+        "/metrics' outbox queue length per tenant at scrape time (background, multi-shard)",
+    ("indelible/store/queues.py", "FROM report_jobs WHERE status IN ('queued', 'running') GROUP"):
+        "/metrics' report queue length per tenant at scrape time (background, multi-shard)",
     ("migration 11 (indelible_authenticate)", "token_hash = hash"):
         "finding a bearer token's key before the tenant is known: one multi-shard index probe "
         "on Citus (docs/scale-out.md, 'Authentication'); its join to the ledger is on tenant_id",
