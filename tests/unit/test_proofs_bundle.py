@@ -123,3 +123,46 @@ def test_control_totals_follow_amendments():
     totals = b.amount_totals(docs)
     assert totals["EUR"]["actual_amount"] == 11 and totals["EUR"]["discrepancies"] == 1
     assert totals["JPY"]["difference"] == -10
+
+
+def _with_predicate(files: Files, change) -> Files:
+    import json
+
+    doc = json.loads(files[b.MANIFEST])
+    change(doc["predicate"])
+    files[b.MANIFEST] = canonical_json(doc)
+    return files
+
+
+@pytest.mark.parametrize("change", [
+    lambda p: p.__setitem__("checkpoint", "5"),
+    lambda p: p.__setitem__("query", []),
+    lambda p: p["query"].pop("from_seq"),
+    lambda p: p["query"].__setitem__("to_seq", "4"),
+    lambda p: p.__setitem__("streams", ["disc/a"]),
+], ids=["checkpoint-string", "query-list", "range-without-start", "range-string",
+        "streams-list"])
+def test_a_manifest_of_the_wrong_shape_is_a_finding_not_a_crash(signer, change):
+    report = _check(_with_predicate(_bundle(signer), change), signer)
+    assert not report.intact and report.findings
+
+
+@pytest.mark.parametrize("entry", [
+    b'{"seq":1,"stream":"disc/a","version":[2]}',
+    b'{"seq":1,"stream":"disc/a","version":2,"type":"discrepancy.evidence_attached","data":[1]}',
+    b'{"seq":1,"stream":"disc/a","version":2,"type":"report.generated","data":{"files":[1]}}',
+], ids=["version-list", "evidence-data-list", "report-files-ints"])
+def test_an_entry_of_the_wrong_shape_is_a_finding_not_a_crash(signer, entry):
+    files = _bundle(signer)
+    files[b.entry_name(1)] = entry
+    report = _check(files, signer)
+    assert not report.intact
+
+
+def test_a_huge_claimed_range_is_counted_not_built(signer):
+    # The manifest is unsigned: a range of 10**15 seqs must not become a set of 10**15 ints.
+    files = _with_predicate(_bundle(signer),
+                            lambda p: p["query"].__setitem__("to_seq", 10**15))
+    report = _check(files, signer)
+    assert not report.intact
+    assert any("999,999,999,999,996 seqs of the exported range" in f.problem for f in report.findings)
