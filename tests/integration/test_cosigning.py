@@ -185,3 +185,18 @@ def test_the_witnesses_file_is_parsed_strictly():
         parse_witnesses(f"{NoteSigner.generate('log').verifier_key_text()} http://a")
     with pytest.raises(ProofError):
         check_witness_quorum("no signatures\n", WitnessPolicy((Cosigner.generate("w").key,), 1))
+
+
+def test_a_forged_row_beyond_the_log_does_not_stop_the_feeder(owner_url, feeder_of, conn, tenant,
+                                                              signer, kept, witness):
+    # The stored rows are only a hint of where the witness stands: a row a superuser put at a
+    # size the log never reached must not make the feeder refuse (a false split-view alarm,
+    # and the witness starved of checkpoints) — the witness's 409 says where it stands.
+    _grow(conn, tenant, signer, kept, 0, 5)
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute("INSERT INTO checkpoint_cosignatures (tenant_id, size, witness, "
+                      "signature_line, cosigned_at) VALUES (%s, 1000000, %s, %s, now())",
+                      (tenant, witness.cosigner.key.key_text(), "— witness.test/a AAAA"))
+    feeder = feeder_of(witness.configured)
+    assert feeder.run_once(conn) >= 1, feeder.status.last_error
+    assert [c.size for c in cosignatures(conn, tenant, 5)] == [5]
