@@ -166,3 +166,19 @@ def test_a_huge_claimed_range_is_counted_not_built(signer):
     report = _check(files, signer)
     assert not report.intact
     assert any("999,999,999,999,996 seqs of the exported range" in f.problem for f in report.findings)
+
+
+@pytest.mark.parametrize("name", ["../../etc/cron.d/evil", "/etc/evil", "entries/..\\..\\x",
+                                  "C:/x"])
+def test_a_listed_file_with_an_unsafe_name_is_named(signer, name):
+    # Listed in the manifest with its right digest, it would otherwise pass as part of the
+    # bundle, and an unzip tool that trusts names could write it outside the folder.
+    import json
+
+    files = _bundle(signer)
+    files[name] = b"x"
+    doc = json.loads(files[b.MANIFEST])
+    doc["subject"].append({"name": name, "digest": {"sha256": hashlib.sha256(b"x").hexdigest()}})
+    files[b.MANIFEST] = canonical_json(doc)
+    report = _check(files, signer)
+    assert (name, "manifest") in {(f.file, f.check) for f in report.findings}

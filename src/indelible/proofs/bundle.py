@@ -134,6 +134,10 @@ class _Run:
         names = self.archive.namelist()
         if len(set(names)) != len(names):
             self.fail("(archive)", "manifest", "a file name appears twice in the zip")
+        for name in sorted(n for n in set(names) if _unsafe(n)):
+            self.fail(name, "manifest", "is not a plain relative path (absolute, '..', a "
+                      "backslash or a control character): unzipping it could write outside "
+                      "the bundle's folder; no bundle names a file so")
         step = self._step
         step("manifest", self._manifest, names)  # 1.
         step("key", self._key)  # 2.
@@ -503,6 +507,12 @@ class _Run:
 # a 100,000-entry bundle is checked without holding 100,000 parsed documents.
 _DATA_READ = frozenset({"discrepancy.opened", "discrepancy.amended", "discrepancy.transitioned",
                         "discrepancy.evidence_attached", "report.generated"})
+
+
+def _unsafe(name: str) -> bool:
+    parts = name.split("/")
+    return (name.startswith("/") or "\\" in name or ".." in parts or
+            any(ord(c) < 32 for c in name) or (len(name) > 1 and name[1] == ":"))
 
 
 def _kept(doc: dict) -> dict:
