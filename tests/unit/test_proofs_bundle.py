@@ -182,3 +182,14 @@ def test_a_listed_file_with_an_unsafe_name_is_named(signer, name):
     files[b.MANIFEST] = canonical_json(doc)
     report = _check(files, signer)
     assert (name, "manifest") in {(f.file, f.check) for f in report.findings}
+
+
+def test_a_trusted_checkpoint_of_another_log_is_named_as_such(signer):
+    # One key signs every tenant's log; with the manifest's `log` removed, nothing else ties
+    # the auditor's kept checkpoint to the bundle's log.
+    files = _with_predicate(_bundle(signer), lambda p: p.pop("log"))
+    other = proofs.sign_checkpoint(proofs.Checkpoint(ORIGIN + "-other", 5, b"\x01" * 32), signer)
+    report = b.verify_bundle(files, [NoteVerifier.from_key_text(signer.verifier_key_text())],
+                             trusted_notes=[("kept.checkpoint", other)])
+    assert [(f.file, f.check) for f in report.findings] == [("kept.checkpoint", "trusted")]
+    assert "of the log" in report.findings[0].problem

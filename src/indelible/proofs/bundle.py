@@ -294,6 +294,10 @@ class _Run:
                 continue
             if main is None:
                 continue
+            if cp.origin != main.origin:
+                self.fail(label, "trusted", f"your checkpoint is of the log {cp.origin!r}, the "
+                          f"bundle's of {main.origin!r}: it says nothing about this bundle")
+                continue
             if cp.size in self.checkpoints:
                 if self.checkpoints[cp.size][1].root_hash != cp.root_hash:
                     self.fail(label, "trusted", f"the bundle's checkpoint of size {cp.size} has "
