@@ -242,3 +242,21 @@ def test_report_verify_refuses_a_row_a_superuser_rewrote_to_record_another_file(
                       (old, new, tenant, made.seq))
     assert reports.verify_report_file(conn, forged, tenant) != []  # the row alone is fooled
     assert reports.verify_report_file(conn, forged, tenant, signing.verifier) == []
+
+
+def test_a_report_file_a_superuser_rewrote_is_not_served(app_url, conn, owner_url,
+                                                        registered_tenant, signing):
+    from .ledger_helpers import superuser
+    tenant = registered_tenant
+    seed(conn, tenant, 2)
+    made = reports.generate(app_url, _job(conn, tenant, around_now() | {"formats": ["json"]}),
+                            append=_append(conn), signing=signing)
+    name, _, genuine = made.files[0]
+    assert reports.report_file(conn, tenant, made.report_id, name)[1] == genuine
+    forged = genuine.replace(b'"', b"'", 1)
+    with superuser(owner_url) as rogue:  # the bytes and the row's own digest, both
+        rogue.execute("UPDATE report_files SET content = %s, sha256 = %s WHERE tenant_id = %s "
+                      "AND report_id = %s AND name = %s",
+                      (forged, hashlib.sha256(forged).digest(), tenant, made.report_id, name))
+    with pytest.raises(reports.ReportIntegrityError, match="report.generated entry records"):
+        reports.report_file(conn, tenant, made.report_id, name)

@@ -55,6 +55,11 @@ class ReportError(Exception):
     """A report could not be made; the message says why in words."""
 
 
+class ReportIntegrityError(ReportError):
+    """A stored report file is not the one its ledger entry recorded (the database was
+    edited behind the service)."""
+
+
 class UnknownReportError(ReportError):
     pass
 
@@ -82,6 +87,17 @@ def report_file(conn: psycopg.Connection, tenant: str, report_id: str,
     found = store.read_file(conn, tenant, report_id, name) if _is_uuid(report_id) else None
     if found is None:
         raise UnknownReportError(f"no file {name!r} in report {report_id!r} of this tenant")
+    # The bytes are served as "recorded in the ledger": check them against the entry, not
+    # against the file row's own sha256 column, which whoever edits the bytes can edit too.
+    entry = store.generated_entry(conn, tenant, STREAM + report_id)
+    recorded = {f.get("name"): f for f in orjson.loads(entry)["data"]["files"]} if entry else {}
+    digest = hashlib.sha256(found[1]).hexdigest()
+    want = recorded.get(found[0].name, {})
+    if want.get("sha256") != digest or want.get("size") != len(found[1]):
+        raise ReportIntegrityError(
+            f"the stored {found[0].name!r} of report {report_id} hashes to {digest} "
+            f"({len(found[1])} bytes), but its report.generated entry records "
+            f"{want.get('sha256')} ({want.get('size')} bytes): it is not served")
     return found
 
 
