@@ -92,6 +92,9 @@ def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
         why = None
         if now.period_seq != period.period_seq or status != period.status:
             why = f"it is {status} since seq {now.period_seq}, a new period"
+        elif now.period_at != period.period_at:  # the due time was computed from the index
+            why = (f"its period began at {format_time(now.period_at)}, not at "
+                   f"{format_time(period.period_at)} as the watch index says")
         elif rules is None or rules.version != rules_version:
             why = f"the rules changed (version {rules.version if rules else '?'})"
         elif not rule.watches(status, severity):
