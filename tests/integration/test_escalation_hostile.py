@@ -1,0 +1,60 @@
+"""A hostile reviewer's cases: a database login editing the escalation index, and input a
+client sends to the rules and calendar, must not make the engine fire wrongly or fail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.integration.test_escalation import Harness
+
+pytestmark = pytest.mark.storage
+
+
+@pytest.fixture
+def h(app_url, registered_tenant):
+    harness = Harness(app_url, registered_tenant)
+    yield harness
+    harness.conn.close()
+
+
+def test_a_backdated_watch_row_does_not_make_a_rule_fire_early(h):
+    """Someone with a database login backdates `escalation_watch.period_at`: the pass reads
+    the index, but the firing is decided against the period the ledger records, so nothing
+    fires before its time (and no entry records a made-up due time)."""
+    h.set_rules()
+    d = h.open("po-edit")
+    start = h.opened_at(d)
+    h.conn.execute("UPDATE escalation_watch SET period_at = period_at - interval '30 days', "
+                   "next_check_at = now() - interval '30 days' WHERE tenant_id = %s "
+                   "AND discrepancy_id = %s", (h.tenant, d))
+    result = h.pass_at(start + timedelta(minutes=1))
+    assert result.new == []
+    assert [e["type"] for e in h.stream(d)] == ["discrepancy.opened"]
+
+
+def test_a_calendar_with_almost_no_working_time_does_not_stop_the_pass(h):
+    """One minute of business time a week cannot reach a 2-business-day threshold within
+    the thirty years the calendar walk looks: that rule is never due, and the tenant's other
+    rules still fire (the pass, the view and a preview do not fail on it)."""
+    from indelible.escalation.calendar import parse_calendar
+    from indelible.usecases import escalation
+
+    calendar = parse_calendar({"time_zone": "Europe/Vienna", "working_days": ["sun"],
+                               "working_hours": {"start": "00:00", "end": "00:01"}})
+    h.run(escalation.set_calendar(h.ledger, h.who("admin"), calendar, reason="odd",
+                                  expected_version=0))
+    h.set_rules({"rules": [
+        {"id": "biz", "name": "Business 2d", "severity": "*", "after": "P2D",
+         "business_hours": True, "action": {"type": "notify", "target": "ops",
+                                            "message": "{id} waits"}},
+        {"id": "wall", "name": "Wall 1h", "severity": "*", "after": "PT1H",
+         "action": {"type": "notify", "target": "ops", "message": "{id} waits"}}]})
+    d = h.open("po-cal")
+    start = h.opened_at(d)
+    result = h.pass_at(start + timedelta(hours=11))
+    assert [f.rule_id for f in result.new] == ["wall"]
+    view = h.run(h.read(lambda conn, t: escalation.escalation_view(
+        conn, t, d, now=start + timedelta(hours=11))))
+    assert [w["rule_id"] for w in view["watching"]] == ["wall"]
