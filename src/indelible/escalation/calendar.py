@@ -106,10 +106,10 @@ def parse_calendar(document: object) -> BusinessCalendar:
         raise InvalidCommandError(unknown[0], f"unknown field; a calendar has {sorted(_FIELDS)}")
     zone = document.get("time_zone")
     try:
-        if not isinstance(zone, str) or not zone:
+        if not isinstance(zone, str) or not zone or len(zone) > 64:
             raise ZoneInfoNotFoundError
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
         raise InvalidCommandError("time_zone", f"{zone!r} is not an IANA time zone such as "
                                   "Europe/Vienna or UTC") from None
     days = document.get("working_days", list(DAYS[:5]))
