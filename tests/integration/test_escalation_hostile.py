@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.test_escalation import Harness
+from tests.integration.test_escalation import RULES, Harness
 
 pytestmark = pytest.mark.storage
 
@@ -58,3 +58,19 @@ def test_a_calendar_with_almost_no_working_time_does_not_stop_the_pass(h):
     view = h.run(h.read(lambda conn, t: escalation.escalation_view(
         conn, t, d, now=start + timedelta(hours=11))))
     assert [w["rule_id"] for w in view["watching"]] == ["wall"]
+
+
+def test_renaming_or_reprioritising_a_rule_does_not_fire_it_again(h):
+    """A rule's name or priority does not change what it obliges: the notification it
+    already sent for this period is not sent a second time."""
+    h.set_rules()
+    d = h.open("po-rename")
+    start = h.opened_at(d)
+    assert [f.rule_id for f in h.pass_at(start + timedelta(hours=5)).new] == ["high-4h-notify"]
+    import copy
+    renamed = copy.deepcopy(RULES)
+    renamed["rules"][0]["name"] = "High open 4h: tell compliance (reworded)"
+    renamed["rules"][0]["priority"] = 5
+    h.set_rules(renamed)
+    assert h.pass_at(start + timedelta(hours=6)).new == []
+    assert [e["type"] for e in h.stream(d)].count("escalation.fired") == 1
