@@ -74,3 +74,27 @@ def test_renaming_or_reprioritising_a_rule_does_not_fire_it_again(h):
     h.set_rules(renamed)
     assert h.pass_at(start + timedelta(hours=6)).new == []
     assert [e["type"] for e in h.stream(d)].count("escalation.fired") == 1
+
+
+def test_verify_names_a_firing_recorded_before_its_rule_was_due(h, app_url):
+    """A firing that cites the right rule and period, but was recorded an hour after the
+    discrepancy opened for a 4-hour rule (an engine run with a doctored clock, or an edited
+    index before the fix), is named by `indelible verify`."""
+    from indelible.entry import NewEntry, format_time
+    from indelible.store.escalation_firing import ENGINE
+    from tests.integration.test_escalation import _verified
+
+    h.set_rules()
+    d = h.open("po-early")
+    opened = h.stream(d)[0]
+    start = h.opened_at(d)
+    early = format_time(start + timedelta(minutes=1))
+    forged = {"rule_id": "high-4h-notify", "rule_name": "x", "rules_version": 1,
+              "rule_version": 0, "action": "notify", "period_start_seq": opened["seq"],
+              "period_status": "open", "after": "PT4H", "business_hours": False,
+              "due_at": early, "fired_at": early, "target": "compliance_manager", "message": "m"}
+    appended = h.run(h.ledger.append(h.tenant, NewEntry(
+        stream="disc/" + d, type="escalation.fired", actor=ENGINE, data=forged)))
+    report = _verified(app_url, h.tenant)
+    assert [(f.check, f.seq) for f in report.findings] == [("domain", appended.seq)]
+    assert "due" in report.findings[0].detail
