@@ -98,3 +98,51 @@ def test_verify_names_a_firing_recorded_before_its_rule_was_due(h, app_url):
     report = _verified(app_url, h.tenant)
     assert [(f.check, f.seq) for f in report.findings] == [("domain", appended.seq)]
     assert "due" in report.findings[0].detail
+
+
+def test_one_tenant_whose_pass_fails_does_not_stop_the_engine_for_the_others(
+        h, owner_url, app_url):
+    """A tenant whose rules entry was edited in the database (its pass cannot read the
+    rules) must not keep the engine from every tenant listed after it."""
+    import time
+
+    import psycopg
+
+    from indelible.bootstrap import projections
+    from indelible.escalation.engine import EscalationEngine
+    from indelible.store.group_commit import GroupCommitAppender
+    from indelible.store.tenants import create_tenant
+
+    broken = Harness(app_url, "a-broken-" + h.tenant[2:])  # listed before h.tenant
+    create_tenant(broken.conn, broken.tenant, base_origin="test.indelible.local/log")
+    fast = {"rules": [{"id": "fast", "name": "Fast", "severity": "*", "after": "PT1S",
+                       "action": {"type": "notify", "target": "ops", "message": "{id}"}}]}
+    broken.set_rules(fast)
+    broken.open("po-b")
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute("SET session_replication_role = replica")  # as a superuser may
+        owner.execute("UPDATE ledger_entries SET entry = convert_to(replace(convert_from("
+                      "entry, 'UTF8'), '\"after\":\"PT1S\"', '\"after\":\"PT1Y\"'), 'UTF8') "
+                      "WHERE tenant_id = %s AND stream_id = 'tenant/escalation-rules'",
+                      (broken.tenant,))
+    h.set_rules(fast)
+    d = h.open("po-ok")
+    appender = GroupCommitAppender(conninfo=app_url, model=projections())
+    engine = EscalationEngine(conninfo=app_url, appender=appender, interval=0.2, poll=0.05)
+    engine.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "escalation.fired" not in [
+                e["type"] for e in h.stream(d)]:
+            time.sleep(0.2)
+    finally:
+        engine.stop()
+        appender.close()
+        broken.conn.close()
+        with psycopg.connect(owner_url, autocommit=True) as owner:  # others share the database
+            owner.execute("SET session_replication_role = replica")
+            owner.execute("UPDATE ledger_entries SET entry = convert_to(replace(convert_from("
+                          "entry, 'UTF8'), '\"after\":\"PT1Y\"', '\"after\":\"PT1S\"'), "
+                          "'UTF8') WHERE tenant_id = %s AND stream_id = "
+                          "'tenant/escalation-rules'", (broken.tenant,))
+    assert "escalation.fired" in [e["type"] for e in h.stream(d)]
