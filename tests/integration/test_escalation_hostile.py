@@ -146,3 +146,21 @@ def test_one_tenant_whose_pass_fails_does_not_stop_the_engine_for_the_others(
                           "'UTF8') WHERE tenant_id = %s AND stream_id = "
                           "'tenant/escalation-rules'", (broken.tenant,))
     assert "escalation.fired" in [e["type"] for e in h.stream(d)]
+
+
+def test_a_pause_asked_for_on_a_leap_day_is_checked_not_crashed(h):
+    """"At most a year ahead" on 29 February has no same day next year: the check must
+    still answer (it raised ValueError, a 500 over HTTP, once every four years)."""
+    from datetime import datetime, timezone
+
+    from indelible import domain
+    from indelible.usecases import escalation
+
+    d = h.open("po-leap")
+    now = datetime(2028, 2, 29, 12, 0, tzinfo=timezone.utc)
+    with pytest.raises(domain.InvalidCommandError):
+        h.run(escalation.pause(h.ledger, h.who("compliance_manager"), d, reason="leap",
+                               until=now + timedelta(days=400), now=now))
+    paused = h.run(escalation.pause(h.ledger, h.who("compliance_manager"), d, reason="leap",
+                                    until=now + timedelta(days=30), now=now))
+    assert paused.seq > 0

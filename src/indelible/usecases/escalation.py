@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 
@@ -251,7 +251,7 @@ async def pause(ledger: Ledger, who: Principal, discrepancy_id: str, *, reason: 
     _check_reason(reason)
     if until.tzinfo is None:
         raise domain.InvalidCommandError("until", "must carry a time zone offset")
-    if not now < until <= now.replace(year=now.year + 1):
+    if not now < until <= now + timedelta(days=MAX_PAUSE_DAYS):  # (29 Feb has no year-later twin)
         raise domain.InvalidCommandError("until", "must be in the future, at most a year ahead")
     return await _append(ledger, who, pause_decision(
         discrepancy_id, who.entry_actor(), pause=True, reason=reason,
