@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RESTART_PAUSE = 1.0  # seconds before a dead worker is started again
 STOP_GRACE = 30.0  # seconds a worker gets to finish its requests and commits on shutdown
+ORPHAN_CHECK = 0.5  # seconds between a worker's looks at whether its supervisor still lives
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -98,12 +99,28 @@ def _worker_main(fd: int, index: int) -> None:
 
     # Like `indelible up`: SIGTERM unwinds like Ctrl-C, so commits in flight finish.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _stop_when_orphaned(os.getppid())
     logging.basicConfig(level=logging.WARNING,
                         format=f"indelible worker {index}: %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(fileno=fd)
     with running_service(Settings.from_env(), checkpointer=False, hold=False) as service:
         config = uvicorn.Config(service.app, log_level="warning")
         uvicorn.Server(config).run(sockets=[sock])
+
+
+def _stop_when_orphaned(supervisor: int) -> None:
+    """A worker whose supervisor died outright (SIGKILL, the OOM killer) stops itself, as
+    on SIGTERM: left running it would serve and append with no checkpointer, nobody to
+    restart or stop it, and the port held against the next `indelible up`."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(ORPHAN_CHECK)
+        log.warning("the supervisor (pid %d) is gone; stopping", supervisor)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 def _exit_on_sigterm(signum, frame) -> None:
