@@ -164,3 +164,40 @@ def test_a_pause_asked_for_on_a_leap_day_is_checked_not_crashed(h):
     paused = h.run(escalation.pause(h.ledger, h.who("compliance_manager"), d, reason="leap",
                                     until=now + timedelta(days=30), now=now))
     assert paused.seq > 0
+
+
+def test_a_business_time_firing_computed_under_a_calendar_since_replaced_is_refused(h):
+    """A pass computes a business-time due moment under calendar version 1, then a manager
+    sets version 2 (under which it is not due) before the firing is appended: the firing is
+    decided under the lock against the calendar in force, like the rules, and refused."""
+    from indelible.escalation.calendar import parse_calendar
+    from indelible.escalation.evaluate import evaluate
+    from indelible.store import escalation as store
+    from indelible.store.escalation_firing import firing_decisions
+    from indelible.usecases import escalation
+
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    always = parse_calendar({"time_zone": "UTC", "working_days": every_day,
+                             "working_hours": {"start": "00:00", "end": "23:59"}})
+    h.run(escalation.set_calendar(h.ledger, h.who("admin"), always, reason="24/7",
+                                  expected_version=0))
+    h.set_rules({"rules": [{"id": "biz", "name": "Business 1h", "severity": "*",
+                            "after": "PT1H", "business_hours": True,
+                            "action": {"type": "escalate"}}]})
+    d = h.open("po-cal-race")
+    now = h.opened_at(d) + timedelta(hours=3)
+    period = store.period_of(h.conn, h.tenant, d)
+    rules = store.current_rules(h.conn, h.tenant)
+    calendar = store.current_calendar(h.conn, h.tenant)
+    ev = evaluate(period, rules.rules, calendar.calendar, fired=set(), now=now)
+    assert [x.rule.id for x in ev.due] == ["biz"]  # due under the 24/7 calendar
+    holidays = [(now.date() + timedelta(days=i)).isoformat() for i in range(-2, 3)]
+    h.run(escalation.set_calendar(h.ledger, h.who("admin"), parse_calendar(
+        {"time_zone": "UTC", "working_days": every_day, "holidays": holidays}),
+        reason="closed this week", expected_version=1))
+    commands = [c for _, group in firing_decisions(period, ev.due, rules.version, fired_at=now,
+                                                   calendar_version=calendar.version)
+                for c in group]
+    outcomes = h.run(h.ledger.append_all(h.tenant, commands))
+    assert all(isinstance(o, Exception) for o in outcomes), outcomes
+    assert [e["type"] for e in h.stream(d)] == ["discrepancy.opened"]

@@ -26,7 +26,8 @@ from indelible.escalation.rules import render
 from indelible.store.appender import Decision
 from indelible.store.discrepancies import DomainRefusedError, stream_of
 from indelible.store.errors import AppendRefusedError
-from indelible.store.escalation import PERIOD_PREFIX, RULES_STREAM, PeriodState, RulesRecord
+from indelible.store.escalation import (CALENDAR_STREAM, PERIOD_PREFIX, RULES_STREAM,
+                                       CalendarRecord, PeriodState, RulesRecord)
 
 ENGINE = Actor("engine:escalation", "system", "system")
 _SYSTEM = domain.Actor(ENGINE.id, domain.Role.SYSTEM)
@@ -57,11 +58,14 @@ class _Chain:
 
 
 def firing_decisions(period: Period, due: list[Due], rules_version: int, *,
-                     fired_at: datetime) -> list[tuple[Due, list[Decision]]]:
-    """Per item of `due` (in order), the decisions recording it: the firing first."""
+                     fired_at: datetime, calendar_version: int | None = None
+                     ) -> list[tuple[Due, list[Decision]]]:
+    """Per item of `due` (in order), the decisions recording it: the firing first.
+    `calendar_version` is the business calendar the due times were computed under: a
+    business-time firing is refused if another is in force under the lock."""
     chain, out = _Chain(), []
     for item in due:
-        group = [_fired(period, item, rules_version, fired_at, chain)]
+        group = [_fired(period, item, rules_version, fired_at, chain, calendar_version)]
         action = item.rule.action
         if action["type"] == "escalate" and action.get("severity"):
             group.append(_follow(period, item, chain, "severity"))
@@ -76,11 +80,11 @@ def _refuse(period: Period, why: str) -> NotDueError:
 
 
 def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
-           chain: _Chain) -> Decision:
+           chain: _Chain, calendar_version: int | None) -> Decision:
     rule = item.rule
 
     def decide(state: domain.Discrepancy | None, now: PeriodState | None,
-               rules: RulesRecord | None) -> NewEntry:
+               rules: RulesRecord | None, calendar: CalendarRecord | None) -> NewEntry:
         chain.attempt(now)
         # No foreign entry since the batch loaded the period, nor since this chain's last
         # link (an earlier firing of the same pass may have been recorded before: replayed).
@@ -97,6 +101,10 @@ def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
                    f"{format_time(period.period_at)} as the watch index says")
         elif rules is None or rules.version != rules_version:
             why = f"the rules changed (version {rules.version if rules else '?'})"
+        elif rule.business_hours and (calendar is None or calendar_version is None
+                                      or calendar.version != calendar_version):
+            why = (f"the business calendar changed (version "
+                   f"{calendar.version if calendar else '?'}) since its due time was computed")
         elif not rule.watches(status, severity):
             why = f"rule {rule.id} does not watch a {severity} discrepancy that is {status}"
         elif now.paused_until is not None and now.paused_until > fired_at:
@@ -114,7 +122,7 @@ def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
                         data=_fired_data(state, period, item, rules_version, fired_at))
 
     return Decision(stream_of(period.discrepancy_id), decide, item.key,
-                    reads=(PERIOD_PREFIX + period.discrepancy_id, RULES_STREAM))
+                    reads=(PERIOD_PREFIX + period.discrepancy_id, RULES_STREAM, CALENDAR_STREAM))
 
 
 def _fired_data(state: domain.Discrepancy, period: Period, item: Due, rules_version: int,

@@ -117,11 +117,12 @@ async def run_pass(ledger: Ledger, read: Callable, tenant: str, *,
     now = now or utcnow()
     result = PassResult(tenant, format_time(now))
     while True:
-        candidates, rules, evaluated = await read(_look, now, limit)
+        candidates, rules, calendar, evaluated = await read(_look, now, limit)
         result.looked_at += len(candidates)
         commands, plan = [], []
         for candidate, (period, ev) in zip(candidates, evaluated):
-            groups = firing_decisions(period, ev.due, rules.version, fired_at=now)
+            groups = firing_decisions(period, ev.due, rules.version, fired_at=now,
+                                      calendar_version=calendar.version)
             plan.append((candidate, ev, [(due, len(group)) for due, group in groups]))
             commands += [d for _, group in groups for d in group]
         outcomes = await ledger.append_all(tenant, commands) if commands else []
@@ -142,11 +143,11 @@ async def run_pass(ledger: Ledger, read: Callable, tenant: str, *,
 def _look(conn, tenant: str, now: datetime, limit: int):
     candidates = store.due_candidates(conn, tenant, now, limit)
     if not candidates:  # the common case: one index probe, nothing else read
-        return [], None, []
+        return [], None, None, []
     rules, calendar = store.current_rules(conn, tenant), store.current_calendar(conn, tenant)
     evaluated = _evaluate_all(conn, tenant, [c.period for c in candidates], rules, calendar, now,
                               probe=False)
-    return candidates, rules, evaluated
+    return candidates, rules, calendar, evaluated
 
 
 def _move(conn, tenant: str, moves) -> None:
