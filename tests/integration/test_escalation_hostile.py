@@ -201,3 +201,31 @@ def test_a_business_time_firing_computed_under_a_calendar_since_replaced_is_refu
     outcomes = h.run(h.ledger.append_all(h.tenant, commands))
     assert all(isinstance(o, Exception) for o in outcomes), outcomes
     assert [e["type"] for e in h.stream(d)] == ["discrepancy.opened"]
+
+
+def test_an_idempotency_key_written_into_another_entrys_column_does_not_suppress_a_firing(
+        h, owner_url):
+    """A database login copies a firing's key into the `idempotency_key` column of another
+    entry of the discrepancy: the appender must not take that row as the firing already
+    recorded (the entry's own hashed meta does not name the key) and silently skip it."""
+    import psycopg
+
+    from indelible.escalation.evaluate import firing_key
+    from indelible.store.errors import AppendRefusedError
+
+    from indelible.store import escalation as store
+
+    h.set_rules()
+    d = h.open("po-key")
+    start = h.opened_at(d)
+    store_period = store.period_of(h.conn, h.tenant, d)
+    rules = store.current_rules(h.conn, h.tenant).rules
+    key = firing_key(d, "high-4h-notify", rules.rule_version("high-4h-notify"),
+                     store_period.period_seq)
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute("SET session_replication_role = replica")
+        owner.execute("UPDATE ledger_entries SET idempotency_key = %s WHERE tenant_id = %s "
+                      "AND stream_id = %s AND type = 'discrepancy.opened'",
+                      (key, h.tenant, "disc/" + d))
+    with pytest.raises(AppendRefusedError, match="idempotency"):
+        h.pass_at(start + timedelta(hours=5))
