@@ -174,9 +174,9 @@ size = {{ values = [1, 2, 3, 4] }}
 "query.tree_size" = {bound("size")}
 {hostile}
 
-# Only admins manage keys; everything else is the compliance manager's.
+# Only admins manage keys and read the outbox; everything else is the compliance manager's.
 [[operations]]
-include-path-regex = "^/v1/api-keys"
+include-path-regex = "^/v1/(api-keys|outbox)"
 headers = {{ Authorization = {q("Bearer " + api["tokens"]["admin"])} }}
 """
 

@@ -209,6 +209,11 @@ def _amended(state: Discrepancy, data: dict) -> dict:
             "difference": after["difference"], "reported_at": data["detected_at"]}
 
 
+def _noted(state: Discrepancy, data: dict) -> dict:
+    """An entry about the discrepancy that changes nothing in it (a delivery outcome)."""
+    return {}
+
+
 def _escalation_fact(state: Discrepancy, data: dict) -> dict:
     """Escalation entries record what the rules did or may do; the state they meet is
     unchanged (a move they cause is a `transitioned` entry of its own)."""
@@ -224,6 +229,10 @@ _APPLY: dict[EventType, Callable[[Discrepancy, dict], dict]] = {
     EventType.SEVERITY_CHANGED: _severity_changed,
     EventType.EVIDENCE_ATTACHED: _evidence_attached,
     EventType.AMENDED: _amended,
+    EventType.OUTBOX_DELIVERED: _noted,
+    EventType.OUTBOX_ATTEMPT_FAILED: _noted,
+    EventType.OUTBOX_PARKED: _noted,
+    EventType.OUTBOX_INTEGRATION_DISABLED: _noted,
     EventType.ESCALATION_FIRED: _escalation_fact,
     EventType.ESCALATION_PAUSED: _escalation_fact,
     EventType.ESCALATION_RESUMED: _escalation_fact,

@@ -23,14 +23,21 @@ Types and their data::
                                    actual_amount, currency), before and after (each
                                    those four and difference), detected_at (of the
                                    re-report), status (when it arrived; unchanged)
-
     escalation.fired               rule_id, rule_name, rules_version, rule_version,
                                    action, period_start_seq, due_at, fired_at; notify:
                                    target, message (rendered); escalate: severity (if
                                    upgraded); auto_close: reason
     escalation.paused              reason, until (RFC 3339 UTC)
     escalation.resumed             reason
+    outbox.delivered               integration, event, webhook_id, source_seq, round,
+                                   attempt, status, duration_ms
+    outbox.attempt_failed          the same less duration_ms, plus reason, retry_at
+    outbox.parked                  integration, event, webhook_id, source_seq, round,
+                                   attempt, status (None: no answer), reason
+    outbox.integration_disabled    the same as parked (status 410)
 
+The outbox.* entries record what the outbound integrations (issue 12) told downstream
+systems about the discrepancy; they change nothing in its state but its version.
 Entries written before severity_basis existed lack it; nothing folds it into the state.
 """
 
@@ -50,6 +57,11 @@ class EventType(StrEnum):
     SEVERITY_CHANGED = "discrepancy.severity_changed"
     EVIDENCE_ATTACHED = "discrepancy.evidence_attached"
     AMENDED = "discrepancy.amended"
+    # Delivery outcomes of the outbound integrations (outbound/): bookkeeping, no state.
+    OUTBOX_DELIVERED = "outbox.delivered"
+    OUTBOX_ATTEMPT_FAILED = "outbox.attempt_failed"
+    OUTBOX_PARKED = "outbox.parked"
+    OUTBOX_INTEGRATION_DISABLED = "outbox.integration_disabled"
     # Escalation (issue 11): facts about the rules acting on the discrepancy. They change
     # nothing in its state; a move an escalation makes is its own `transitioned` entry.
     ESCALATION_FIRED = "escalation.fired"

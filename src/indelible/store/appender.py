@@ -8,7 +8,8 @@
      judged against committed truth;
   3. per command: replay → the original entry; refusal → that command's error only;
      otherwise encode, hash and extend the frontier;
-  4. COPY the entries, insert the completed tile-level Merkle nodes, move the head; commit.
+  4. COPY the entries, insert the completed tile-level Merkle nodes, move the head; run the
+     hooks (rows that exist because these entries do, e.g. the outbox); commit.
 
 `GroupCommitAppender` (group_commit.py) feeds `append_batch` from many threads: commands
 that arrive while a commit is in flight are batched into the next one (group commit).
@@ -141,6 +142,30 @@ class StreamModel(Protocol):
         """Store the new states of the streams this batch changed."""
 
 
+@dataclass(frozen=True)
+class Written:
+    """A new entry as an append hook sees it: where it sits and what it says (from the
+    command, never parsed back from the bytes)."""
+
+    appended: Appended
+    type: str
+    data: Any  # the entry's "data" object
+    actor: Any  # the entry's Actor
+
+
+class AppendHook(Protocol):
+    """Writes rows that exist because certain entries do (the outbound integrations'
+    outbox), in the appending transaction: they commit with those entries or not at all.
+
+    `types` names the entry types the hook is told about; a batch holding none of them
+    costs it nothing. Replayed entries (idempotency keys) are never passed again."""
+
+    types: frozenset[str]
+
+    def __call__(self, conn: psycopg.Connection, tenant: str, written: list[Written]) -> None:
+        """Called once per batch with its new entries of `types`, in seq order."""
+
+
 Command = NewEntry | PreparedEntry | Decision
 
 
@@ -155,11 +180,13 @@ def prepare(command: NewEntry | PreparedEntry) -> PreparedEntry | InvalidEntryEr
 
 
 def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Command], *,
-                 model: StreamModel | None = None) -> list[Outcome]:
+                 model: StreamModel | None = None,
+                 hooks: Sequence[AppendHook] = ()) -> list[Outcome]:
     """Append `commands` to `tenant`'s log in one transaction; one outcome per command.
 
     Decisions need a `model`: its states are loaded under the lock, evolved entry by entry,
     and projected before the commit, so the read model never disagrees with the log.
+    `hooks` see the batch's new entries of their types before the commit (see AppendHook).
     """
     items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
     live = [i for i in items if not isinstance(i, AppendRefusedError)]
@@ -176,7 +203,7 @@ def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Comma
         versions = _stream_versions(conn, tenant, streams)
         modeled = [s for s in streams if model is not None and model.owns(s)]
         states = model.load(conn, tenant, modeled) if modeled else {}
-        batch = _Batch(tenant, head, len(items), model, states, answered)
+        batch = _Batch(tenant, head, len(items), model, states, answered, hooks)
         with conn.cursor() as cur:
             # Rows stream to the server while later ones are still being hashed, so
             # PostgreSQL ingests in parallel with this loop instead of after it.
@@ -254,8 +281,12 @@ class _Batch:
     STREAM_EVERY = 256  # rows per write to the COPY stream
 
     def __init__(self, tenant: str, head: LogHead, expected: int, model: StreamModel | None,
-                 states: dict[str, Any], answered: dict[str, Appended]):
+                 states: dict[str, Any], answered: dict[str, Appended],
+                 hooks: Sequence[AppendHook] = ()):
         self.tenant = tenant
+        self.hooks = hooks
+        self.hooked = frozenset().union(*(h.types for h in hooks))  # types any hook wants
+        self.written: list[Written] = []
         self.model, self.states, self.changed = model, states, set()
         self.answered = answered  # request key -> the entry its first request produced
         self.new_requests: list[tuple[str, int]] = []  # (request key, seq) to index
@@ -298,6 +329,8 @@ class _Batch:
             self.changed.add(command.stream)
             appended = replace(appended, state=state)
         versions[command.stream] = version
+        if command.type in self.hooked:
+            self.written.append(Written(appended, command.type, command.data, command.actor))
         if command.idempotency_key is not None:
             replays[command.idempotency_key] = (appended, command)
         self.seq, self.prev = self.seq + 1, leaf
@@ -362,6 +395,9 @@ class _Batch:
                             [(self.tenant, key, seq) for key, seq in self.new_requests])
         for write in self.with_entry:
             write(conn, self.tenant)
+        for hook in self.hooks:
+            if mine := [w for w in self.written if w.type in hook.types]:
+                hook(conn, self.tenant, mine)
         if self.nodes:
             cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
                             "VALUES (%s, %s, %s, %s)",

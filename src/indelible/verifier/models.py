@@ -8,7 +8,8 @@ severity policy, the resolution snapshots and the evidence files. In one snapsho
      event the domain refuses, is a `domain` finding at that entry);
   2. compare the stored rows with the replayed states (`read_model`, naming the row);
   3. recompute each resolution snapshot (`snapshot`) and re-hash each evidence file against
-     the hash its attaching entry recorded (`evidence`).
+     the hash its attaching entry recorded (`evidence`);
+  4. check the outbox's claims against the ledger (`outbox`, see outbox_check.py).
 It reads every model entry once more, so it is a pass of its own (`indelible verify` runs it
 unless `--no-models`); the cryptographic pass is unchanged and no slower.
 """
@@ -27,6 +28,7 @@ from indelible.entry import b64
 from indelible.store import api_keys, discrepancies, escalation, severity_policy
 from indelible.store.appender import Change
 from indelible.verifier.escalation_check import FiringCheck
+from indelible.verifier.outbox_check import check_outbox
 from indelible.verifier.report import VerificationReport
 
 FETCH = 5_000  # rows per round trip
@@ -79,6 +81,7 @@ def _verify(conninfo: str, tenant: str, report: _Capped) -> None:
         _compare_cases(conn, tenant, replay, report)
         _compare_snapshots(conn, tenant, replay, report)  # 3.
         _rehash_evidence(conn, tenant, replay, report)
+        check_outbox(conn, tenant, report)  # the outbox's claims agree with the ledger
 
 
 def _replay(conn, tenant: str, report: _Capped) -> _Replay:

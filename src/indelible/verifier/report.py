@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 @dataclass(frozen=True)
 class Finding:
     check: str  # seq | leaf_hash | prev | column | merkle_node | log_head | checkpoint | trusted
-    #            | domain | read_model | snapshot | evidence (the models pass)
+    #            | domain | read_model | snapshot | evidence | outbox (the models pass)
     detail: str
     seq: int | None = None  # the first entry this finding implicates
     seq_end: int | None = None  # exclusive end when only a range can be named
@@ -32,6 +32,7 @@ class VerificationReport:
     signed_size: int = 0  # entries a checkpoint that verified (or a trusted one) commits to
     models_checked: bool = False  # the read-model pass ran
     seconds: float = 0.0
+    root_hash: bytes | None = None  # the root recomputed from the entries at `size`
     findings: list[Finding] = field(default_factory=list)
 
     @property
