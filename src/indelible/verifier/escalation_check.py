@@ -56,9 +56,12 @@ def _timing(seconds: int, began: str, data: dict) -> str | None:
                              for t in (began, data["due_at"], data["fired_at"]))
     except (KeyError, TypeError, AttributeError, ValueError):
         return "the firing's due_at or fired_at is not an RFC 3339 time"
+    if due.tzinfo is None or fired.tzinfo is None or start.tzinfo is None:
+        return "the firing's due_at or fired_at has no UTC offset"
     if due < start + timedelta(seconds=seconds):
-        return (f"the firing says it was due at {data['due_at']}, before {data['after']} had "
-                f"passed since its period began at {began}")
+        after = data.get("after", f"{seconds} s")
+        return (f"the firing says it was due at {data['due_at']}, before {after} had passed "
+                f"since its period began at {began}")
     if fired < due:
         return f"the firing says it fired at {data['fired_at']}, before it was due at " \
                f"{data['due_at']}"
