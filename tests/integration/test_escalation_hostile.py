@@ -32,6 +32,11 @@ def test_a_backdated_watch_row_does_not_make_a_rule_fire_early(h):
     result = h.pass_at(start + timedelta(minutes=1))
     assert result.new == []
     assert [e["type"] for e in h.stream(d)] == ["discrepancy.opened"]
+    # When the rule really falls due, it fires, with the due time the ledger supports.
+    later = h.pass_at(start + timedelta(hours=5))
+    assert [f.rule_id for f in later.new] == ["high-4h-notify"]
+    from indelible.entry import format_time
+    assert h.stream(d)[-1]["data"]["due_at"] == format_time(start + timedelta(hours=4))
 
 
 def test_a_calendar_with_almost_no_working_time_does_not_stop_the_pass(h):

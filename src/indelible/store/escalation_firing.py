@@ -16,12 +16,13 @@ never moves anything. Several due firings of one discrepancy (after an outage) c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 
 from indelible import domain
 from indelible.entry import Actor, NewEntry, format_time
-from indelible.escalation.evaluate import Due, Period
+from indelible.escalation.calendar import DEFAULT_CALENDAR, NeverDueError
+from indelible.escalation.evaluate import Due, Period, due_at
 from indelible.escalation.rules import render
 from indelible.store.appender import Decision
 from indelible.store.discrepancies import DomainRefusedError, stream_of
@@ -96,9 +97,6 @@ def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
         why = None
         if now.period_seq != period.period_seq or status != period.status:
             why = f"it is {status} since seq {now.period_seq}, a new period"
-        elif now.period_at != period.period_at:  # the due time was computed from the index
-            why = (f"its period began at {format_time(now.period_at)}, not at "
-                   f"{format_time(period.period_at)} as the watch index says")
         elif rules is None or rules.version != rules_version:
             why = f"the rules changed (version {rules.version if rules else '?'})"
         elif rule.business_hours and (calendar is None or calendar_version is None
@@ -107,6 +105,11 @@ def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
                    f"{calendar.version if calendar else '?'}) since its due time was computed")
         elif not rule.watches(status, severity):
             why = f"rule {rule.id} does not watch a {severity} discrepancy that is {status}"
+        elif (due := _due_by_ledger(rule, now, calendar)) > fired_at:
+            # The pass computed its due time from the watch index; the ledger's own period
+            # start decides (an edited index row must not make a rule fire early).
+            why = f"it is not due until {format_time(due)} (its period began at " \
+                  f"{format_time(now.period_at)})"
         elif now.paused_until is not None and now.paused_until > fired_at:
             why = f"escalation is paused until {format_time(now.paused_until)}"
         elif rule.action_type in ("escalate", "auto_close") and not domain.can_move(
@@ -119,10 +122,20 @@ def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
         chain.version = state.version + 1
         return NewEntry(stream=stream_of(period.discrepancy_id), type="escalation.fired",
                         actor=ENGINE, idempotency_key=item.key,
-                        data=_fired_data(state, period, item, rules_version, fired_at))
+                        data=_fired_data(state, period, replace(item, due_at=due),
+                                         rules_version, fired_at))
 
     return Decision(stream_of(period.discrepancy_id), decide, item.key,
                     reads=(PERIOD_PREFIX + period.discrepancy_id, RULES_STREAM, CALENDAR_STREAM))
+
+
+def _due_by_ledger(rule, now: PeriodState, calendar: CalendarRecord | None) -> datetime:
+    """When the rule falls due for the period as the ledger records it; never, for a
+    business-time rule the calendar cannot bring due."""
+    try:
+        return due_at(rule, now.period_at, calendar.calendar if calendar else DEFAULT_CALENDAR)
+    except NeverDueError:
+        return datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _fired_data(state: domain.Discrepancy, period: Period, item: Due, rules_version: int,
