@@ -61,7 +61,7 @@ class Workers:
     def _spawn(self, index: int) -> None:
         fd = self._sock.fileno()
         self.processes[index] = subprocess.Popen(
-            [sys.executable, "-m", "indelible.workers", str(fd), str(index)],
+            [sys.executable, "-m", "indelible.workers", str(fd), str(index), str(os.getpid())],
             env=self._env, pass_fds=(fd,))
 
     def supervise(self) -> None:
@@ -90,7 +90,7 @@ class Workers:
                 process.wait()
 
 
-def _worker_main(fd: int, index: int) -> None:
+def _worker_main(fd: int, index: int, supervisor: int) -> None:
     """One worker: the service without the checkpointer, serving on the inherited socket."""
     import uvicorn
 
@@ -99,7 +99,7 @@ def _worker_main(fd: int, index: int) -> None:
 
     # Like `indelible up`: SIGTERM unwinds like Ctrl-C, so commits in flight finish.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    _stop_when_orphaned(os.getppid())
+    _stop_when_orphaned(supervisor)  # its pid as given: it may have died while we started
     logging.basicConfig(level=logging.WARNING,
                         format=f"indelible worker {index}: %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(fileno=fd)
@@ -129,6 +129,6 @@ def _exit_on_sigterm(signum, frame) -> None:
 
 if __name__ == "__main__":
     try:
-        _worker_main(int(sys.argv[1]), int(sys.argv[2]))
+        _worker_main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
     except KeyboardInterrupt:
         pass
