@@ -18,7 +18,7 @@ from indelible.api.context import AppState
 from indelible.console import pages, security
 from indelible.console.errors import ConsoleError, SignInRequired
 from indelible.console.render import render
-from indelible.console.sessions import Timeouts
+from indelible.console.sessions import Timeouts, seal_key
 
 STATIC = Path(__file__).parent / "static"
 PREFIX = "/console"
@@ -28,6 +28,7 @@ def create_console(state: AppState, timeouts: Timeouts | None = None) -> FastAPI
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state.indelible = state
     console.state.timeouts = timeouts or Timeouts()
+    console.state.session_seal = seal_key(state.signer)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in pages.ROUTERS:
         console.include_router(router)

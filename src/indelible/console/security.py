@@ -36,6 +36,11 @@ HEADERS = {
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
 SIGN_IN_COOKIE = "indelible_console_signin"
+SESSION_ENDED = "Your session ended (signed out, idle too long, or expired). Sign in again."
+SIGNED_OUT = "You are signed out."
+# The only notices the sign-in page shows from its query: any other text would let a link
+# put an attacker's words ("send your key to ...") on the genuine sign-in page.
+SIGN_IN_REASONS = frozenset({SESSION_ENDED, SIGNED_OUT})
 
 
 class SecurityHeaders:
@@ -67,11 +72,10 @@ async def viewer(request: Request) -> sessions.Viewer:
 
     def resume():
         with state.pool.connection() as conn:
-            return sessions.resume(conn, cookie, timeouts)
+            return sessions.resume(conn, cookie, timeouts, seal=request.app.state.session_seal)
     found = await run_in_threadpool(resume)
     if found is None:
-        raise SignInRequired("Your session ended (signed out, idle too long, or expired). "
-                             "Sign in again.")
+        raise SignInRequired(SESSION_ENDED)
     return found
 
 

@@ -1,5 +1,5 @@
-"""The auditor's page: the latest signed checkpoint, the verifier key, and the proof of any
-entry (shown, and downloadable as a C2SP tlog-proof file for `indelible verify-proof`).
+"""The auditor's page: the latest signed checkpoint, the verifier key, the service's recorded
+verification runs, and the proof of any entry (shown, and downloadable as a C2SP tlog-proof file for `indelible verify-proof`).
 Everything here is what the auditor endpoints of the API serve, from the same functions."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from indelible.console.errors import ConsoleError
 from indelible.console.render import render
 from indelible.console.sessions import Viewer
 from indelible.entry import b64, decode_entry
-from indelible.store import cosignatures
+from indelible.store import cosignatures, verification_runs
 
 router = APIRouter()
 SignedIn = Annotated[Viewer, Depends(security.viewer)]
@@ -35,6 +35,7 @@ async def auditor_page(request: Request, viewer: SignedIn, seq: Seq = None):
         return (cosignatures.with_cosignatures(conn, found),
                 cosignatures.cosignatures(conn, tenant, found.size))
     checkpoint, cosigned = await state.read(viewer.tenant, latest, viewer.tenant)
+    runs = await state.read(viewer.tenant, verification_runs.latest, viewer.tenant)
     proof, problem = None, None
     if seq is not None:
         try:
@@ -47,7 +48,7 @@ async def auditor_page(request: Request, viewer: SignedIn, seq: Seq = None):
         except audit.NotFoundError as e:
             problem = str(e)
     return render(request, "auditor.html", status_code=404 if problem else 200, viewer=viewer,
-                  checkpoint=checkpoint, cosigned=cosigned,
+                  checkpoint=checkpoint, cosigned=cosigned, runs=runs,
                   verifier_key=state.signer.verifier_key_text(),
                   seq=seq, proof=proof, problem=problem)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,7 +19,7 @@ router = APIRouter()
 async def sign_in_page(request: Request, next: str | None = None, reason: str | None = None):
     token = security.new_sign_in_token()
     response = render(request, "sign_in.html", csrf_token=token, next=security.safe_next(next),
-                      reason=reason)
+                      reason=reason if reason in security.SIGN_IN_REASONS else None)
     response.set_cookie(security.SIGN_IN_COOKIE, token, path="/console/sign-in", httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return response
@@ -40,7 +41,8 @@ async def sign_in(request: Request, api_key: Annotated[str, Form(max_length=200)
                 return None
             principal, subject = found
             return sessions.start(conn, principal=principal, method=method.name,
-                                  subject=subject, timeouts=timeouts)
+                                  subject=subject, timeouts=timeouts,
+                                  seal=request.app.state.session_seal)
     started = await run_in_threadpool(exchange)
     if started is None:
         token = security.new_sign_in_token()
@@ -66,6 +68,7 @@ async def sign_out(request: Request,
         with state.pool.connection() as conn:
             sessions.end(conn, viewer, cookie)
     await run_in_threadpool(end)
-    response = RedirectResponse("/console/sign-in?reason=You+are+signed+out.", status_code=303)
+    response = RedirectResponse("/console/sign-in?reason=" + quote(security.SIGNED_OUT),
+                                status_code=303)
     sessions.clear_cookie(response, request)
     return response
