@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RESTART_PAUSE = 1.0  # seconds before a dead worker is started again
 STOP_GRACE = 30.0  # seconds a worker gets to finish its requests and commits on shutdown
+ORPHAN_CHECK = 0.5  # seconds between a worker's looks at whether its supervisor still lives
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -60,7 +61,7 @@ class Workers:
     def _spawn(self, index: int) -> None:
         fd = self._sock.fileno()
         self.processes[index] = subprocess.Popen(
-            [sys.executable, "-m", "indelible.workers", str(fd), str(index)],
+            [sys.executable, "-m", "indelible.workers", str(fd), str(index), str(os.getpid())],
             env=self._env, pass_fds=(fd,))
 
     def supervise(self) -> None:
@@ -89,7 +90,7 @@ class Workers:
                 process.wait()
 
 
-def _worker_main(fd: int, index: int) -> None:
+def _worker_main(fd: int, index: int, supervisor: int) -> None:
     """One worker: the service without the checkpointer, serving on the inherited socket."""
     import uvicorn
 
@@ -98,6 +99,7 @@ def _worker_main(fd: int, index: int) -> None:
 
     # Like `indelible up`: SIGTERM unwinds like Ctrl-C, so commits in flight finish.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _stop_when_orphaned(supervisor)  # its pid as given: it may have died while we started
     logging.basicConfig(level=logging.WARNING,
                         format=f"indelible worker {index}: %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(fileno=fd)
@@ -109,12 +111,27 @@ def _worker_main(fd: int, index: int) -> None:
         uvicorn.Server(config).run(sockets=[sock])
 
 
+def _stop_when_orphaned(supervisor: int) -> None:
+    """A worker whose supervisor died outright (SIGKILL, the OOM killer) stops itself, as
+    on SIGTERM: left running it would serve and append with no checkpointer, nobody to
+    restart or stop it, and the port held against the next `indelible up`."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(ORPHAN_CHECK)
+        log.warning("the supervisor (pid %d) is gone; stopping", supervisor)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
 def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(0)
 
 
 if __name__ == "__main__":
     try:
-        _worker_main(int(sys.argv[1]), int(sys.argv[2]))
+        _worker_main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
     except KeyboardInterrupt:
         pass

@@ -150,3 +150,16 @@ def test_racing_workers_keep_one_chain_and_one_trail_per_discrepancy(supervised)
         assert result.returncode in (0, 3), result.stdout + result.stderr
         return result.returncode == 0
     _wait_for(verified, "a verification that covers every entry", timeout=60)
+
+
+def _alive_pids(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (a zombie counts as gone)."""
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive

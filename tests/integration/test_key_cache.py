@@ -105,3 +105,34 @@ def test_a_lost_listener_forgets_and_stops_remembering(conn, registered_tenant, 
         assert ask.asked == 2
     finally:
         cache.stop()
+
+
+def test_a_listener_that_stopped_answering_is_not_trusted(conn, registered_tenant, request_url,
+                                                          owner_url):
+    """The listening connection looks open but its server process has stopped (SIGSTOP by
+    a local process, a stalled network): the notification of a revocation never arrives,
+    so the cache must stop trusting what it remembers within about a second, not its TTL."""
+    import os
+    import signal
+
+    cache = KeyCache(conninfo=request_url, ttl=60).start()
+    try:
+        _until(lambda: cache.listening, 10)
+        token, entry = issue_command(role="analyst", name="Ana", by=ADMIN)
+        append_batch(conn, registered_tenant, [entry], model=ApiKeys())
+        ask = Counting(request_url)
+        assert cache.authenticate(ask, token) is not None
+        with psycopg.connect(owner_url, autocommit=True) as owner:
+            (pid,) = owner.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query = 'LISTEN indelible_api_keys'").fetchone()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.6)  # any look the listener was making has now stalled
+            append_batch(conn, registered_tenant,
+                         [revoke_decision(entry.data["key_id"], by=ADMIN)], model=ApiKeys())
+            assert _until(lambda: cache.authenticate(ask, token) is None, 3.0) < 3.0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    finally:
+        cache.stop()

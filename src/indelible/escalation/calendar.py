@@ -19,11 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from indelible.domain.errors import InvalidCommandError
 
-__all__ = ["BusinessCalendar", "DEFAULT_CALENDAR", "parse_calendar"]
+__all__ = ["BusinessCalendar", "DEFAULT_CALENDAR", "NeverDueError", "parse_calendar"]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_HOLIDAYS = 2000
 MAX_DAYS_WALKED = 3 * 366 * 10  # a calendar with almost no working time cannot hang a pass
+
+
+class NeverDueError(ValueError):
+    """The calendar holds too little working time to reach a threshold within the walk."""
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _FIELDS = {"time_zone", "working_days", "working_hours", "holidays"}
 
@@ -74,7 +78,8 @@ class BusinessCalendar:
             if finish - begin >= left:
                 return begin + left
             left -= finish - begin
-        raise ValueError("the calendar has no working time for ten years")
+        raise NeverDueError(f"the calendar has less than {seconds} s of working time in the "
+                            f"{MAX_DAYS_WALKED} days after {start.isoformat()}")
 
     def business_seconds_between(self, start: datetime, end: datetime) -> int:
         """Business seconds in [start, end) (for a view: how much of a threshold has run)."""
@@ -101,10 +106,10 @@ def parse_calendar(document: object) -> BusinessCalendar:
         raise InvalidCommandError(unknown[0], f"unknown field; a calendar has {sorted(_FIELDS)}")
     zone = document.get("time_zone")
     try:
-        if not isinstance(zone, str) or not zone:
+        if not isinstance(zone, str) or not zone or len(zone) > 64:
             raise ZoneInfoNotFoundError
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
         raise InvalidCommandError("time_zone", f"{zone!r} is not an IANA time zone such as "
                                   "Europe/Vienna or UTC") from None
     days = document.get("working_days", list(DAYS[:5]))

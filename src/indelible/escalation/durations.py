@@ -13,8 +13,10 @@ __all__ = ["DurationError", "format_duration", "parse_duration"]
 
 MAX_SECONDS = 366 * 86_400 * 10  # ten years: anything longer is a typo, not a policy
 
-_ISO = re.compile(r"P(?:(?P<W>\d+)W)?(?:(?P<D>\d+)D)?"
-                  r"(?:T(?:(?P<H>\d+)H)?(?:(?P<M>\d+)M)?(?:(?P<S>\d+)S)?)?")
+# ASCII digits only (\d would admit other scripts' digits, which int() reads too).
+_ISO = re.compile(r"P(?:(?P<W>[0-9]+)W)?(?:(?P<D>[0-9]+)D)?"
+                  r"(?:T(?:(?P<H>[0-9]+)H)?(?:(?P<M>[0-9]+)M)?(?:(?P<S>[0-9]+)S)?)?")
+MAX_DIGITS = 12  # more than ten years in seconds; and far below int()'s 4300-digit limit
 _UNIT = {"W": 7 * 86_400, "D": 86_400, "H": 3_600, "M": 60, "S": 1}
 
 
@@ -34,6 +36,8 @@ def parse_duration(text: object) -> int:
                                 "use days (P30D) or weeks (P4W)")
         raise DurationError(f"{text!r} is not an ISO 8601 duration such as PT4H, P1D, "
                             "P1DT12H or PT30S (weeks, days, hours, minutes, whole seconds)")
+    if any(value is not None and len(value) > MAX_DIGITS for value in match.groupdict().values()):
+        raise DurationError(f"{text[:40]!r}... is longer than ten years")
     seconds = sum(int(value) * _UNIT[unit] for unit, value in match.groupdict().items()
                   if value is not None)
     if seconds <= 0:

@@ -96,7 +96,12 @@ class EscalationEngine:
                 now = self._clock()
                 due, ahead = self._due_tenants(now)
                 for tenant in due:
-                    result = asyncio.run(self._pass(tenant, now))
+                    try:
+                        result = asyncio.run(self._pass(tenant, now))
+                    except Exception:  # noqa: BLE001 - one tenant's failure (an edited
+                        # entry, a bug) must not hold back the tenants listed after it
+                        log.exception("escalation pass for %s failed; retrying", tenant)
+                        continue
                     fired = [f for f in result.fired if not f.replayed and not f.refused]
                     if fired:
                         log.info("escalation: %d firing(s) for %s", len(fired), tenant)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from indelible.escalation.calendar import BusinessCalendar
+from indelible.escalation.calendar import BusinessCalendar, NeverDueError
 from indelible.escalation.rules import Rule, RuleSet
 
 __all__ = ["Due", "Period", "due_at", "evaluate", "firing_key"]
@@ -72,11 +72,20 @@ def due_at(rule: Rule, start: datetime, calendar: BusinessCalendar) -> datetime:
 
 
 def watching(period: Period, rules: RuleSet, calendar: BusinessCalendar) -> list[Due]:
-    """Every enabled rule that watches this period, with its due time, in firing order."""
-    found = [Due(r, rules.rule_version(r.id), due_at(r, period.period_at, calendar),
-                 firing_key(period.discrepancy_id, r.id, rules.rule_version(r.id),
-                            period.period_seq))
-             for r in rules.rules if r.watches(period.status, period.severity)]
+    """Every enabled rule that watches this period, with its due time, in firing order.
+    A business-time rule the calendar cannot bring due (too little working time within the
+    walk's horizon) is never due: it is left out rather than failing the tenant's pass."""
+    found = []
+    for r in rules.rules:
+        if not r.watches(period.status, period.severity):
+            continue
+        try:
+            when = due_at(r, period.period_at, calendar)
+        except NeverDueError:
+            continue
+        found.append(Due(r, rules.rule_version(r.id), when,
+                         firing_key(period.discrepancy_id, r.id, rules.rule_version(r.id),
+                                    period.period_seq)))
     return sorted(found, key=Due.sort_key)
 
 

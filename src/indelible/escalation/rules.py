@@ -22,7 +22,8 @@ the field and the reason (:class:`~indelible.domain.InvalidCommandError`, field
 ``rules[<id>].<field>``).
 
 Each stored version also records, per rule, ``rule_versions[id]``: the rule-set version
-since which that rule has said the same thing. A firing is keyed by it, so changing one
+since which that rule has obliged the same thing (`Rule.obligation`: not its name
+or priority). A firing is keyed by it, so changing one
 rule does not fire the others again, and a rule that now says something else is a new
 obligation.
 """
@@ -81,6 +82,13 @@ class Rule:
     def action_type(self) -> str:
         return self.action["type"]
 
+    def obligation(self) -> tuple:
+        """What the rule obliges: whom it watches, after how long, what it does, and whether
+        it is in force. Its name and priority are not part of it, so renaming or reordering
+        a rule does not make it fire again for a period it already fired in."""
+        return (self.severity, self.statuses, self.seconds, self.business_hours, self.enabled,
+                tuple(sorted((k, str(v)) for k, v in self.action.items())))
+
     def watches(self, status: str, severity: str) -> bool:
         return self.enabled and status in self.statuses and self.severity in ("*", severity)
 
@@ -113,7 +121,8 @@ class RuleSet:
         of the same id when it says the same thing."""
         before = {r.id: r for r in previous.rules} if previous else {}
         versions = {r.id: (previous.rule_version(r.id)
-                           if previous and before.get(r.id) == r else version)
+                           if previous and r.id in before
+                           and before[r.id].obligation() == r.obligation() else version)
                     for r in self.rules}
         return RuleSet(self.rules, version, versions)
 

@@ -347,6 +347,8 @@ class _Batch:
         stream, original = d.stream, None
         if d.idempotency_key is not None and d.idempotency_key in replays:
             original = replays[d.idempotency_key][0]
+            if not _records_key(original, d.idempotency_key):
+                return _key_alarm(original, d.idempotency_key)
             if not d.follows_key:
                 if original.stream != d.stream:  # the key was used for something else
                     return IdempotencyConflictError(d.idempotency_key, original.seq,
@@ -409,6 +411,8 @@ def _replay_or_refusal(command: NewEntry, replays: dict, versions: dict) -> Outc
     key = command.idempotency_key
     if key is not None and key in replays:
         original, original_command = replays[key]
+        if original_command is None and not _records_key(original, key):
+            return _key_alarm(original, key)
         if not _same_command(command, original_command, original):
             return IdempotencyConflictError(key, original.seq, original.stream)
         return _as_replay(original)
@@ -426,6 +430,21 @@ def _same_command(command: NewEntry, original_command: NewEntry | None, original
     stored = decode_entry(original.entry)
     return (command.stream, command.type, dict(command.data)) == (
         stored["stream"], stored["type"], stored["data"])
+
+
+def _records_key(original: Appended, key: str) -> bool:
+    """Whether the entry found by the idempotency_key column records that key in its own
+    hashed meta: the column is an index, the entry is the evidence."""
+    return orjson.loads(original.entry).get("meta", {}).get("idempotency_key") == key
+
+
+def _key_alarm(original: Appended, key: str) -> AppendRefusedError:
+    # Only a hand-edited idempotency_key column does this. Taking it as a replay would
+    # silently skip the command (an escalation firing, say); refuse it loudly instead.
+    message = (f"ledger_entries names seq {original.seq} for idempotency key {key!r}, but "
+               "that entry does not record it; refusing the command")
+    log.critical("INTEGRITY ALARM: %s", message)
+    return AppendRefusedError(message)
 
 
 def _as_replay(original: Appended) -> Appended:

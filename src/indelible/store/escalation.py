@@ -259,7 +259,8 @@ class RulesModel:
 
 @dataclass(frozen=True)
 class PeriodState:
-    """A discrepancy's watched period as its own entries say, read under the lock."""
+    """A discrepancy's watched period as its own entries say, read under the lock (the
+    start time from the hashed entry itself, not a column or the watch index)."""
 
     period_seq: int
     period_at: datetime
@@ -277,9 +278,10 @@ class PeriodModel:
     def load(self, conn, tenant, streams):
         ids = [u for s in streams if (u := _uuid(s[len(PERIOD_PREFIX):])) is not None]
         rows = conn.execute(f"""
-SELECT d.id::text, p.seq, p.recorded_at, z.type, z.until, v.stream_version
+SELECT d.id::text, p.seq, p.at, z.type, z.until, v.stream_version
 FROM unnest(%(ids)s::uuid[]) AS d(id)
-CROSS JOIN LATERAL (SELECT seq, recorded_at FROM ledger_entries WHERE tenant_id = %(t)s
+CROSS JOIN LATERAL (SELECT seq, (convert_from(entry, 'UTF8')::jsonb ->> 'at')::timestamptz AS at
+    FROM ledger_entries WHERE tenant_id = %(t)s
     AND stream_id = 'disc/' || d.id::text AND type = ANY(%(starts)s) AND {_MARKED}
     ORDER BY stream_version DESC LIMIT 1) p
 CROSS JOIN LATERAL (SELECT stream_version FROM ledger_entries WHERE tenant_id = %(t)s

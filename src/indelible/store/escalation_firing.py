@@ -16,17 +16,19 @@ never moves anything. Several due firings of one discrepancy (after an outage) c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 
 from indelible import domain
 from indelible.entry import Actor, NewEntry, format_time
-from indelible.escalation.evaluate import Due, Period
+from indelible.escalation.calendar import DEFAULT_CALENDAR, NeverDueError
+from indelible.escalation.evaluate import Due, Period, due_at
 from indelible.escalation.rules import render
 from indelible.store.appender import Decision
 from indelible.store.discrepancies import DomainRefusedError, stream_of
 from indelible.store.errors import AppendRefusedError
-from indelible.store.escalation import PERIOD_PREFIX, RULES_STREAM, PeriodState, RulesRecord
+from indelible.store.escalation import (CALENDAR_STREAM, PERIOD_PREFIX, RULES_STREAM,
+                                       CalendarRecord, PeriodState, RulesRecord)
 
 ENGINE = Actor("engine:escalation", "system", "system")
 _SYSTEM = domain.Actor(ENGINE.id, domain.Role.SYSTEM)
@@ -57,11 +59,14 @@ class _Chain:
 
 
 def firing_decisions(period: Period, due: list[Due], rules_version: int, *,
-                     fired_at: datetime) -> list[tuple[Due, list[Decision]]]:
-    """Per item of `due` (in order), the decisions recording it: the firing first."""
+                     fired_at: datetime, calendar_version: int | None = None
+                     ) -> list[tuple[Due, list[Decision]]]:
+    """Per item of `due` (in order), the decisions recording it: the firing first.
+    `calendar_version` is the business calendar the due times were computed under: a
+    business-time firing is refused if another is in force under the lock."""
     chain, out = _Chain(), []
     for item in due:
-        group = [_fired(period, item, rules_version, fired_at, chain)]
+        group = [_fired(period, item, rules_version, fired_at, chain, calendar_version)]
         action = item.rule.action
         if action["type"] == "escalate" and action.get("severity"):
             group.append(_follow(period, item, chain, "severity"))
@@ -76,11 +81,11 @@ def _refuse(period: Period, why: str) -> NotDueError:
 
 
 def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
-           chain: _Chain) -> Decision:
+           chain: _Chain, calendar_version: int | None) -> Decision:
     rule = item.rule
 
     def decide(state: domain.Discrepancy | None, now: PeriodState | None,
-               rules: RulesRecord | None) -> NewEntry:
+               rules: RulesRecord | None, calendar: CalendarRecord | None) -> NewEntry:
         chain.attempt(now)
         # No foreign entry since the batch loaded the period, nor since this chain's last
         # link (an earlier firing of the same pass may have been recorded before: replayed).
@@ -94,8 +99,17 @@ def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
             why = f"it is {status} since seq {now.period_seq}, a new period"
         elif rules is None or rules.version != rules_version:
             why = f"the rules changed (version {rules.version if rules else '?'})"
+        elif rule.business_hours and (calendar is None or calendar_version is None
+                                      or calendar.version != calendar_version):
+            why = (f"the business calendar changed (version "
+                   f"{calendar.version if calendar else '?'}) since its due time was computed")
         elif not rule.watches(status, severity):
             why = f"rule {rule.id} does not watch a {severity} discrepancy that is {status}"
+        elif (due := _due_by_ledger(rule, now, calendar)) > fired_at:
+            # The pass computed its due time from the watch index; the ledger's own period
+            # start decides (an edited index row must not make a rule fire early).
+            why = f"it is not due until {format_time(due)} (its period began at " \
+                  f"{format_time(now.period_at)})"
         elif now.paused_until is not None and now.paused_until > fired_at:
             why = f"escalation is paused until {format_time(now.paused_until)}"
         elif rule.action_type in ("escalate", "auto_close") and not domain.can_move(
@@ -108,10 +122,20 @@ def _fired(period: Period, item: Due, rules_version: int, fired_at: datetime,
         chain.version = state.version + 1
         return NewEntry(stream=stream_of(period.discrepancy_id), type="escalation.fired",
                         actor=ENGINE, idempotency_key=item.key,
-                        data=_fired_data(state, period, item, rules_version, fired_at))
+                        data=_fired_data(state, period, replace(item, due_at=due),
+                                         rules_version, fired_at))
 
     return Decision(stream_of(period.discrepancy_id), decide, item.key,
-                    reads=(PERIOD_PREFIX + period.discrepancy_id, RULES_STREAM))
+                    reads=(PERIOD_PREFIX + period.discrepancy_id, RULES_STREAM, CALENDAR_STREAM))
+
+
+def _due_by_ledger(rule, now: PeriodState, calendar: CalendarRecord | None) -> datetime:
+    """When the rule falls due for the period as the ledger records it; never, for a
+    business-time rule the calendar cannot bring due."""
+    try:
+        return due_at(rule, now.period_at, calendar.calendar if calendar else DEFAULT_CALENDAR)
+    except NeverDueError:
+        return datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _fired_data(state: domain.Discrepancy, period: Period, item: Due, rules_version: int,

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "indelible_api_keys"
 TTL = 10.0  # seconds a process may answer for a token without asking the database
 RECONNECT = 1.0  # seconds between attempts to listen again after the connection failed
+ALIVE = 1.0  # seconds since the listener last heard its server, beyond which nothing is trusted
 
 
 def notify_revoked(conn: psycopg.Connection, key_id: str) -> None:
@@ -47,6 +48,7 @@ class KeyCache:
         self._remembered: dict[bytes, tuple[Principal, float]] = {}
         self._generation = 0
         self._listening = False
+        self._alive_at = 0.0  # monotonic time the listening connection last answered
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="key-revocations", daemon=True)
 
@@ -61,19 +63,22 @@ class KeyCache:
 
     @property
     def listening(self) -> bool:
-        return self._listening
+        """Listening, and heard from its server within ALIVE seconds: a connection that looks
+        open but whose server stopped answering (a stalled network, a stopped backend)
+        delivers no notification, so what is remembered is not trusted meanwhile."""
+        return self._listening and time.monotonic() - self._alive_at < ALIVE
 
     def authenticate(self, conn_factory, token: str) -> Principal | None:
         """The key's principal, from memory when this process may trust it, else asked of
         the database with a connection from `conn_factory()` (a context manager)."""
         digest = token_hash(token)
         hit = self._remembered.get(digest)
-        if hit is not None and self._listening and hit[1] > time.monotonic():
+        if hit is not None and self.listening and hit[1] > time.monotonic():
             return hit[0]
         generation = self._generation
         with conn_factory() as conn:
             found = authenticate(conn, token)
-        if found is not None and self._listening and generation == self._generation:
+        if found is not None and self.listening and generation == self._generation:
             self._remembered[digest] = (found, time.monotonic() + self._ttl)
         return found
 
@@ -88,10 +93,16 @@ class KeyCache:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.forget()  # whatever happened while nobody listened
+                    self._alive_at = time.monotonic()
                     self._listening = True
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5):
+                        for _ in conn.notifies(timeout=ALIVE / 4):
                             self.forget()
+                        # A round trip proves the server still answers (and would have
+                        # delivered a notification); one received meanwhile is kept for
+                        # the next notifies().
+                        conn.execute("SELECT 1")
+                        self._alive_at = time.monotonic()
             except psycopg.Error as e:
                 log.warning("API key revocations not heard (%s); asking the database for "
                             "every request until listening again", e)

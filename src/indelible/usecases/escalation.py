@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 
@@ -125,11 +125,12 @@ async def run_pass(ledger: Ledger, read: Callable, tenant: str, *,
     now = now or utcnow()
     result = PassResult(tenant, format_time(now))
     while True:
-        candidates, rules, evaluated = await read(_look, now, limit)
+        candidates, rules, calendar, evaluated = await read(_look, now, limit)
         result.looked_at += len(candidates)
         commands, plan = [], []
         for candidate, (period, ev) in zip(candidates, evaluated):
-            groups = firing_decisions(period, ev.due, rules.version, fired_at=now)
+            groups = firing_decisions(period, ev.due, rules.version, fired_at=now,
+                                      calendar_version=calendar.version)
             plan.append((candidate, ev, [(due, len(group)) for due, group in groups]))
             commands += [d for _, group in groups for d in group]
         outcomes = await ledger.append_all(tenant, commands) if commands else []
@@ -150,11 +151,11 @@ async def run_pass(ledger: Ledger, read: Callable, tenant: str, *,
 def _look(conn, tenant: str, now: datetime, limit: int):
     candidates = store.due_candidates(conn, tenant, now, limit)
     if not candidates:  # the common case: one index probe, nothing else read
-        return [], None, []
+        return [], None, None, []
     rules, calendar = store.current_rules(conn, tenant), store.current_calendar(conn, tenant)
     evaluated = _evaluate_all(conn, tenant, [c.period for c in candidates], rules, calendar, now,
                               probe=False)
-    return candidates, rules, evaluated
+    return candidates, rules, calendar, evaluated
 
 
 def _move(conn, tenant: str, moves) -> None:
@@ -259,7 +260,7 @@ async def pause(ledger: Ledger, who: Principal, discrepancy_id: str, *, reason: 
     _check_reason(reason)
     if until.tzinfo is None:
         raise domain.InvalidCommandError("until", "must carry a time zone offset")
-    if not now < until <= now.replace(year=now.year + 1):
+    if not now < until <= now + timedelta(days=MAX_PAUSE_DAYS):  # (29 Feb has no year-later twin)
         raise domain.InvalidCommandError("until", "must be in the future, at most a year ahead")
     return await _append(ledger, who, pause_decision(
         discrepancy_id, who.entry_actor(), pause=True, reason=reason,
