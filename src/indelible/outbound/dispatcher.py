@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from indelible.config import Integration, OutboundSettings
 from indelible.entry import format_time
-from indelible.outbound import outcomes, render, retry, webhooks
+from indelible.outbound import deadline, outcomes, render, retry, webhooks
 from indelible.store import outbox
 from indelible.store.appender import Appended
 from indelible.store.group_commit import GroupCommitAppender
@@ -103,8 +103,9 @@ class Lane:
         self._free = threading.Semaphore(2 * settings.concurrency)
         self._senders = ThreadPoolExecutor(settings.concurrency,
                                            thread_name_prefix=f"outbox-{integration.name}")
+        limits = httpx.Limits(max_connections=settings.concurrency)
         self._client = httpx.Client(timeout=settings.timeout, follow_redirects=False,
-                                    limits=httpx.Limits(max_connections=settings.concurrency),
+                                    limits=limits, transport=deadline.transport(limits),
                                     headers={"user-agent": "indelible-outbox/1"})
         self._thread = threading.Thread(target=self._claim_loop, daemon=True,
                                         name=f"outbox-claim-{integration.name}")
@@ -184,9 +185,11 @@ class Lane:
         status, error, retry_after = None, None, None
         try:
             # The status is the answer; the body is never read, so a receiver trickling one
-            # cannot hold the sender past the timeout of each read.
-            with self._client.stream("POST", self.integration.url, content=body,
-                                     headers=headers) as response:
+            # cannot hold the sender past the timeout of each read; one trickling the status
+            # line and headers is cut off at the timeout of the whole request (deadline.py).
+            with deadline.within(self._settings.timeout), \
+                    self._client.stream("POST", self.integration.url, content=body,
+                                        headers=headers) as response:
                 status, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.HTTPError as e:
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

@@ -1,0 +1,104 @@
+"""The outbox against hostile receivers (review of issue 12): a receiver that trickles its
+answer a byte at a time must not hold a sender, or the service's shutdown, past the timeout."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from indelible.runtime import free_port
+from indelible.store.discrepancies import stream_of
+
+from indelible.bootstrap import projections
+from indelible.outbound.dispatcher import Dispatcher
+from indelible.outbound.hook import OutboxHook
+from indelible.store.group_commit import GroupCommitAppender
+
+from .outbox_helpers import new_secret, outcomes, resolve, settings, wait_until
+
+pytestmark = pytest.mark.storage
+
+
+class Trickler:
+    """Reads a request, then sends its status line one byte every `every` seconds, forever:
+    each read of the sender's succeeds within any per-read timeout."""
+
+    def __init__(self, every: float = 0.3):
+        self.port, self.every = free_port(), every
+        self._stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", self.port))
+        self._sock.settimeout(0.2)
+        self.accepted = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def __enter__(self):
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._sock.close()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn):
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                while not self._stop.is_set():
+                    for byte in b"HTTP/1.1 200 OK\r\nx-trickle: " + b"a" * 10_000:
+                        if self._stop.wait(self.every):
+                            return
+                        conn.sendall(bytes([byte]))
+            except OSError:
+                pass
+
+
+def _stop_within(seconds: float, stop) -> bool:
+    """Run `stop` in a thread; whether it returned within `seconds` (a hung one is left)."""
+    t = threading.Thread(target=stop, daemon=True)
+    t.start()
+    t.join(seconds)
+    return not t.is_alive()
+
+
+def test_a_trickling_receiver_is_cut_off_at_the_timeout_and_does_not_hold_shutdown(
+        app_url, conn, registered_tenant):
+    secret = new_secret()
+    with Trickler(every=0.3) as trickler:
+        config = settings(trickler.url, secret, timeout=1.0, schedule=(0, 30))
+        appender = GroupCommitAppender(conninfo=app_url, model=projections(),
+                                       hooks=[OutboxHook(["rag"])])
+        dispatcher = Dispatcher(conninfo=app_url, appender=appender, settings=config).start()
+        stopped = False
+        try:
+            d, _ = resolve(appender, registered_tenant, "po-trickle")
+            # The attempt is given up at the timeout and recorded as failed, not left hanging
+            # while its lease runs out and the row is sent again.
+            wait_until(lambda: [o for o in outcomes(conn, registered_tenant, stream_of(d))
+                                if o["type"] == "outbox.attempt_failed"],
+                       timeout=10, what="the trickled attempt recorded as failed")
+            failed = outcomes(conn, registered_tenant, stream_of(d))[0]["data"]
+            assert "no answer" in failed["reason"] and "Timeout" in failed["reason"]
+            resolve(appender, registered_tenant, "po-trickle-2")  # a second one in flight
+            wait_until(lambda: trickler.accepted >= 2, timeout=10, what="the second request")
+            stopped = _stop_within(5, dispatcher.stop)
+            assert stopped, "stopping the dispatcher waited on the trickling receiver"
+        finally:
+            if not stopped:
+                _stop_within(1, dispatcher.stop)
+            appender.close()
