@@ -17,7 +17,7 @@ from indelible.outbound.dispatcher import Dispatcher
 from indelible.outbound.hook import OutboxHook
 from indelible.store.group_commit import GroupCommitAppender
 
-from .outbox_helpers import new_secret, outcomes, resolve, settings, wait_until
+from .outbox_helpers import new_secret, outbound, outcomes, resolve, settings, wait_until
 
 pytestmark = pytest.mark.storage
 
@@ -102,3 +102,27 @@ def test_a_trickling_receiver_is_cut_off_at_the_timeout_and_does_not_hold_shutdo
             if not stopped:
                 _stop_within(1, dispatcher.stop)
             appender.close()
+
+
+def test_a_row_parked_or_an_integration_disabled_by_hand_is_a_verification_finding(
+        app_url, conn, owner_url, registered_tenant):
+    """A superuser who parks a pending row, or disables the integration for the tenant, stops
+    an event from being sent as surely as one who marks it delivered: verify must say so."""
+    from indelible.verifier.models import verify_models
+    from indelible.verifier.report import VerificationReport
+    from tests.integration.ledger_helpers import superuser
+
+    config = settings("http://127.0.0.1:9/never", new_secret())
+    with outbound(app_url, config, dispatchers=0) as appender:
+        _, resolved = resolve(appender, registered_tenant, "po-shelved")
+    with superuser(owner_url) as rogue:
+        rogue.execute("UPDATE outbox SET state = 'parked' WHERE tenant_id = %s",
+                      (registered_tenant,))
+        rogue.execute("INSERT INTO outbox_disabled (tenant_id, integration, seq, reason) "
+                      "VALUES (%s, 'rag', %s, '410')", (registered_tenant, resolved.seq))
+    report = VerificationReport(registered_tenant, "")
+    verify_models(app_url, registered_tenant, report)
+    details = sorted(f.detail for f in report.findings if f.check == "outbox")
+    assert len(details) == 2, report.findings
+    assert any("says parked, but no outbox.parked entry records it" in d for d in details)
+    assert any("disabled, but no outbox.integration_disabled entry" in d for d in details)
