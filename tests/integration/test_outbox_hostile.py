@@ -126,3 +126,42 @@ def test_a_row_parked_or_an_integration_disabled_by_hand_is_a_verification_findi
     assert len(details) == 2, report.findings
     assert any("says parked, but no outbox.parked entry records it" in d for d in details)
     assert any("disabled, but no outbox.integration_disabled entry" in d for d in details)
+
+
+def test_a_receiver_cannot_write_its_own_text_into_the_ledger(app_url, conn, registered_tenant):
+    """A malformed answer's text (h11 quotes the bad line, up to ~100 KB) must not become a
+    permanent ledger entry: the failed attempt's reason is bounded."""
+    sock = socket.create_server(("127.0.0.1", free_port()))
+    port = sock.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = sock.accept()
+            except OSError:
+                continue
+            with c:
+                try:
+                    c.recv(65536)
+                    c.sendall(b"HTTP/1.1 200 OK\r\n" + b"INJECTED" * 7000 + b"\r\n\r\n")
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        config = settings(f"http://127.0.0.1:{port}/hook", new_secret(), schedule=(0, 30))
+        with outbound(app_url, config) as appender:
+            d, _ = resolve(appender, registered_tenant, "po-inject")
+            (failed, *_) = wait_until(
+                lambda: [o for o in outcomes(conn, registered_tenant, stream_of(d))
+                         if o["type"] == "outbox.attempt_failed"], what="the failed attempt")
+    finally:
+        stop.set()
+        sock.close()
+    reason = failed["data"]["reason"]
+    assert reason.startswith("no answer: RemoteProtocolError") and len(reason) <= 400, len(reason)
+    (last_error,) = conn.execute("SELECT last_error FROM outbox WHERE tenant_id = %s",
+                                 (registered_tenant,)).fetchone()
+    assert len(last_error) <= 400

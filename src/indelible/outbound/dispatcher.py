@@ -39,6 +39,15 @@ def lease_for(timeout: float) -> float:
     return 2 * timeout + 5
 
 
+MAX_ERROR = 200  # characters of an error kept in the ledger entry and the row
+
+
+def _bounded(error: str) -> str:
+    """An error's text, cut short: a malformed answer's error quotes the receiver's bytes
+    (up to ~100 KB), and the reason becomes a permanent ledger entry at every attempt."""
+    return error if len(error) <= MAX_ERROR else f"{error[:MAX_ERROR]}… ({len(error)} chars)"
+
+
 class Dispatcher:
     def __init__(self, *, conninfo: str, appender: GroupCommitAppender,
                  settings: OutboundSettings):
@@ -192,7 +201,7 @@ class Lane:
                                         headers=headers) as response:
                 status, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.HTTPError as e:
-            error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            error = _bounded(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
         duration_ms = int((time.monotonic() - started) * 1000)
         judged = retry.judge(status, error, attempt=row.attempt, schedule=self._settings.schedule,
                              retry_after=retry_after)
