@@ -165,3 +165,15 @@ def test_a_receiver_cannot_write_its_own_text_into_the_ledger(app_url, conn, reg
     (last_error,) = conn.execute("SELECT last_error FROM outbox WHERE tenant_id = %s",
                                  (registered_tenant,)).fetchone()
     assert len(last_error) <= 400
+
+
+def test_credentials_in_a_receiver_url_are_not_logged(app_url, caplog):
+    """Webhook URLs often carry a token (user:password@, ?code=...): the log names the host."""
+    import logging
+
+    url = f"http://hub:s3cr3t-pass@127.0.0.1:{free_port()}/hook?code=s3cr3t-code"
+    with caplog.at_level(logging.INFO, logger="indelible.outbound"):
+        with outbound(app_url, settings(url, new_secret())):
+            pass
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "127.0.0.1" in logged and "s3cr3t" not in logged, logged

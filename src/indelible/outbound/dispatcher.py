@@ -48,6 +48,13 @@ def _bounded(error: str) -> str:
     return error if len(error) <= MAX_ERROR else f"{error[:MAX_ERROR]}… ({len(error)} chars)"
 
 
+def _shown(url: str) -> str:
+    """A receiver's URL for the log: without the user:password@ and query a webhook URL
+    often carries its token in."""
+    u = httpx.URL(url)
+    return str(u.copy_with(userinfo=b"", query=None)) + ("?…" if u.query else "")
+
+
 class Dispatcher:
     def __init__(self, *, conninfo: str, appender: GroupCommitAppender,
                  settings: OutboundSettings):
@@ -67,7 +74,7 @@ class Dispatcher:
             lane.start()
         self._listener.start()
         log.info("outbox: delivering to %s", ", ".join(f"{l.integration.name} at "
-                                                       f"{l.integration.url}" for l in self.lanes))
+                                                       f"{_shown(l.integration.url)}" for l in self.lanes))
         return self
 
     def stop(self) -> None:
