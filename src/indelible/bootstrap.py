@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +14,13 @@ from psycopg_pool import ConnectionPool
 from indelible import datadir
 from indelible.api.app import create_app
 from indelible.config import Settings
+from indelible.console.sessions import Timeouts
 from indelible.ingest.service import Ingestion
 from indelible.ingest.status import IngestStatus
 from indelible.kept import KeptCheckpoints
+from indelible.operations import operated
 from indelible.outbound.dispatcher import Dispatcher
+from indelible.outbound.alarm_relay import AlarmRelay
 from indelible.outbound.hook import OutboxHook
 from indelible.keys import load_or_create_signer
 from indelible.proofs import NoteSigner
@@ -119,6 +122,7 @@ class Service:
     nats_url: str | None  # None: ingestion is switched off
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
     app: Any = None  # the HTTP API (FastAPI), over its own pool of request-role connections
+    operations: Any = None  # operations.Operations: the verifier, readiness checks
 
 
 @contextmanager
@@ -129,12 +133,12 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
     started on the same data directory who holds it. `hold=False` is a worker of `indelible
     up --workers N`, whose supervisor holds the data directory (see `running_backends`)."""
     with (datadir.hold(settings.data_dir, **(about or {})) if hold else nullcontext()), \
-            open_database(settings, owner=True) as db:
+            open_database(settings, owner=True) as db, ExitStack() as stack:
         signer = load_or_create_signer(settings.key_file, settings.key_name)
         outbound = settings.outbound.enabled  # flags off: no hook, nothing queued, no dispatcher
         appender = GroupCommitAppender(conninfo=db.app_url, batch_max=settings.batch_max,
                                        batch_wait=settings.batch_wait, model=projections(),
-                                       hooks=[OutboxHook(i.name for i in outbound)] if outbound else [])
+                                       hooks=_outbox_hooks(settings))
         signing = Checkpointer(conninfo=db.app_url, signer=signer,
                                kept=KeptCheckpoints(settings.kept_dir),
                                interval=settings.checkpoint_interval,
@@ -158,8 +162,12 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
         if settings.ingest_enabled and ingest:
             ingestion = Ingestion(settings, appender=appender, conninfo=db.app_url).start()
         status = ingestion.status if ingestion else None
+        ops = stack.enter_context(operated(settings, app_url=db.app_url, appender=appender,
+                                           key_text=signer.verifier_key_text(),
+                                           checkpointer=signing if checkpointer else None))
         dispatcher = Dispatcher(conninfo=db.app_url, appender=appender,
                                 settings=settings.outbound).start() if outbound else None
+        stack.enter_context(_alarm_relay(settings, ops))  # after ops: stops before it
         # HTTP requests connect as the role row-level security holds to one tenant.
         requests = ConnectionPool(db.request_url, min_size=1, max_size=16, open=True,
                                   kwargs={"autocommit": True})
@@ -169,11 +177,13 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
             keys.start()
         app = create_app(pool=requests, signer=signer, appender=appender, ingest_status=status,
                          key_cache=keys if settings.key_cache_ttl > 0 else None,
-                         witnesses=tuple(f.status for f in feeders))
+                         witnesses=tuple(f.status for f in feeders),
+                         metrics_public=settings.metrics_public, readiness=ops.readiness,
+                         console_timeouts=Timeouts.of(settings))
         report_worker = _report_worker(db, signer, appender).start()
         try:
             yield Service(settings, db, signer, appender, ingestion.url if ingestion else None,
-                          status, app)
+                          status, app, ops)
         finally:
             keys.stop()
             report_worker.stop()
@@ -184,6 +194,7 @@ def running_service(settings: Settings, *, checkpointer: bool = True, ingest: bo
                 engine.stop()
             for feeder in feeders:
                 feeder.stop()
+            stack.close()  # the verifier, the metrics port
             if checkpointer:
                 signing.stop()
             if dispatcher is not None:
@@ -232,14 +243,48 @@ def running_backends(settings: Settings, *, about: dict[str, str] | None = None
         stamping = timestamper(settings, db.app_url)  # beside the one checkpointer
         if stamping is not None:
             stamping.start()
+        # The verifier and the metrics port run once, here, not in every worker.
+        environment.update(INDELIBLE_CONTINUOUS_VERIFY="false", INDELIBLE_METRICS_LISTEN="")
+        # The verifier appends here: its `verification.failed` entries owe hub events too.
+        appender = GroupCommitAppender(conninfo=db.app_url, model=projections(),
+                                       hooks=_outbox_hooks(settings))
         try:
-            yield Backends(db, nats_url if settings.ingest_enabled else None, environment)
+            with operated(settings, app_url=db.app_url, appender=appender,
+                          key_text=signer.verifier_key_text(), checkpointer=signing) as ops, \
+                    _alarm_relay(settings, ops):
+                yield Backends(db, nats_url if settings.ingest_enabled else None, environment)
         finally:
             if stamping is not None:
                 stamping.stop()
+            appender.close()
             signing.stop()
             if broker is not None:
                 broker.stop()
+
+
+def _outbox_hooks(settings: Settings) -> list:
+    """The appending transaction's outbox hook, when an outbound integration is on."""
+    outbound = settings.outbound.enabled
+    return [OutboxHook(i.name for i in outbound)] if outbound else []
+
+
+@contextmanager
+def _alarm_relay(settings: Settings, ops) -> Iterator[None]:
+    """Chain-breaking integrity alarms, which no ledger entry carries, go straight to the
+    Notification Hub (outbound/alarm_relay.py); the others reach it through the outbox."""
+    hub = settings.outbound.hub
+    if hub is None or ops.verification is None:
+        yield
+        return
+    relay = AlarmRelay(hub, timeout=settings.outbound.timeout,
+                       schedule=settings.outbound.schedule).start()
+    ops.verification.alarms.subscribe(relay.submit)
+    try:
+        yield
+    finally:
+        relay.stop()
+
+
 def _report_worker(db: Database, signer: NoteSigner, appender: GroupCommitAppender):
     """Renders queued compliance reports (issue 13) and queues scheduled ones."""
     from indelible.proofs import NoteVerifier

@@ -115,11 +115,19 @@ class Settings:
     # Serve even though row-level security cannot hold the request role to one tenant
     # (a managed server that would not grant BYPASSRLS); see store/isolation.py.
     accept_weak_isolation: bool = False
+    continuous_verify: bool = True  # re-read and check every new entry, inside `indelible up`
+    full_verify_interval: float = 86_400.0  # seconds between full verifications of each tenant
+    verify_recent_entries: int = 1_000  # per tenant, the newest entries re-read every 2 s
+    metrics_listen: str | None = None  # "host:port": /metrics without authentication there
+    metrics_public: bool = False  # also serve /metrics on the API port without authentication
+    log_format: str = "text"  # text | json (one JSON object per line)
     outbound: OutboundSettings = OutboundSettings()  # Notification Hub, RAG feed (issue 12)
     key_cache_ttl: float = 10.0  # seconds a process remembers an authenticated key (0: never)
     tsa_url: str | None = None  # RFC 3161 Time Stamping Authority; None: checkpoints undated
     tsa_ca_file: Path | None = None  # PEM: the TSA's CA certificate(s) its tokens must chain to
     tsa_timeout: float = 10.0  # seconds per TSA request
+    console_idle_timeout: float = 1800.0  # seconds without a page view before a console session ends
+    console_session_lifetime: float = 43200.0  # seconds after sign-in a console session ends regardless
 
     @property
     def key_file(self) -> Path:
@@ -129,6 +137,11 @@ class Settings:
     def kept_dir(self) -> Path:
         """The last checkpoint signed per tenant, kept beside the key (outside the database)."""
         return self.key_file.parent / "signed-checkpoints"
+
+    @property
+    def alarm_file(self) -> Path:
+        """Integrity alarms, kept beside the key (outside the database they are about)."""
+        return self.key_file.parent / "integrity-alarms.jsonl"
 
     @property
     def key_name(self) -> str:
@@ -165,11 +178,42 @@ class Settings:
             witnesses_file=Path(witnesses).expanduser() if witnesses else None,
             accept_weak_isolation=_flag(env, "INDELIBLE_ACCEPT_WEAK_TENANT_ISOLATION",
                                         cls.accept_weak_isolation),
+            continuous_verify=_flag(env, "INDELIBLE_CONTINUOUS_VERIFY", cls.continuous_verify),
+            full_verify_interval=_number(env, "INDELIBLE_FULL_VERIFY_INTERVAL",
+                                         cls.full_verify_interval, float),
+            verify_recent_entries=_number(env, "INDELIBLE_VERIFY_RECENT_ENTRIES",
+                                          cls.verify_recent_entries, int, minimum=0),
+            metrics_listen=_listen(env, "INDELIBLE_METRICS_LISTEN"),
+            metrics_public=_flag(env, "INDELIBLE_METRICS_PUBLIC", cls.metrics_public),
+            log_format=log_format(env),
             outbound=OutboundSettings.from_env(env),
             key_cache_ttl=_number(env, "INDELIBLE_KEY_CACHE_TTL", cls.key_cache_ttl, float,
                                   minimum=0),
             **_tsa(env),
+            console_idle_timeout=_number(env, "INDELIBLE_CONSOLE_IDLE_TIMEOUT",
+                                         cls.console_idle_timeout, float, minimum=1),
+            console_session_lifetime=_number(env, "INDELIBLE_CONSOLE_SESSION_LIFETIME",
+                                             cls.console_session_lifetime, float, minimum=1),
         )
+
+
+def log_format(env=None) -> str:
+    """INDELIBLE_LOG_FORMAT: read apart from Settings too, since logging starts before them."""
+    env = os.environ if env is None else env
+    raw = (env.get("INDELIBLE_LOG_FORMAT") or "text").strip().lower()
+    if raw not in ("text", "json"):
+        raise ConfigError(f"INDELIBLE_LOG_FORMAT={raw!r} is not one of: text, json")
+    return raw
+
+
+def _listen(env, name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}={raw!r} is not host:port (e.g. 127.0.0.1:9464)")
+    return raw
 
 
 def _tsa(env) -> dict:

@@ -91,7 +91,10 @@ def test_bench_api_walks_discrepancies_over_http_against_the_bare_ledger(tmp_pat
 
     from indelible.cli import main
 
-    env = {"INDELIBLE_DATA_DIR": str(tmp_path / "data"), "INDELIBLE_DATABASE_URL": owner_url}
+    # The service it starts must not verify the suite's database: other tests tamper with
+    # their logs there on purpose (test_continuous_verification.py runs the A/B on its own).
+    env = {"INDELIBLE_DATA_DIR": str(tmp_path / "data"), "INDELIBLE_DATABASE_URL": owner_url,
+           "INDELIBLE_CONTINUOUS_VERIFY": "false"}
     result = CliRunner().invoke(main, ["bench", "api", "--json", "--tenant", "bench-api-t",
                                        "--clients", "4", "--discrepancies", "12"], env=env)
     assert result.exit_code == 0, result.output
@@ -113,3 +116,16 @@ def test_bench_ingest_compares_end_to_end_ingestion_with_raw_consumption(tmp_pat
     assert result.exit_code == 0, result.output
     measured = json.loads(result.output)["measurements"]["ingest_end_to_end"]
     assert measured["ours"]["rate"] > 0 and measured["baseline"]["rate"] > 0
+
+
+def test_bench_console_times_the_pages_first_byte_against_the_json_api(env, bench_tenant):
+    env = {**env, "INDELIBLE_INGEST_ENABLED": "false"}
+    report = invoke(env, "console", "--tenant", bench_tenant, "--discrepancies", "120",
+                    "--entries", "30", "--samples", "3")
+
+    assert_measured(report, {"console_list", "console_list_filtered", "console_dashboard",
+                              "console_case"})
+    assert report["discrepancies"] == 121  # the ones asked for, and the long case
+    case = report["measurements"]["console_case"]
+    assert case["baseline_what"].startswith("GET /v1/discrepancies/{id}/history")
+    assert set(case["ours"]) == {"p50", "p99"}

@@ -151,7 +151,8 @@ def test_readyz_and_metrics_show_ingestion_down_while_the_broker_is_away(tmp_pat
             time.sleep(0.2)
         raise AssertionError(f"not reached: {ready().text}")
 
-    env = {**cli_env(tmp_path / "data", owner_url), **_broker_env(broker)}
+    env = {**cli_env(tmp_path / "data", owner_url), **_broker_env(broker),
+           "INDELIBLE_METRICS_PUBLIC": "true"}  # /metrics on the API port, as enabled
     service, base = _start(env, tmp_path / "service.log")
     try:
         until(lambda: ready().status_code == 200)

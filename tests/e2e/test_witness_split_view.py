@@ -82,6 +82,7 @@ def _subtree(leaves: list[bytes]):
 def deployment(tmp_path, owner_url, app_url):
     env = cli_env(tmp_path / "data", owner_url)
     env["INDELIBLE_CHECKPOINT_INTERVAL"] = "0.2"
+    env["INDELIBLE_METRICS_PUBLIC"] = "true"  # /metrics on the API port, as enabled
     signer = load_or_create_signer(tmp_path / "data" / "signing.key", ORIGIN_BASE)
     vkey = signer.verifier_key_text()
     witnesses = [make_witness(tmp_path, f"witness.test/{n}", env, vkey).start()

@@ -32,6 +32,15 @@ ALLOWED: dict[tuple[str, str], str] = {
         "`AND tenant_id = %s` is appended at run time",
     ("indelible/store/reports.py", "FROM report_schedules WHERE NOT cancelled"):
         "the scheduler's scan for due schedules of every tenant (background, multi-shard)",
+    ("indelible/monitor/worker.py", "SELECT tenant_id, origin, size FROM log_heads"):
+        "the continuous verifier's look for logs that grew, every 0.25 s (background, "
+        "multi-shard; each log is then read by tenant_id)",
+    ("indelible/monitor/worker.py", "SELECT tenant_id FROM log_heads"):
+        "the full-verification scheduler's list of tenants (background, multi-shard)",
+    ("indelible/store/signing_health.py", "FROM log_heads h"):
+        "checkpoint age of every tenant for a Prometheus scrape (background, multi-shard)",
+    ("indelible/bench/verifier_ab.py", "SELECT tenant_id, size FROM log_heads"):
+        "the benchmark's sample of every log's head, to measure the verifier's lag",
     ("indelible/store/outbox.py", "UPDATE outbox o SET state = 'sending'"):
         "an outbox dispatcher claims due events of any tenant (FOR UPDATE SKIP LOCKED, a "
         "lease): background, multi-shard, like the report worker's claim",
@@ -55,6 +64,10 @@ ALLOWED: dict[tuple[str, str], str] = {
         "a witness feeder's background look for every tenant's latest checkpoint that witness "
         "has not cosigned (one index probe per tenant, multi-shard); each tenant's rows are "
         "joined on its tenant_id",
+    ("indelible/store/queues.py", "FROM outbox GROUP BY"):
+        "/metrics' outbox queue length per tenant at scrape time (background, multi-shard)",
+    ("indelible/store/queues.py", "FROM report_jobs WHERE status IN ('queued', 'running') GROUP"):
+        "/metrics' report queue length per tenant at scrape time (background, multi-shard)",
     ("migration 11 (indelible_authenticate)", "token_hash = hash"):
         "finding a bearer token's key before the tenant is known: one multi-shard index probe "
         "on Citus (docs/scale-out.md, 'Authentication'); its join to the ledger is on tenant_id",

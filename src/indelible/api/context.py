@@ -32,6 +32,10 @@ class AppState:
     signer: NoteSigner
     ingest_status: IngestStatus | None = None  # None: this process does not ingest
     witnesses: tuple = ()  # cosigning/feeder.py WitnessStatus per configured witness
+    metrics_public: bool = False  # serve /metrics on the API port without authentication
+    # Readiness checks beyond the database and ingestion: each returns (component, what is
+    # wrong) or None; /readyz runs them in order and answers 503 naming the first problem.
+    readiness: tuple[Callable[[], tuple[str, str] | None], ...] = ()
     key_cache: KeyCache | None = None  # None: every request asks the database
 
     def authenticate(self, token: str) -> Principal | None:

@@ -21,18 +21,26 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from indelible import logs
 from indelible.api.problems import problem
 from indelible.store import evidence
 
 JSON_LIMIT = 1024 * 1024  # bytes: every JSON command is far smaller
-ROUTE_LIMITS = ((re.compile(r"^/v1/discrepancies/[^/]+/evidence$"), evidence.MAX_FILE),)
+MULTIPART_OVERHEAD = 64 * 1024  # bytes: a form's boundaries, headers and other fields
+ROUTE_LIMITS = ((re.compile(r"^/v1/discrepancies/[^/]+/evidence$"), evidence.MAX_FILE),
+                (re.compile(r"^/console/discrepancies/[^/]+/evidence$"),
+                 evidence.MAX_FILE + MULTIPART_OVERHEAD))
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/v1/verifier-key", "/openapi.json",
                     "/docs", "/docs/oauth2-redirect", "/redoc"})
 PUBLIC_PREFIXES = ("/docs-assets/",)  # the offline Swagger UI and ReDoc files
+# The web console signs people in with a session cookie of its own (console/sessions.py) and
+# checks it on every page; the body limits below still apply to it.
+SELF_AUTHENTICATED_PREFIXES = ("/console/", )
 
 
 def is_public(path: str) -> bool:
-    return path in PUBLIC or path.startswith(PUBLIC_PREFIXES)
+    return path in PUBLIC or path == "/console" or path.startswith(PUBLIC_PREFIXES) \
+        or path.startswith(SELF_AUTHENTICATED_PREFIXES)
 
 
 def body_limit(path: str) -> int:
@@ -76,6 +84,7 @@ async def _authenticate(scope: Scope):
     if found is None:
         return _unauthenticated("the API key is unknown or revoked")
     scope.setdefault("state", {})["principal"] = found
+    logs.TENANT.set(found.tenant)  # every log line of this request names its tenant
     return None
 
 

@@ -44,6 +44,7 @@ class ApiOptions:
     clients: int = 64
     discrepancies: int = 2_000  # each gets len(WALK) transitions
     workers: int = 1  # `indelible up --workers`: service processes sharing the requests
+    verifier_ab: bool = False  # also walk with continuous verification off, then on
 
 
 def run(db: Database, settings: Settings, tenant: str,
@@ -67,7 +68,68 @@ def run(db: Database, settings: Settings, tenant: str,
                     base_lat, ours_lat, "one bare ledger append (same concurrency)",
                     "one transition request, end to end", f"p99 <= {TARGET_P99:g} ms",
                     ours_lat["p99"] <= TARGET_P99, details),
-    ], {"discrepancies_opened_per_second": round(options.discrepancies / open_seconds)}
+    ] + (_verifier_ab(db, settings, tenant, token, options) if options.verifier_ab else []), {
+        "discrepancies_opened_per_second": round(options.discrepancies / open_seconds)}
+
+
+def _verifier_ab(db: Database, settings: Settings, tenant: str, token: str,
+                 options: ApiOptions) -> list[Measurement]:
+    """The same walk against `indelible up` with continuous verification off, then on."""
+    from indelible.bench.verifier_ab import comparison
+
+    figures = {}
+    for verify in (False, True):
+        with _service(db, settings, verify=verify) as url:
+            opened, _ = asyncio.run(_open_all(url, token, options))
+            if verify:
+                _wait_caught_up(url)
+            lag = _LagSampler(url, tenant) if verify else None
+            figures[verify] = asyncio.run(_walk_all(url, token, opened, options.clients))
+            if lag is not None:
+                lag.stop()
+                cleared = _wait_caught_up(url)
+    (off_rate, off_lat), (on_rate, on_lat) = figures[False], figures[True]
+    details = {"clients": options.clients, "transitions": options.discrepancies * len(WALK),
+               "verifier_max_lag_entries": lag.max_lag,
+               "verifier_lag_cleared_seconds_after_run": round(cleared, 2)}
+    return [comparison("api_with_verifier", "HTTP lifecycle transitions with continuous "
+                       "verification", "transitions/s", {"rate": off_rate}, {"rate": on_rate},
+                       "POST /v1/discrepancies/{id}/transitions", details),
+            comparison("api_latency_with_verifier", "HTTP transition latency with continuous "
+                       "verification", "ms", off_lat, on_lat, "one transition request", details)]
+
+
+def _lags(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
+            if line.startswith("indelible_verifier_lag_entries{")}
+
+
+def _wait_caught_up(url: str, timeout: float = 1800) -> float:
+    started = time.monotonic()
+    time.sleep(0.5)  # a progress report from after the last commit
+    while True:
+        lags = _lags(url)
+        if lags and not any(lags.values()):
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise BenchError(f"the verifier did not catch up in {timeout:g} s: {lags}")
+        time.sleep(0.1)
+
+
+class _LagSampler:
+    def __init__(self, url: str, tenant: str):
+        self.max_lag, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url, tenant), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str, tenant: str) -> None:
+        while not self._stop.wait(0.25):
+            self.max_lag = max(self.max_lag, _lags(url).get(tenant, 0.0))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _setup(db: Database, settings: Settings, tenant: str) -> str:
@@ -108,10 +170,14 @@ def _bare_appends(app_url: str, tenant: str, count: int, clients: int) -> tuple[
 class _service:
     """`indelible up` as its own process, on the bench's database and data directory."""
 
-    def __init__(self, db: Database, settings: Settings, workers: int = 1):
+    def __init__(self, db: Database, settings: Settings, workers: int = 1,
+                 verify: bool | None = None):
         self.port = free_port()
         env = {**os.environ, "INDELIBLE_DATABASE_URL": db.owner_url,
                "INDELIBLE_DATA_DIR": str(settings.data_dir)}
+        if verify is not None:  # A/B: the verifier as asked, its lag readable on /metrics
+            env |= {"INDELIBLE_CONTINUOUS_VERIFY": str(verify).lower(),
+                    "INDELIBLE_METRICS_PUBLIC": "true"}
         # Output to a file: an unread pipe could fill up and block the server mid-run.
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = settings.data_dir / "bench-api-service.log"

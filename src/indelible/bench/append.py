@@ -39,19 +39,23 @@ class AppendOptions:
     batch: int = 2_000  # entries per commit for append_batch and the baseline
     batch_wait: float = 0.0  # seconds; the appender's group-commit window (service default)
     latency_samples: int = 2_000  # sequential single appends
+    verifier_key: str | None = None  # set: also measure with the continuous verifier on (A/B)
 
 
 def run(db: Database, tenant: str, options: AppendOptions) -> tuple[list[Measurement], dict]:
     """Both measurements; returns them and facts about the workload."""
     n = options.entries
-    cmds = workload.commands(2 * n + options.latency_samples)
+    ab = 2 * n if options.verifier_key else 0
+    cmds = workload.commands(2 * n + options.latency_samples + ab)
     with psycopg.connect(db.app_url, autocommit=True) as conn:
         origin = read_head(conn, tenant).origin
     rows = list(workload.baseline_rows(tenant, origin, cmds[:n]))
     entry_bytes = sum(len(r[2]) for r in rows) / len(rows)
     with frozen_heap():
         measurements = _throughput(db, tenant, cmds[:n], cmds[n:2 * n], rows, options, entry_bytes)
-        measurements.append(_latency(db, tenant, origin, cmds[2 * n:], options))
+        measurements.append(_latency(db, tenant, origin, cmds[2 * n:len(cmds) - ab], options))
+        if ab:
+            measurements.append(_with_verifier(db, tenant, cmds[len(cmds) - ab:], options))
     return measurements, {"entry_bytes_mean": round(entry_bytes, 1)}
 
 
@@ -121,6 +125,35 @@ def _group_commit(app_url: str, tenant: str, cmds: list,
     _check_fresh(results, len(cmds))
     # Every entry of one commit carries that transaction's timestamp.
     return rate(len(results), seconds), len({r.recorded_at for r in results})
+
+
+def _with_verifier(db: Database, tenant: str, cmds: list, options: AppendOptions,
+                   rounds: int = 3) -> Measurement:
+    """A/B: group commit with the verifier off, then on, `rounds` times back to back on the
+    same log (the machine's other load drifts; the medians of the interleaved runs compare
+    like with like). The verifier is started and has read everything before each "on" run."""
+    from statistics import median
+
+    from indelible.bench.verifier_ab import FollowingVerifier, comparison
+
+    size = len(cmds) // (2 * rounds)
+    off, on, lags, cleared, catch_up = [], [], [], [], []
+    for r in range(rounds):
+        chunk = cmds[2 * r * size:2 * (r + 1) * size]
+        off.append(_group_commit(db.app_url, tenant, chunk[:size], options)[0])
+        with FollowingVerifier(db.app_url, options.verifier_key, tenant) as verifier:
+            on.append(_group_commit(db.app_url, tenant, chunk[size:], options)[0])
+            cleared.append(verifier.drain_seconds())
+        lags.append(verifier.max_lag)
+        catch_up.append(verifier.catch_up_seconds)
+    return comparison(
+        "append_with_verifier", f"append throughput with continuous verification (median of "
+        f"{rounds} interleaved runs of {size:,} entries each way)", "entries/s",
+        {"rate": median(off)}, {"rate": median(on)}, "GroupCommitAppender.submit",
+        {"entries_per_run": size, "rates_off": [round(x) for x in off],
+         "rates_on": [round(x) for x in on], "verifier_max_lag_entries": max(lags),
+         "verifier_lag_cleared_seconds_after_run": round(max(cleared), 2),
+         "verifier_catch_up_seconds_before_run": round(max(catch_up), 2)})
 
 
 def _direct(app_url: str, tenant: str, cmds: list, batch: int) -> float:

@@ -1,4 +1,4 @@
-"""Benchmarks: `indelible bench append|verify|api|ingest|outbox|escalate` (see benchmarks/ for what they measure)."""
+"""Benchmarks: `indelible bench append|verify|api|ingest|outbox|escalate|console` (see benchmarks/ for what they measure)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,18 @@ _tenant = click.option("--tenant", default="bench", show_default=True,
 _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 
+_verifier_ab = click.option(
+    "--verifier-ab", is_flag=True,
+    help="Also measure with continuous verification off and on, in this run (A/B), and "
+         "report the verifier's lag behind the head.")
+
+
+def _key_text(settings) -> str:
+    from indelible.keys import load_or_create_signer
+
+    return load_or_create_signer(settings.key_file, settings.key_name).verifier_key_text()
+
+
 @bench.command("append")
 @_tenant
 @_json
@@ -66,15 +78,17 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON obj
                    "service's batch_max].")
 @click.option("--latency-samples", default=2_000, show_default=True, type=click.IntRange(min=1),
               help="Sequential single appends timed one by one.")
+@_verifier_ab
 def bench_append(tenant: str, as_json: bool, entries: int, producers: int, batch: int | None,
-                 latency_samples: int) -> None:
+                 latency_samples: int, verifier_ab: bool) -> None:
     """Append throughput and single-append latency vs raw COPY / INSERT."""
     from indelible.bench.append import AppendOptions, run
 
     with _bench_database(tenant) as (settings, db):
         options = AppendOptions(entries=entries, producers=producers,
                                 batch=batch or settings.batch_max, batch_wait=settings.batch_wait,
-                                latency_samples=latency_samples)
+                                latency_samples=latency_samples,
+                                verifier_key=_key_text(settings) if verifier_ab else None)
         measurements, extra = run(db, tenant, options)
     _output("append", tenant, measurements, as_json, extra)
 
@@ -113,15 +127,38 @@ def bench_verify(tenant: str, as_json: bool, size: int, proof_count: int,
               help="Discrepancies walked acknowledged → investigating → resolved.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Service processes (`indelible up --workers`).")
-def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int, workers: int) -> None:
+@_verifier_ab
+def bench_api(tenant: str, as_json: bool, clients: int, discrepancies: int, workers: int,
+              verifier_ab: bool) -> None:
     """Sustained HTTP lifecycle transitions/s and latency vs the bare ledger append rate."""
     from indelible.bench.api import ApiOptions, run
 
     with _bench_database(tenant) as (settings, db):
         measurements, extra = run(db, settings, tenant,
                                   ApiOptions(clients=clients, discrepancies=discrepancies,
-                                             workers=workers))
+                                             workers=workers, verifier_ab=verifier_ab))
     _output("api", tenant, measurements, as_json, extra)
+
+
+@bench.command("console")
+@click.option("--tenant", default="bench-console", show_default=True,
+              help="Tenant the benchmark fills and reads (kept afterwards; reused next time).")
+@_json
+@click.option("--discrepancies", default=100_000, show_default=True,
+              type=click.IntRange(min=1), help="Cases the tenant holds while pages are timed.")
+@click.option("--entries", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Ledger entries of the case whose page is timed.")
+@click.option("--samples", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Requests timed per page.")
+def bench_console(tenant: str, as_json: bool, discrepancies: int, entries: int,
+                  samples: int) -> None:
+    """Console pages' time to first byte vs the JSON API call reading the same data."""
+    from indelible.bench.console import ConsoleOptions, run
+
+    with _bench_database(tenant) as (settings, db):
+        measurements, extra = run(db, settings, tenant, ConsoleOptions(
+            discrepancies=discrepancies, entries=entries, samples=samples))
+    _output("console", tenant, measurements, as_json, extra)
 
 
 @bench.command("ingest")

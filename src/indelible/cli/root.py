@@ -56,8 +56,14 @@ class _Group(click.Group):
                    "cli:NAME.  [default: the OS user]")
 def main(verbose: bool, actor: str) -> None:
     """Indelible: a compliance ledger nobody can edit."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from indelible import logs
+    from indelible.config import log_format
+
+    try:
+        format = log_format()
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+    logs.configure(level=logging.INFO if verbose else logging.WARNING, format=format)
 
 
 def cli_actor() -> Actor:

@@ -26,6 +26,18 @@ def up(host: str, port: int, workers: int) -> None:
     # Ingestion's progress is what an operator watching `up` wants to see without -v, which
     # also turns on every library's chatter.
     logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
+    logging.getLogger("indelible.monitor.service").setLevel(logging.INFO)  # full runs
+    json_logs = _json_logs()
+    if json_logs:
+        logging.getLogger("indelible.access").setLevel(logging.INFO)  # for log shippers
+        logging.getLogger(SERVICE_LOGGER).setLevel(logging.INFO)
+
+    def say(text: str) -> None:
+        # With JSON logs every line on stderr is one JSON object, these included.
+        if json_logs:
+            logging.getLogger(SERVICE_LOGGER).info("%s", text)
+        else:
+            click.echo(f"indelible: {text}", err=True)
 
     # SIGTERM (systemd, docker stop) must unwind like Ctrl-C, so the embedded PostgreSQL and
     # nats-server are stopped too. uvicorn re-raises the signal after its own shutdown; with
@@ -35,14 +47,34 @@ def up(host: str, port: int, workers: int) -> None:
     if workers > 1:
         _up_with_workers(settings, host, port, workers)
         return
-    with running_service(settings, about={"serving": f"http://{host}:{port}"}) as service:
-        click.echo(f"indelible: data in {settings.data_dir}; verifier key "
-                   f"{service.signer.verifier_key_text()}", err=True)
-        if service.nats_url:
-            click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
-                       f"{service.nats_url}", err=True)
-        click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
-        uvicorn.run(service.app, host=host, port=port, log_level="warning")
+    try:
+        with running_service(settings, about={"serving": f"http://{host}:{port}"}) as service:
+            say(f"data in {settings.data_dir}; verifier key {service.signer.verifier_key_text()}")
+            if service.nats_url:
+                say(f"ingesting {settings.subject_prefix}.<tenant> from {service.nats_url}")
+            say(f"serving on http://{host}:{port} (Ctrl-C stops)")
+            say(f"web console at http://{host}:{port}/console/ (sign in with a key from "
+                "`indelible api-key create`)")
+            try:
+                # uvicorn stops accepting connections and lets requests in flight finish first;
+                # log_config=None keeps its lines in our format (logs.py).
+                uvicorn.run(service.app, host=host, port=port, log_level="warning", log_config=None)
+            finally:
+                # Then running_service unwinds in order: ingestion finishes the batch in flight
+                # and acknowledges what committed, the appender commits what is queued, the
+                # verifier and the embedded servers stop.
+                say("draining: no new requests; finishing what is in flight")
+    finally:
+        say("stopped")  # everything it started has stopped
+
+
+SERVICE_LOGGER = "indelible.up"
+
+
+def _json_logs() -> bool:
+    from indelible.logs import JsonFormatter
+
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
 
 
 def _up_with_workers(settings, host: str, port: int, count: int) -> None:
@@ -58,6 +90,7 @@ def _up_with_workers(settings, host: str, port: int, count: int) -> None:
             click.echo(f"indelible: ingesting {settings.subject_prefix}.<tenant> from "
                        f"{backends.nats_url}", err=True)
         click.echo(f"indelible: serving on http://{host}:{port} (Ctrl-C stops)", err=True)
+        click.echo(f"indelible: web console at http://{host}:{port}/console/", err=True)
         try:
             pool.supervise()
         except KeyboardInterrupt:

@@ -7,9 +7,10 @@ import asyncio
 import logging
 import threading
 
+from indelible import metrics
 from indelible.config import Settings
 from indelible.ingest.consumer import Consumer, IngestConfig
-from indelible.ingest.status import IngestStatus
+from indelible.ingest.status import IngestStatus, metric_families
 from indelible.nats_auth import NatsAccess
 from indelible.runtime import EmbeddedNats
 from indelible.store.group_commit import GroupCommitAppender
@@ -50,10 +51,12 @@ class Ingestion:
         else:
             self._broker = EmbeddedNats(nats_dir(self._settings)).start()
             self.access = self._broker.access
+        metrics.provide("ingest", lambda: metric_families(self.status))
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        metrics.provide("ingest", None)
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
         self._loop.close()

@@ -7,6 +7,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 
 @dataclass(frozen=True)
 class LagLimits:
@@ -63,6 +65,28 @@ class IngestStatus:
                 return (f"lagging: the oldest unacknowledged message waits for "
                         f"{self.oldest_age:.0f} s (limit {self.limits.max_age:g} s)")
             return None
+
+
+def metric_families(s: IngestStatus):
+    """Ingestion's metrics at scrape time (a provider for indelible.metrics)."""
+    yield GaugeMetricFamily("indelible_ingest_up", "1 when the NATS consumer is running",
+                            value=1 if s.up() else 0)
+    yield GaugeMetricFamily("indelible_ingest_ready",
+                            "1 when the consumer runs and keeps up (see /readyz)",
+                            value=1 if s.problem() is None else 0)
+    yield GaugeMetricFamily("indelible_ingest_pending_messages",
+                            "Messages in the stream not yet acknowledged (ingestion lag)",
+                            value=s.pending or 0)
+    yield GaugeMetricFamily("indelible_ingest_oldest_pending_seconds",
+                            "Age of the oldest unacknowledged message", value=s.oldest_age)
+    yield CounterMetricFamily("indelible_ingest_processed",
+                              "Messages acknowledged after their entry committed",
+                              value=s.processed)
+    yield CounterMetricFamily("indelible_ingest_dead_lettered",
+                              "Messages set aside in the dead-letter stream",
+                              value=s.dead_lettered)
+    yield CounterMetricFamily("indelible_ingest_restarts",
+                              "Times the consumer restarted after a failure", value=s.restarts)
 
 
 PROGRESS_LOGGER = "indelible.ingest.progress"  # `indelible up` shows it at its default level

@@ -98,9 +98,22 @@ def revoke_decision(key_id: str, *, by: Actor) -> Decision:
 
 
 def authenticate(conn: psycopg.Connection, token: str) -> Principal | None:
+    return authenticate_hash(conn, token_hash(token))
+
+
+def authenticate_hash(conn: psycopg.Connection, hashed: bytes) -> Principal | None:
+    """The key whose token hashes to `hashed`, with role and revocation read from the ledger
+    (the console keeps only this hash in its session and asks again at every page)."""
     row = conn.execute("SELECT tenant_id, key_id::text, role, name FROM indelible_authenticate(%s)",
-                       (token_hash(token),)).fetchone()
+                       (hashed,)).fetchone()
     return Principal(*row) if row else None
+
+
+def key_names(conn: psycopg.Connection, tenant: str, key_ids: list[str]) -> dict[str, str]:
+    """{key id: the name it was issued under}, for showing who acted (`key:<id>` actors)."""
+    rows = conn.execute("SELECT key_id::text, name FROM api_keys WHERE tenant_id = %s AND "
+                        "key_id::text = ANY(%s)", (tenant, key_ids))
+    return dict(rows.fetchall())
 
 
 def list_keys(conn: psycopg.Connection, tenant: str) -> list[KeyState]:

@@ -36,6 +36,7 @@ class Checkpointer:
         self._entries = entries
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+        self.passed_at = time.monotonic()  # when the last pass over every tenant completed
 
     def start(self) -> Checkpointer:
         self._thread.start()
@@ -71,6 +72,7 @@ class Checkpointer:
             try:
                 conn = conn if conn and not conn.closed else psycopg.connect(self._conninfo, autocommit=True)
                 self.run_once(conn)
+                self.passed_at = time.monotonic()
             except psycopg.Error:
                 log.warning("checkpointer lost its database connection; retrying", exc_info=True)
                 if conn is not None:

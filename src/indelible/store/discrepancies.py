@@ -350,15 +350,17 @@ class Filters:
 
 
 def list_page(conn: psycopg.Connection, tenant: str, filters: Filters, *, limit: int,
-              after: tuple[datetime, str] | None = None) -> list[dict]:
-    """Newest first; `after` is the (opened_at, id) of the last item of the previous page,
-    so pages stay stable while new discrepancies arrive (keyset, not offset)."""
+              after: tuple[datetime, str] | None = None, oldest_first: bool = False) -> list[dict]:
+    """Newest first (or oldest first); `after` is the (opened_at, id) of the last item of
+    the previous page, so pages stay stable while new discrepancies arrive (keyset, not
+    offset)."""
     where, args = _where(tenant, filters)
     if after is not None:
-        where.append("(opened_at, id) < (%s, %s)")
+        where.append(f"(opened_at, id) {'>' if oldest_first else '<'} (%s, %s)")
         args += [after[0], _uuid(after[1])]
+    order = "ASC" if oldest_first else "DESC"
     rows = conn.execute(f"SELECT state FROM discrepancies WHERE {' AND '.join(where)} "
-                        "ORDER BY opened_at DESC, id DESC LIMIT %s", (*args, limit))
+                        f"ORDER BY opened_at {order}, id {order} LIMIT %s", (*args, limit))
     return [r[0] for r in rows]
 
 

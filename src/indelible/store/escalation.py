@@ -112,6 +112,15 @@ def current_rules(conn: psycopg.Connection, tenant: str, *, seq: int | None = No
     return RulesRecord(DEFAULT_RULES) if found is None else rules_of(found)
 
 
+def rules_history(conn: psycopg.Connection, tenant: str) -> list[RulesRecord]:
+    """Every rule set the tenant put in force, newest first (the console's history)."""
+    rows = conn.execute("SELECT seq, stream_version, entry, recorded_at FROM ledger_entries "
+                        "WHERE tenant_id = %s AND stream_id = %s ORDER BY stream_version DESC",
+                        (tenant, RULES_STREAM)).fetchall()
+    return [rules_of(Change.of_entry(row[0], RULES_STREAM, row[1], row[2], row[3]))
+            for row in rows]
+
+
 def current_calendar(conn: psycopg.Connection, tenant: str, *, seq: int | None = None,
                      at: datetime | None = None) -> CalendarRecord:
     found = _latest(conn, tenant, CALENDAR_STREAM, seq=seq, at=at)

@@ -552,6 +552,83 @@ CREATE POLICY {table}_tenant ON {table} TO {API_ROLE}
 """ for table in ("outbox", "outbox_disabled"))
 
 
+# The web console's sign-in sessions (issue 18). Operational state, not evidence: a row says
+# which identity a browser proved (for an API key, the key's token hash, re-checked against
+# the ledger at every request) and when the session ends. The request role never touches the
+# table: it opens, resumes and revokes sessions only through these functions, which also hold
+# the idle and absolute timeouts, so a page cannot forget to check them.
+_V20_CONSOLE_SESSIONS = f"""
+CREATE TABLE console_sessions (
+    session_hash bytea PRIMARY KEY CHECK (octet_length(session_hash) = 32),  -- SHA-256 of the cookie
+    tenant_id    text NOT NULL REFERENCES tenants (tenant_id),
+    method       text NOT NULL,   -- how the person signed in: 'api_key' (later e.g. 'oidc')
+    subject      text NOT NULL,   -- the identity that method re-checks at each request
+    csrf_token   text NOT NULL,   -- every form of the session carries it
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    last_seen_at timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL,  -- the absolute timeout
+    revoked_at   timestamptz            -- sign-out
+);
+REVOKE ALL ON console_sessions FROM PUBLIC;
+
+CREATE FUNCTION indelible_console_session_open(hash bytea, tenant text, method text,
+                                               subject text, csrf text, lifetime interval)
+RETURNS timestamptz LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    -- The tenant's ended sessions are kept a day (for a person asking why they were signed
+    -- out), no longer.
+    DELETE FROM public.console_sessions WHERE tenant_id = $2  -- $2: tenant
+        AND (expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day');
+    INSERT INTO public.console_sessions (session_hash, tenant_id, method, subject, csrf_token,
+                                         expires_at)
+    VALUES (hash, tenant, method, subject, csrf, now() + lifetime)
+    RETURNING expires_at;
+$$;
+
+-- The live session under this hash, its idle clock restarted; nothing once it was idle longer
+-- than `idle`, outlived its absolute timeout or was revoked. last_seen_at is written at most
+-- every 10 s, so a page with many requests costs one row version, not one per request.
+CREATE FUNCTION indelible_console_session_resume(hash bytea, idle interval)
+RETURNS TABLE (tenant_id text, method text, subject text, csrf_token text,
+               expires_at timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s public.console_sessions;
+BEGIN
+    SELECT * INTO s FROM public.console_sessions c WHERE c.session_hash = hash
+        AND c.revoked_at IS NULL AND c.expires_at > now() AND c.last_seen_at > now() - idle;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF s.last_seen_at < now() - interval '10 seconds' THEN
+        UPDATE public.console_sessions c SET last_seen_at = now() WHERE c.session_hash = hash;
+    END IF;
+    RETURN QUERY SELECT s.tenant_id, s.method, s.subject, s.csrf_token, s.expires_at;
+END $$;
+
+CREATE FUNCTION indelible_console_session_revoke(tenant text, hash bytea)
+RETURNS boolean LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE public.console_sessions SET revoked_at = now()
+    WHERE tenant_id = $1 AND session_hash = hash AND revoked_at IS NULL  -- $1: tenant
+    RETURNING true;
+$$;
+
+-- A key exchanged for a session is re-checked (role and revocation from the ledger) at each
+-- page: the same function the API calls with a bearer token's hash.
+REVOKE ALL ON FUNCTION indelible_console_session_open(bytea, text, text, text, text, interval),
+    indelible_console_session_resume(bytea, interval),
+    indelible_console_session_revoke(text, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    indelible_console_session_open(bytea, text, text, text, text, interval),
+    indelible_console_session_resume(bytea, interval),
+    indelible_console_session_revoke(text, bytea) TO {APP_ROLE}, {API_ROLE};
+
+-- The console lists a tenant's discrepancies oldest or newest first without filters: without
+-- this index that sorts every row of the tenant.
+CREATE INDEX discrepancies_by_opened ON discrepancies (tenant_id, opened_at, id);
+"""
+
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "ledger core: log heads, entries, merkle nodes, checkpoints",
      _V1_LEDGER + "".join(_append_only_triggers(t) for t in EVIDENCE_TABLES) + _grants()),
@@ -573,6 +650,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (15, "compliance reports: jobs, schedules, append-only report files", _V15_REPORTS),
     (16, "RFC 3161 timestamp tokens beside checkpoints (append-only)", _V16_CHECKPOINT_TIMESTAMPS),
     (17, "witness cosignatures of checkpoints (append-only)", _V17_COSIGNATURES),
+    (20, "web console sessions; discrepancies indexed by opening time", _V20_CONSOLE_SESSIONS),
 ]
 
 

@@ -47,6 +47,14 @@ def current(conn: psycopg.Connection, tenant: str) -> PolicyRecord:
     return PolicyRecord(domain.BUILT_IN) if row is None else record(*row)
 
 
+def versions(conn: psycopg.Connection, tenant: str) -> list[PolicyRecord]:
+    """Every policy the tenant ever put in force, newest first (the console's history)."""
+    rows = conn.execute(
+        "SELECT seq, stream_version, entry FROM ledger_entries WHERE tenant_id = %s AND "
+        "stream_id = %s ORDER BY stream_version DESC", (tenant, STREAM)).fetchall()
+    return [record(*row) for row in rows]
+
+
 def record(seq: int, version: int, entry: bytes) -> PolicyRecord:
     """The policy a stored entry of the stream puts in force."""
     return record_of(Change.of_entry(seq, STREAM, version, entry, recorded_at=None))

@@ -75,9 +75,17 @@ class PassResult:
 
 # -- rules and calendar --------------------------------------------------------------------
 
+# Who may change the rules and the calendar (the API and the console both ask this).
+SETTERS = ("compliance_manager", "admin")
+
+
 async def set_rules(ledger: Ledger, who: Principal, conn_read: Callable, rules: RuleSet, *,
                     reason: str, expected_version: int) -> store.RulesRecord:
-    """Put `rules` in force (VersionConflictError when another change came first)."""
+    """Put `rules` in force (VersionConflictError when another change came first;
+    PermissionRefusedError for a role outside SETTERS)."""
+    if who.role not in SETTERS:
+        raise domain.PermissionRefusedError(action="change the escalation rules", role=who.role,
+                                            allowed_roles=list(SETTERS))
     previous = await conn_read(store.current_rules)
     entry = store.rules_change(rules, previous, reason=reason, actor=who.entry_actor(),
                                expected_version=expected_version)

@@ -32,6 +32,7 @@ class VerificationReport:
     signed_size: int = 0  # entries a checkpoint that verified (or a trusted one) commits to
     models_checked: bool = False  # the read-model pass ran
     seconds: float = 0.0
+    root_hash: bytes | None = None  # the root recomputed from the entries at `size`
     findings: list[Finding] = field(default_factory=list)
 
     @property

@@ -24,7 +24,7 @@ from indelible.usecases import escalation
 router = APIRouter(tags=["escalation"])
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin",
                                               "system"))]
-Manager = Annotated[Principal, Depends(require("compliance_manager", "admin"))]
+Manager = Annotated[Principal, Depends(require(*escalation.SETTERS))]
 ComplianceManager = Annotated[Principal, Depends(require("compliance_manager"))]
 Runner = Annotated[Principal, Depends(require("compliance_manager", "admin", "system"))]
 Reason = Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*$")

@@ -6,13 +6,10 @@ import logging
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from indelible import metrics as service_metrics
 from indelible.api.context import State
 from indelible.api.problems import ProblemError, problem_responses
-from indelible.ingest.status import IngestStatus
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -41,43 +38,24 @@ async def readyz(state: State) -> dict:
         problem = state.ingest_status.problem()
         if problem is not None:
             raise ProblemError(503, "Not ready", f"ingestion: {problem}", component="ingestion")
+    # The other components that can make the service unfit to serve (checkpointer lagging,
+    # integrity): each check returns (component, what is wrong) or None.
+    for check in state.readiness:
+        found = await run_in_threadpool(check)
+        if found is not None:
+            component, detail = found
+            raise ProblemError(503, "Not ready", f"{component}: {detail}", component=component)
     return {"status": "ready"}
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)
 async def metrics(state: State) -> Response:
-    """Prometheus text format."""
-    registry = CollectorRegistry(auto_describe=False)
-    if state.ingest_status is not None:
-        registry.register(_IngestCollector(state.ingest_status))
-    if state.witnesses:
-        from indelible.cosigning.metrics import WitnessCollector
-
-        registry.register(WitnessCollector(state.witnesses))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-
-class _IngestCollector:
-    def __init__(self, status: IngestStatus):
-        self._status = status
-
-    def collect(self):
-        s = self._status
-        yield GaugeMetricFamily("indelible_ingest_up", "1 when the NATS consumer is running",
-                                value=1 if s.up() else 0)
-        yield GaugeMetricFamily("indelible_ingest_ready",
-                                "1 when the consumer runs and keeps up (see /readyz)",
-                                value=1 if s.problem() is None else 0)
-        yield GaugeMetricFamily("indelible_ingest_pending_messages",
-                                "Messages in the stream not yet acknowledged",
-                                value=s.pending or 0)
-        yield GaugeMetricFamily("indelible_ingest_oldest_pending_seconds",
-                                "Age of the oldest unacknowledged message", value=s.oldest_age)
-        yield CounterMetricFamily("indelible_ingest_processed",
-                                  "Messages acknowledged after their entry committed",
-                                  value=s.processed)
-        yield CounterMetricFamily("indelible_ingest_dead_lettered",
-                                  "Messages set aside in the dead-letter stream",
-                                  value=s.dead_lettered)
-        yield CounterMetricFamily("indelible_ingest_restarts",
-                                  "Times the consumer restarted after a failure", value=s.restarts)
+    """Prometheus text format, when explicitly enabled on this port (INDELIBLE_METRICS_PUBLIC);
+    the usual place is the metrics port of its own (INDELIBLE_METRICS_LISTEN)."""
+    if not state.metrics_public:
+        raise ProblemError(404, "Not found", "metrics are not served on the API port; set "
+                           "INDELIBLE_METRICS_LISTEN=host:port for a port of their own, or "
+                           "INDELIBLE_METRICS_PUBLIC=true to serve them here without "
+                           "authentication")
+    return Response(await run_in_threadpool(service_metrics.render),
+                    media_type=service_metrics.CONTENT_TYPE_LATEST)

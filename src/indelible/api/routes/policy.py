@@ -21,7 +21,7 @@ from indelible.usecases import policy
 
 router = APIRouter(tags=["severity policy"])
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
-Manager = Annotated[Principal, Depends(require("compliance_manager", "admin"))]
+Manager = Annotated[Principal, Depends(require(*policy.SETTERS))]
 
 
 class PolicyRequest(BaseModel):

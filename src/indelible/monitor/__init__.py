@@ -1,0 +1,1 @@
+"""Continuous verification: the verifier process, its alarms, and what they become."""

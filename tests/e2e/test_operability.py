@@ -1,0 +1,84 @@
+"""What an operator's tools read from `indelible up`: Prometheus metrics on their own port,
+JSON log lines with request ids and tenants (and never a secret), /readyz."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import httpx
+import psycopg
+import pytest
+
+from indelible.runtime import free_port
+from indelible.store.tenants import create_tenant
+
+from .cli_helpers import cli_env, indelible
+from .test_http import _interrupt, _start
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, owner_url, app_url):
+    tmp = tmp_path_factory.mktemp("operability")
+    tenant = f"ops-{secrets.token_hex(3)}"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        create_tenant(conn, tenant, base_origin="test.indelible.local/log")
+    metrics_port = free_port()
+    env = {**cli_env(tmp / "data", owner_url), "INDELIBLE_LOG_FORMAT": "json",
+           "INDELIBLE_INGEST_ENABLED": "false",
+           "INDELIBLE_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
+    log = tmp / "service.log"
+    process, base = _start(env, log)
+    token = indelible(env, "api-key", "create", "--tenant", tenant, "--role", "analyst").stdout.strip()
+    try:
+        yield {"base": base, "tenant": tenant, "token": token, "log": log,
+               "metrics": f"http://127.0.0.1:{metrics_port}/metrics"}
+    finally:
+        assert _interrupt(process) == 0
+
+
+def _report(service, ref: str) -> httpx.Response:
+    return httpx.post(f"{service['base']}/v1/discrepancies",
+                      headers={"Authorization": f"Bearer {service['token']}",
+                               "X-Request-ID": f"trace-{ref}"},
+                      json={"external_ref": ref, "source": "stripe", "kind": "amount_mismatch",
+                            "expected_amount": "10.00", "actual_amount": "12.00",
+                            "currency": "EUR", "detected_at": "2026-11-23T05:00:00Z"})
+
+
+def test_metrics_are_on_their_own_port_not_on_the_api_port(service):
+    assert _report(service, "m-1").status_code == 201
+    on_api = httpx.get(f"{service['base']}/metrics")
+    assert on_api.status_code == 404 and "INDELIBLE_METRICS_LISTEN" in on_api.json()["detail"]
+    text = httpx.get(service["metrics"]).text
+    tenant = service["tenant"]
+    assert f'indelible_appends_total{{tenant="{tenant}",type="discrepancy.opened"}} 1.0' in text
+    assert "indelible_append_batch_entries_bucket" in text
+    assert "indelible_append_commit_seconds_bucket" in text
+    assert ('indelible_http_request_seconds_count{method="POST",route="/v1/discrepancies",'
+            'status="2xx"}') in text
+    assert f'indelible_checkpoint_age_seconds{{tenant="{tenant}"}}' in text
+    assert "indelible_database_up 1.0" in text
+    assert 'indelible_embedded_server_up{server="postgresql"}' not in text  # not embedded here
+    # No tenant data in any label but the tenant's name: no ids, references or actors.
+    assert "m-1" not in text and "stripe" not in text
+
+
+def test_json_log_lines_carry_the_request_id_and_tenant_and_never_the_key(service):
+    assert _report(service, "log-1").status_code == 201
+    refused = httpx.get(f"{service['base']}/v1/discrepancies",
+                        headers={"Authorization": "Bearer idl_thisIsNotAKeyButLooksLikeOne"})
+    assert refused.status_code == 401 and refused.headers["x-request-id"]
+    lines = [json.loads(line) for line in service["log"].read_text().splitlines()]  # all JSON
+    assert any("serving on" in line["message"] for line in lines)
+    (mine,) = [line for line in lines if line.get("request_id") == "trace-log-1"]
+    assert mine["tenant"] == service["tenant"] and mine["logger"] == "indelible.access"
+    assert mine["message"].startswith("POST /v1/discrepancies 201")
+    text = service["log"].read_text()
+    assert service["token"] not in text and "idl_thisIsNotAKeyButLooksLikeOne" not in text
+    assert service["token"][4:20] not in text
+
+
+def test_readyz_says_ready_with_its_checks_passing(service):
+    response = httpx.get(f"{service['base']}/readyz")
+    assert response.status_code == 200, response.text
