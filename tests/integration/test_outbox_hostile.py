@@ -177,3 +177,51 @@ def test_credentials_in_a_receiver_url_are_not_logged(app_url, caplog):
             pass
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "127.0.0.1" in logged and "s3cr3t" not in logged, logged
+
+
+def test_a_hub_sending_an_endless_body_does_not_silence_later_integrity_alarms(tmp_path):
+    """The alarm relay has one thread: a hub that answers 200 and then streams its body for
+    ever must not keep every later chain-breaking alarm from being sent."""
+    from indelible.config import Integration
+    from indelible.monitor.alarms import Alarm, now_text
+    from indelible.outbound.alarm_relay import AlarmRelay
+
+    sock = socket.create_server(("127.0.0.1", free_port()))
+    sock.settimeout(0.2)
+    port, stop, seen = sock.getsockname()[1], threading.Event(), []
+
+    def endless(c):
+        with c:
+            try:
+                c.recv(65536)
+                seen.append(time.monotonic())
+                if len(seen) > 1:
+                    c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    return
+                c.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                while not stop.wait(0.2):
+                    c.sendall(b"1\r\na\r\n")
+            except OSError:
+                pass
+
+    def serve():
+        while not stop.is_set():
+            try:
+                c, _ = sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=endless, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    secret = new_secret()
+    relay = AlarmRelay(Integration("hub", f"http://127.0.0.1:{port}/hook", (secret,)),
+                       timeout=1, schedule=(0, 0.2)).start()
+    try:
+        for seq in (7, 8):
+            relay.submit(Alarm("acme", "leaf_hash", "changed", seq, None, "incremental",
+                               now_text()))
+        wait_until(lambda: len(seen) >= 2, timeout=10, what="the second alarm sent")
+    finally:
+        stop.set()
+        sock.close()
+        relay.stop()
