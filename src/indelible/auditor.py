@@ -15,6 +15,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import struct
 import sys
 import zipfile
@@ -49,6 +50,9 @@ def check_bundle(path: str, vkeys: list[str], *, trusted: list[str] = (), tsa_ca
     except (OSError, zipfile.BadZipFile, ValueError, BundleError, ProofError) as e:
         print(f"error: the bundle could not be checked: {e}", file=err)
         return EXIT_UNUSABLE
+    except Exception as e:  # noqa: BLE001 - a zip crafted to break zipfile is unusable, not a crash
+        print(f"error: the bundle could not be checked: {type(e).__name__}: {e}", file=err)
+        return EXIT_UNUSABLE
     print(json.dumps(report.to_json(), indent=2) if as_json else report.to_text(), file=out)
     return EXIT_INTACT if report.intact else EXIT_NOT_INTACT
 
@@ -60,9 +64,15 @@ class BundleReader:
     about that file (exit 1) instead of failing the whole read (which zipfile's CRC check
     would turn into "unusable")."""
 
+    # A compressed member is inflated only up to this size: bundles are written stored, and
+    # the largest member Indelible writes (an evidence file) is far smaller, so a member that
+    # claims more is a zip bomb, not evidence (2 MB of deflate inflates to 2 GiB).
+    MAX_INFLATED = 256 * 1024 * 1024
+
     def __init__(self, path: str):
         self._zip = zipfile.ZipFile(path)
         self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._size = os.fstat(self._file.fileno()).st_size
         self._infos = {i.filename: i for i in self._zip.infolist()}
 
     def __enter__(self) -> BundleReader:
@@ -81,6 +91,10 @@ class BundleReader:
     def read(self, name: str) -> bytes:
         info = self._infos[name]  # KeyError for a missing member, as zipfile raises
         if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            if info.file_size > self.MAX_INFLATED:
+                raise zipfile.LargeZipFile(f"{name}: a compressed member that inflates to "
+                                           f"{info.file_size:,} bytes (more than "
+                                           f"{self.MAX_INFLATED:,}): refused as a zip bomb")
             try:
                 return self._zip.read(name)
             except zipfile.BadZipFile:  # a CRC mismatch: let the SHA-256 check name it
@@ -93,7 +107,8 @@ class BundleReader:
             raise zipfile.BadZipFile(f"{name}: no local header where the directory says")
         name_length, extra_length = struct.unpack("<HH", header[26:30])
         self._file.seek(info.header_offset + 30 + name_length + extra_length)
-        return self._file.read(info.file_size)
+        # No more than the archive holds: a size the directory merely claims allocates nothing.
+        return self._file.read(max(0, min(info.file_size, self._size - self._file.tell())))
 
 
 def render_snapshot(rows: list[tuple[int, bytes, bytes]]) -> bytes:

@@ -25,8 +25,18 @@ TENANT: ContextVar[str | None] = ContextVar("indelible_tenant", default=None)
 _SECRETS = (
     (re.compile(r"idl_[A-Za-z0-9_-]+"), "idl_[redacted]"),  # API keys
     (re.compile(r"(?i)\b(bearer\s+)[^\s'\"]+"), r"\1[redacted]"),
-    (re.compile(r"(?i)\b(password\s*[=:]\s*)[^\s&'\"]+"), r"\1[redacted]"),
-    (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), r"\1[redacted]@"),  # user:password@host
+    # Any Authorization header value (Basic, a bare key...), as a line or a headers repr.
+    (re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:[a-z]+\s+)?)"
+                r"[^\s'\",}]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)\b(x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"), r"\1[redacted]"),
+    # Credentials in a query string.
+    (re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|secret|password|signature)=)"
+                r"[^&\s'\"#]+"), r"\1[redacted]"),
+    # libpq quotes values with spaces ('…'); a dict repr quotes its key ('password': …).
+    (re.compile(r"(?i)\b(password[\"']?\s*[=:]\s*)('[^']*'|\"[^\"]*\"|[^\s&'\"]+)"),
+     r"\1[redacted]"),
+    (re.compile(r"(://[^:/@\s]+:)\S+@"), r"\1[redacted]@"),  # user:password@host (to the last @)
+    (re.compile(r"whsec_[A-Za-z0-9+/=_-]+"), "whsec_[redacted]"),  # webhook signing secrets
     (re.compile(r"\bS[UAO][A-Z2-7]{50,}\b"), "[redacted nkey seed]"),
 )
 

@@ -102,7 +102,10 @@ def _worker_main(fd: int, index: int) -> None:
                         format=f"indelible worker {index}: %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(fileno=fd)
     with running_service(Settings.from_env(), checkpointer=False, hold=False) as service:
-        config = uvicorn.Config(service.app, log_level="warning")
+        from indelible.cli.service import REQUEST_DRAIN
+
+        config = uvicorn.Config(service.app, log_level="warning",
+                                timeout_graceful_shutdown=REQUEST_DRAIN)
         uvicorn.Server(config).run(sockets=[sock])
 
 

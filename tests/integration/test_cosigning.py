@@ -185,3 +185,40 @@ def test_the_witnesses_file_is_parsed_strictly():
         parse_witnesses(f"{NoteSigner.generate('log').verifier_key_text()} http://a")
     with pytest.raises(ProofError):
         check_witness_quorum("no signatures\n", WitnessPolicy((Cosigner.generate("w").key,), 1))
+
+
+def test_a_forged_row_beyond_the_log_does_not_stop_the_feeder(owner_url, feeder_of, conn, tenant,
+                                                              signer, kept, witness):
+    # The stored rows are only a hint of where the witness stands: a row a superuser put at a
+    # size the log never reached must not make the feeder refuse (a false split-view alarm,
+    # and the witness starved of checkpoints) — the witness's 409 says where it stands.
+    _grow(conn, tenant, signer, kept, 0, 5)
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute("INSERT INTO checkpoint_cosignatures (tenant_id, size, witness, "
+                      "signature_line, cosigned_at) VALUES (%s, 1000000, %s, %s, now())",
+                      (tenant, witness.cosigner.key.key_text(), "— witness.test/a AAAA"))
+    feeder = feeder_of(witness.configured)
+    assert feeder.run_once(conn) >= 1, feeder.status.last_error
+    assert [c.size for c in cosignatures(conn, tenant, 5)] == [5]
+
+
+def test_a_malformed_row_does_not_ride_along_on_the_served_checkpoint(owner_url, conn, tenant,
+                                                                      signer, kept, witness):
+    # Served notes carry the stored lines; a line a superuser wrote that is not a valid
+    # cosignature by its row's witness must not be served: it would make the log's own
+    # signed checkpoint unreadable to every client (and hide the genuine cosignatures).
+    from indelible.proofs import open_checkpoint
+    checkpoint = _grow(conn, tenant, signer, kept, 0, 5)
+    body = checkpoint.note[:checkpoint.note.rfind("\n\n") + 1]
+    genuine = witness.cosigner.cosign(body, 1).rstrip("\n")
+    stranger = Cosigner.generate("witness.test/z")
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        for key, line in ((witness.cosigner.key.key_text(), genuine),
+                          (stranger.key.key_text(), "garbage, not a signature line")):
+            owner.execute("INSERT INTO checkpoint_cosignatures (tenant_id, size, witness, "
+                          "signature_line, cosigned_at) VALUES (%s, 5, %s, %s, now())",
+                          (tenant, key, line))
+    served = audit.current_checkpoint(conn, tenant).note
+    assert "garbage" not in served and genuine in served
+    open_checkpoint(served, NoteVerifier.from_key_text(signer.verifier_key_text()))
+    assert witnessed_checkpoint(conn, tenant, WitnessPolicy((witness.cosigner.key,), 1)).size == 5

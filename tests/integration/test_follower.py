@@ -110,3 +110,14 @@ def test_a_checkpoint_signed_by_another_key_is_not_trusted(conn, tenant, kept, t
     (finding,) = _follow(conn, follower)
     assert (finding.check, finding.seq, finding.seq_end) == ("checkpoint", 0, 10)
     assert "not signed by a key this log trusts" in finding.detail
+
+
+def test_a_vacuum_full_moves_every_row_but_raises_no_alarm(conn, log, signer, rogue):
+    follower = _follower(conn, log, signer)
+    _follow(conn, follower)
+    rogue.execute("BEGIN")
+    rogue.execute("UPDATE ledger_entries SET entry = entry || ' '::bytea WHERE tenant_id = %s "
+                  "AND seq = 598", (log,))
+    rogue.execute("ROLLBACK")  # an update that never committed is no change
+    rogue.execute("VACUUM FULL ledger_entries")
+    assert follower.recheck(conn) == [] and follower.recheck(conn, deep=True) == []

@@ -148,7 +148,8 @@ def test_filters_narrow_the_discrepancies_and_another_tenants_are_never_read(
     made = reports.generate(app_url, _job(conn, registered_tenant, body), append=_append(conn),
                             signing=signing)
     doc = orjson.loads(made.files[0][2])
-    assert [d["id"] for d in doc["discrepancies"]] == [ids[0], ids[3]]  # EUR and resolved
+    # As a set: two discrepancies opened in the same instant may come in either id order.
+    assert sorted(d["id"] for d in doc["discrepancies"]) == sorted([ids[0], ids[3]])  # EUR, resolved
     only = around_now() | {"formats": ["json"], "filters": {"discrepancy_ids": [ids[1]]}}
     doc = orjson.loads(reports.generate(app_url, _job(conn, registered_tenant, only),
                                         append=_append(conn), signing=signing).files[0][2])
@@ -220,3 +221,43 @@ def test_report_files_are_append_only(app_url, conn, owner_url, registered_tenan
                     "DELETE FROM report_files WHERE report_id = %s"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
                 owner.execute(sql, (made.report_id,))
+
+
+def test_report_verify_refuses_a_row_a_superuser_rewrote_to_record_another_file(
+        app_url, conn, owner_url, registered_tenant, signing, signer, kept):
+    """The report.generated row is the database's word; only the signed log's is proof."""
+    from .ledger_helpers import superuser
+    tenant = registered_tenant
+    seed(conn, tenant, 2)
+    made = reports.generate(app_url, _job(conn, tenant, around_now() | {"formats": ["json"]}),
+                            append=_append(conn), signing=signing)
+    sign_checkpoint(conn, tenant, signer, kept)  # the report's own entry is now covered
+    genuine = made.files[0][2]
+    proved = reports.verify_report_file(conn, genuine, tenant, signing.verifier)
+    assert [(m.seq, m.proof) for m in proved] == [(made.seq, "proved")]
+    forged = genuine.replace(b'"', b"'", 1)
+    old, new = hashlib.sha256(genuine).hexdigest(), hashlib.sha256(forged).hexdigest()
+    with superuser(owner_url) as rogue:
+        rogue.execute("UPDATE ledger_entries SET entry = convert_to(replace(convert_from(entry, "
+                      "'UTF8'), %s, %s), 'UTF8') WHERE tenant_id = %s AND seq = %s",
+                      (old, new, tenant, made.seq))
+    assert reports.verify_report_file(conn, forged, tenant) != []  # the row alone is fooled
+    assert reports.verify_report_file(conn, forged, tenant, signing.verifier) == []
+
+
+def test_a_report_file_a_superuser_rewrote_is_not_served(app_url, conn, owner_url,
+                                                        registered_tenant, signing):
+    from .ledger_helpers import superuser
+    tenant = registered_tenant
+    seed(conn, tenant, 2)
+    made = reports.generate(app_url, _job(conn, tenant, around_now() | {"formats": ["json"]}),
+                            append=_append(conn), signing=signing)
+    name, _, genuine = made.files[0]
+    assert reports.report_file(conn, tenant, made.report_id, name)[1] == genuine
+    forged = genuine.replace(b'"', b"'", 1)
+    with superuser(owner_url) as rogue:  # the bytes and the row's own digest, both
+        rogue.execute("UPDATE report_files SET content = %s, sha256 = %s WHERE tenant_id = %s "
+                      "AND report_id = %s AND name = %s",
+                      (forged, hashlib.sha256(forged).digest(), tenant, made.report_id, name))
+    with pytest.raises(reports.ReportIntegrityError, match="report.generated entry records"):
+        reports.report_file(conn, tenant, made.report_id, name)

@@ -128,3 +128,27 @@ def test_indelible_verify_names_a_token_a_superuser_changed(conn, owner_url, app
     verify_tokens(app_url, registered_tenant, checker, report)
     assert [f.check for f in report.findings] == ["timestamp"]
     assert f"size {cp.size}" in report.findings[0].detail
+
+
+def test_a_checkpoint_row_a_superuser_wrote_is_not_sent_to_the_tsa(conn, owner_url, app_url,
+                                                                   registered_tenant, signer,
+                                                                   kept, local_tsa, checker):
+    from indelible.proofs import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint as sign
+    tenant = registered_tenant
+    resolved_case(conn, tenant)
+    cp = sign_checkpoint(conn, tenant, signer, kept)
+    origin = conn.execute("SELECT origin FROM log_heads WHERE tenant_id = %s",
+                          (tenant,)).fetchone()[0]
+    forged = sign(Checkpoint(origin, cp.size + 100, b"\x07" * 32),
+                  NoteSigner.generate(signer.verifier_key_text().split("+")[0]))
+    with psycopg.connect(owner_url, autocommit=True) as rogue:
+        rogue.execute("INSERT INTO checkpoints (tenant_id, size, root_hash, note, key_id) "
+                      "SELECT tenant_id, %s, %s, %s, key_id FROM checkpoints "
+                      "WHERE tenant_id = %s AND size = %s",
+                      (cp.size + 100, b"\x07" * 32, forged, tenant, cp.size))
+    stamper = Timestamper(conninfo=app_url, client=TsaClient(local_tsa.url, checker),
+                          verifier=NoteVerifier.from_key_text(signer.verifier_key_text()))
+    local_tsa.up = True
+    assert stamper.run_once(conn) >= 1
+    assert timestamps.token(conn, tenant, cp.size) is not None
+    assert timestamps.token(conn, tenant, cp.size + 100) is None  # never dated by the TSA

@@ -26,6 +26,14 @@ def _record(message: str, *args, exc_info=None) -> logging.LogRecord:
     ("host=db password=s3cret user=x", "host=db password=[redacted] user=x"),
     ("seed SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU",
      "seed [redacted nkey seed]"),
+    ("Authorization: Basic dXNlcjpzM2NyZXQ=", "Authorization: Basic [redacted]"),
+    ("{'authorization': 'Basic dXNlcjpzM2NyZXQ='}", "{'authorization': 'Basic [redacted]'}"),
+    ("x-api-key: abc123def", "x-api-key: [redacted]"),
+    ("GET /v1/x?api_key=abc123&y=1", "GET /v1/x?api_key=[redacted]&y=1"),
+    ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_[redacted]"),
+    ("host=db password='s3 cret' user=x", "host=db password=[redacted] user=x"),
+    ("{'password': 's3cret'}", "{'password': [redacted]}"),
+    ("nats://u:p@ss@host:4222", "nats://u:[redacted]@host:4222"),
 ])
 def test_secrets_never_reach_a_log_line(secret, shown):
     assert logs.redact(f"x {secret} y") == f"x {shown} y"
@@ -107,3 +115,16 @@ def test_a_new_metric_is_one_line_and_appears_in_the_scrape():
     seen = metrics.counter("indelible_test_things_seen", "Things a test saw", ["tenant"])
     seen.labels("acme").inc(3)
     assert b'indelible_test_things_seen_total{tenant="acme"} 3.0' in metrics.render()
+
+
+def test_alarms_in_the_book_still_stand_after_a_restart(tmp_path):
+    # A verified tail deleted and the head rewritten to match is consistent in itself: a
+    # restart's re-verification does not find it again, so the book must keep it standing.
+    book = AlarmBook(tmp_path / "alarms.jsonl")
+    IntegrityAlarms(book).raise_alarm(_alarm(7, "seq"))
+    with book.path.open("a") as f:
+        f.write("not json\n")  # a torn line must not stop the service from starting
+    restarted = IntegrityAlarms(book)
+    assert [a.seq for a in restarted.raised("acme")] == [7]
+    assert restarted.problem()[0] == "integrity"
+    assert not restarted.raise_alarm(_alarm(7, "seq"))  # not raised twice

@@ -123,3 +123,73 @@ def test_control_totals_follow_amendments():
     totals = b.amount_totals(docs)
     assert totals["EUR"]["actual_amount"] == 11 and totals["EUR"]["discrepancies"] == 1
     assert totals["JPY"]["difference"] == -10
+
+
+def _with_predicate(files: Files, change) -> Files:
+    import json
+
+    doc = json.loads(files[b.MANIFEST])
+    change(doc["predicate"])
+    files[b.MANIFEST] = canonical_json(doc)
+    return files
+
+
+@pytest.mark.parametrize("change", [
+    lambda p: p.__setitem__("checkpoint", "5"),
+    lambda p: p.__setitem__("query", []),
+    lambda p: p["query"].pop("from_seq"),
+    lambda p: p["query"].__setitem__("to_seq", "4"),
+    lambda p: p.__setitem__("streams", ["disc/a"]),
+], ids=["checkpoint-string", "query-list", "range-without-start", "range-string",
+        "streams-list"])
+def test_a_manifest_of_the_wrong_shape_is_a_finding_not_a_crash(signer, change):
+    report = _check(_with_predicate(_bundle(signer), change), signer)
+    assert not report.intact and report.findings
+
+
+@pytest.mark.parametrize("entry", [
+    b'{"seq":1,"stream":"disc/a","version":[2]}',
+    b'{"seq":1,"stream":"disc/a","version":2,"type":"discrepancy.evidence_attached","data":[1]}',
+    b'{"seq":1,"stream":"disc/a","version":2,"type":"report.generated","data":{"files":[1]}}',
+], ids=["version-list", "evidence-data-list", "report-files-ints"])
+def test_an_entry_of_the_wrong_shape_is_a_finding_not_a_crash(signer, entry):
+    files = _bundle(signer)
+    files[b.entry_name(1)] = entry
+    report = _check(files, signer)
+    assert not report.intact
+
+
+def test_a_huge_claimed_range_is_counted_not_built(signer):
+    # The manifest is unsigned: a range of 10**15 seqs must not become a set of 10**15 ints.
+    files = _with_predicate(_bundle(signer),
+                            lambda p: p["query"].__setitem__("to_seq", 10**15))
+    report = _check(files, signer)
+    assert not report.intact
+    assert any("999,999,999,999,996 seqs of the exported range" in f.problem for f in report.findings)
+
+
+@pytest.mark.parametrize("name", ["../../etc/cron.d/evil", "/etc/evil", "entries/..\\..\\x",
+                                  "C:/x"])
+def test_a_listed_file_with_an_unsafe_name_is_named(signer, name):
+    # Listed in the manifest with its right digest, it would otherwise pass as part of the
+    # bundle, and an unzip tool that trusts names could write it outside the folder.
+    import json
+
+    files = _bundle(signer)
+    files[name] = b"x"
+    doc = json.loads(files[b.MANIFEST])
+    doc["subject"].append({"name": name, "digest": {"sha256": hashlib.sha256(b"x").hexdigest()}})
+    files[b.MANIFEST] = canonical_json(doc)
+    report = _check(files, signer)
+    assert (name, "manifest") in {(f.file, f.check) for f in report.findings}
+
+
+def test_a_trusted_checkpoint_of_another_log_is_named_as_such(signer):
+    # One key signs every tenant's log; with the manifest's `log` removed, nothing else ties
+    # the auditor's kept checkpoint to the bundle's log.
+    files = _with_predicate(_bundle(signer), lambda p: p.pop("log"))
+    other = proofs.sign_checkpoint(proofs.Checkpoint(ORIGIN + "-other", 5, b"\x01" * 32), signer)
+    report = b.verify_bundle(files, [NoteVerifier.from_key_text(signer.verifier_key_text())],
+                             trusted_notes=[("kept.checkpoint", other)])
+    assert [(f.file, f.check) for f in report.findings] == [("kept.checkpoint", "trusted")]
+    assert "of the log" in report.findings[0].problem

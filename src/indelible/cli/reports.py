@@ -146,12 +146,17 @@ def verify(file: Path, tenant: str | None) -> None:
     import psycopg
 
     from indelible.bootstrap import open_database
+    from indelible.keys import load_or_create_signer
+    from indelible.proofs import NoteVerifier
     from indelible.usecases.reports import verify_report_file
 
     content = file.read_bytes()
-    with open_database(settings_from_env()) as db, \
+    settings = settings_from_env()
+    verifier = NoteVerifier.from_key_text(
+        load_or_create_signer(settings.key_file, settings.key_name).verifier_key_text())
+    with open_database(settings) as db, \
             psycopg.connect(db.app_url, autocommit=True) as conn:
-        matches = verify_report_file(conn, content, tenant)
+        matches = verify_report_file(conn, content, tenant, verifier)
     import hashlib
     digest = hashlib.sha256(content).hexdigest()
     if not matches:
@@ -163,4 +168,5 @@ def verify(file: Path, tenant: str | None) -> None:
         click.echo(f"OK: {file.name} is {m.name} of report {m.report_id}, recorded by the "
                    f"report.generated entry at seq {m.seq} of tenant {m.tenant} ({m.at}, by "
                    f"{m.actor}); period {p['from']} to {p['to']}, covering entries 0-"
-                   f"{m.tree_size - 1}; sha256 {digest}")
+                   f"{m.tree_size - 1}; sha256 {digest}"
+                   + ("" if m.proof in (None, "proved") else f" (the entry is {m.proof})"))

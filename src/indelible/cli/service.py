@@ -58,7 +58,10 @@ def up(host: str, port: int, workers: int) -> None:
             try:
                 # uvicorn stops accepting connections and lets requests in flight finish first;
                 # log_config=None keeps its lines in our format (logs.py).
-                uvicorn.run(service.app, host=host, port=port, log_level="warning", log_config=None)
+                # A request still unfinished after REQUEST_DRAIN seconds (a client that sent
+                # half a body, then nothing) is cut off: else the drain waits for it forever.
+                uvicorn.run(service.app, host=host, port=port, log_level="warning", log_config=None,
+                            timeout_graceful_shutdown=REQUEST_DRAIN)
             finally:
                 # Then running_service unwinds in order: ingestion finishes the batch in flight
                 # and acknowledges what committed, the appender commits what is queued, the
@@ -69,6 +72,7 @@ def up(host: str, port: int, workers: int) -> None:
 
 
 SERVICE_LOGGER = "indelible.up"
+REQUEST_DRAIN = 15.0  # seconds requests in flight get to finish after SIGTERM or Ctrl-C
 
 
 def _json_logs() -> bool:

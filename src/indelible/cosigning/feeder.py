@@ -127,7 +127,9 @@ class WitnessFeeder:
         old = self._known.get(tenant)
         if old is None:
             row = latest_cosigned(conn, tenant, self.witness.key_text)
-            old = row.size if row else 0
+            # A stored row is only a hint (the database's word, not the witness's): one beyond
+            # our own latest checkpoint cannot be ours, so start from 0 and let a 409 teach us.
+            old = row.size if row and row.size <= size else 0
         started = time.monotonic()
         for _ in range(3):  # a 409 teaches the witness's size; then the request is redone
             if old > size:

@@ -5,7 +5,8 @@ An alarm is raised once per finding (tenant, check, seq range) and goes, at once
   2. the metrics (`indelible_verification_findings_total`, `indelible_integrity_ok` = 0);
   3. the alarm book, a JSON-lines file beside the signing key, outside the database the
      alarm is about, appended and fsynced before anything else is attempted;
-  4. `/readyz`, which answers 503 naming the integrity problem until the service restarts;
+  4. `/readyz`, which answers 503 naming the integrity problem while the alarm stands (in
+     the book: across restarts, until an operator archives the book);
   5. every subscriber (`IntegrityAlarms.subscribe`): the seam for the Notification Hub's
      critical event, so the outbound integration adds one call and nothing here changes.
 Whether the tenant's own ledger also gets a `verification.failed` entry is decided by the
@@ -30,7 +31,9 @@ log = logging.getLogger("indelible.integrity")
 
 # Checks about the entries themselves, their chain and the signatures over them: after one
 # fails, the log no longer verifies up to its head (see monitor/service.py).
-CHAIN_CHECKS = frozenset({"seq", "leaf_hash", "prev", "entry", "checkpoint", "trusted"})
+# ("unverifiable": the log's rows could not even be read; nothing is appended to it.)
+CHAIN_CHECKS = frozenset({"seq", "leaf_hash", "prev", "entry", "checkpoint", "trusted",
+                          "unverifiable"})
 STALE_VERIFIER = 30.0  # seconds the verifier process may be down before /readyz says so
 
 
@@ -53,6 +56,10 @@ class Alarm:
 
     def describe(self) -> str:
         return f"tenant {self.tenant}, {self.where()}: [{self.check}] {self.detail}"
+
+
+def _key(alarm: Alarm) -> tuple:
+    return (alarm.tenant, alarm.check, alarm.seq, alarm.seq_end)
 
 
 def now_text() -> str:
@@ -83,7 +90,15 @@ class AlarmBook:
             lines = self.path.read_text().splitlines()
         except FileNotFoundError:
             return []
-        return [Alarm(**json.loads(line)) for line in lines if line.strip()]
+        alarms = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                alarms.append(Alarm(**json.loads(line)))
+            except (ValueError, TypeError):  # a line torn by a crash mid-write
+                log.critical("unreadable line in the alarm book %s: %r", self.path, line[:200])
+        return alarms
 
 
 class IntegrityAlarms:
@@ -97,6 +112,12 @@ class IntegrityAlarms:
         self._subscribers: list[Callable[[Alarm], None]] = []
         self.verifier_state = "starting"
         self._down_since: float | None = None
+        # Alarms from before a restart still stand: a break made consistent afterwards (a
+        # verified tail deleted, the head rewritten to match) is not found again by a fresh
+        # verification. An operator clears them by archiving the book after investigating.
+        for alarm in book.read():
+            self._raised[_key(alarm)] = alarm
+            metrics.INTEGRITY_OK.labels(alarm.tenant).set(0)
 
     def subscribe(self, callback: Callable[[Alarm], None]) -> None:
         """Call `callback(alarm)` for every alarm raised from now on (e.g. a Notification Hub
@@ -105,7 +126,7 @@ class IntegrityAlarms:
 
     def raise_alarm(self, alarm: Alarm) -> bool:
         """Raise it unless already raised; True if it is new."""
-        key = (alarm.tenant, alarm.check, alarm.seq, alarm.seq_end)
+        key = _key(alarm)
         with self._lock:
             if key in self._raised:
                 return False

@@ -149,6 +149,13 @@ class ContinuousVerification:
             self._alarm(finding, "full")
         if any(f.check in CHAIN_CHECKS for f in findings):
             return  # recorded in the alarm book; see the module docstring
+        if any(a.check in CHAIN_CHECKS for a in self.alarms.raised(tenant)):
+            # The incremental verifier saw this log's chain break (say, a verified tail
+            # deleted and the head rewritten to match): a full run that finds the rest
+            # consistent must not record the forged history as checked.
+            log.critical("full verification of tenant %s not recorded in its ledger: an "
+                         "integrity alarm about its chain stands", tenant)
+            return
         self._append(tenant, COMPLETED, {
             "kind": "full", "from_seq": 0, "to_seq": run["size"] - 1, "size": run["size"],
             "root": run["root"], "signed_size": run["signed_size"],

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from indelible.proofs.cosignature import add_signature_lines
+from indelible.proofs import CosignerKey, ProofError
+from indelible.proofs.cosignature import add_signature_lines, split_note, verify_cosignature_line
 from indelible.store.checkpoints import StoredCheckpoint
 
 
@@ -85,8 +86,22 @@ def uncosigned_latest(conn: psycopg.Connection, witness: str) -> list[tuple[str,
 
 
 def with_cosignatures(conn: psycopg.Connection, checkpoint: StoredCheckpoint) -> StoredCheckpoint:
-    """The checkpoint with its note carrying every stored cosignature line."""
-    lines = [c.signature_line for c in cosignatures(conn, checkpoint.tenant, checkpoint.size)]
+    """The checkpoint with its note carrying every stored cosignature line that verifies."""
+    body, _ = split_note(checkpoint.note)
+    lines = [c.signature_line for c in cosignatures(conn, checkpoint.tenant, checkpoint.size)
+             if _verifies(c, body)]
     if not lines:
         return checkpoint
     return replace(checkpoint, note=add_signature_lines(checkpoint.note, lines))
+
+
+def _verifies(row: StoredCosignature, body: str) -> bool:
+    """Whether the row is its witness's valid cosignature of `body`. Rows were verified when
+    inserted, but the table is the database's word: a line a superuser wrote (malformed, or
+    not by its witness) is not served on the log's checkpoint, where one malformed line would
+    make the whole note unreadable to every client."""
+    try:
+        return verify_cosignature_line(row.signature_line, CosignerKey.from_key_text(row.witness),
+                                       body) is not None
+    except ProofError:
+        return False

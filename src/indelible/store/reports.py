@@ -158,6 +158,13 @@ def read_file(conn: psycopg.Connection, tenant: str, report_id: str,
     return (StoredFile(*row[:4]), bytes(row[4])) if row else None
 
 
+def generated_entry(conn: psycopg.Connection, tenant: str, stream: str) -> bytes | None:
+    """The entry that opened a report's stream (its `report.generated`), if any."""
+    row = conn.execute("SELECT entry FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s "
+                       "AND stream_version = 1", (tenant, stream)).fetchone()
+    return bytes(row[0]) if row else None
+
+
 def find_generated(conn: psycopg.Connection, sha256_hex: str,
                    tenant: str | None = None) -> list[tuple[str, int, bytes]]:
     """(tenant, seq, entry) of every `report.generated` entry naming a file with this hash."""

@@ -55,6 +55,11 @@ class ReportError(Exception):
     """A report could not be made; the message says why in words."""
 
 
+class ReportIntegrityError(ReportError):
+    """A stored report file is not the one its ledger entry recorded (the database was
+    edited behind the service)."""
+
+
 class UnknownReportError(ReportError):
     pass
 
@@ -82,6 +87,17 @@ def report_file(conn: psycopg.Connection, tenant: str, report_id: str,
     found = store.read_file(conn, tenant, report_id, name) if _is_uuid(report_id) else None
     if found is None:
         raise UnknownReportError(f"no file {name!r} in report {report_id!r} of this tenant")
+    # The bytes are served as "recorded in the ledger": check them against the entry, not
+    # against the file row's own sha256 column, which whoever edits the bytes can edit too.
+    entry = store.generated_entry(conn, tenant, STREAM + report_id)
+    recorded = {f.get("name"): f for f in orjson.loads(entry)["data"]["files"]} if entry else {}
+    digest = hashlib.sha256(found[1]).hexdigest()
+    want = recorded.get(found[0].name, {})
+    if want.get("sha256") != digest or want.get("size") != len(found[1]):
+        raise ReportIntegrityError(
+            f"the stored {found[0].name!r} of report {report_id} hashes to {digest} "
+            f"({len(found[1])} bytes), but its report.generated entry records "
+            f"{want.get('sha256')} ({want.get('size')} bytes): it is not served")
     return found
 
 
@@ -252,22 +268,55 @@ class Match:
     actor: str
     parameters: dict
     tree_size: int
+    # With a verifier: "proved" (the entry is in the log under a signed checkpoint), or
+    # "not yet covered by a checkpoint"; None when not checked.
+    proof: str | None = None
 
 
 def verify_report_file(conn: psycopg.Connection, content: bytes,
-                       tenant: str | None = None) -> list[Match]:
-    """Every `report.generated` entry that recorded these exact bytes (usually one)."""
+                       tenant: str | None = None,
+                       verifier: proofs.NoteVerifier | None = None) -> list[Match]:
+    """Every `report.generated` entry that recorded these exact bytes (usually one). With
+    `verifier`, an entry is a match only if it is the one the signed log holds at its seq (or
+    no checkpoint covers it yet): the row alone is the database's word, which a superuser
+    can rewrite to record any file's hash."""
     digest = hashlib.sha256(content).hexdigest()
     matches = []
     for found_tenant, seq, entry in store.find_generated(conn, digest, tenant):
+        proof = None if verifier is None else _proved(conn, found_tenant, seq, entry, verifier)
+        if proof is not None and proof not in (PROVED, NOT_COVERED):
+            continue  # the row is not what the log signed: it records nothing
         document = orjson.loads(entry)
         for f in document["data"]["files"]:
             if f["sha256"] == digest and f["size"] == len(content):
                 data = document["data"]
                 matches.append(Match(found_tenant, seq, data["report_id"], f["name"],
                                      document["at"], document["actor"]["id"],
-                                     data["parameters"], data["covered"]["tree_size"]))
+                                     data["parameters"], data["covered"]["tree_size"],
+                                     proof))
     return matches
+
+
+PROVED, NOT_COVERED = "proved", "not yet covered by a checkpoint"
+
+
+def _proved(conn: psycopg.Connection, tenant: str, seq: int, entry: bytes,
+            verifier: proofs.NoteVerifier) -> str:
+    """Whether `entry` is the log's entry at `seq`, checked against a signed checkpoint
+    (the inclusion proof's hashes come from the database, the root from a signature)."""
+    from indelible.audit import NotFoundError, entry_proof
+
+    try:
+        found = entry_proof(conn, tenant, seq)
+    except NotFoundError:
+        return NOT_COVERED
+    try:
+        checkpoint = proofs.open_checkpoint(found.checkpoint.note, verifier)
+        proofs.verify_inclusion(seq, checkpoint.size, proofs.leaf_hash(entry), found.proof,
+                                checkpoint.root_hash)
+    except proofs.ProofError as e:
+        return f"not in the signed log: {e}"
+    return PROVED
 
 
 # Schedules -------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ from indelible.witness.core import TEXT, Answer, Witness
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # bytes: 63 proof lines and a checkpoint with many signatures fit easily
+# Seconds a connection may stay silent (between requests, or mid-request) before it is closed:
+# each connection holds a thread, so without it any client that reaches the port could pile
+# up threads by sending half a request and waiting.
+IDLE_TIMEOUT = 10
 PATH = "/add-checkpoint"
 
 
@@ -22,13 +26,14 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body leave in two writes; with Nagle on, the body would wait for the
     # client's delayed ACK of the headers (~40 ms) on every kept-alive request.
     disable_nagle_algorithm = True
+    timeout = IDLE_TIMEOUT  # socket timeout; http.server closes the connection when it expires
     server: WitnessServer
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         if self.path != PATH:
             return self._send(Answer(404, f"not found: POST {PATH}\n"))
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None or not (length.isascii() and length.isdigit()) or len(length) > 19:
             return self._send(Answer(411, "Content-Length required\n"), close=True)
         if int(length) > MAX_BODY:
             return self._send(Answer(413, f"body larger than {MAX_BODY} bytes\n"), close=True)

@@ -136,6 +136,8 @@ async def report_file(report_id: ReportId, name: FileName, who: Reader, state: S
                                           report_id, name)
     except reports.UnknownReportError as e:
         raise _not_found(e) from e
+    except reports.ReportIntegrityError as e:
+        raise ProblemError(500, "Report file altered", str(e)) from e
     return Response(content, media_type=found.media_type, headers={
         "Content-Disposition": f'attachment; filename="{who.tenant}-{report_id}-{found.name}"',
         "Digest": f"sha-256={found.sha256}"})
