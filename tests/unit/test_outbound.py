@@ -98,6 +98,15 @@ def test_retry_after_is_read_as_seconds_or_an_http_date_and_capped():
     assert retry.parse_retry_after("soon") is None and retry.parse_retry_after(None) is None
 
 
+def test_a_retry_after_of_non_ascii_digits_is_unreadable_not_a_crash():
+    # http headers are latin-1: a receiver can send "\xb2" ("²"), which str.isdigit accepts
+    # and float refuses; the attempt must still be judged (and recorded), not raise.
+    for value in ("\u00b2", "\u0661\u0662", "\u00b9\u00b2"):
+        assert retry.parse_retry_after(value) is None
+    judged = retry.judge(429, None, attempt=1, schedule=SCHEDULE, retry_after="\u00b2")
+    assert judged.verdict is retry.Verdict.RETRY
+
+
 def test_retry_after_on_a_500_is_not_honoured():
     judged = retry.judge(500, None, attempt=1, schedule=SCHEDULE, retry_after="600",
                          rng=random.Random(1))

@@ -25,7 +25,7 @@ import orjson
 
 from indelible.config import Integration
 from indelible.monitor.alarms import CHAIN_CHECKS, Alarm
-from indelible.outbound import retry, webhooks
+from indelible.outbound import deadline, retry, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ class AlarmRelay:
             self._queue.put(alarm)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+        limits = httpx.Limits(max_connections=1)
+        with httpx.Client(timeout=self.timeout, follow_redirects=False, limits=limits,
+                          transport=deadline.transport(limits)) as client:
             while not self._stop.is_set():
                 alarm = self._queue.get()
                 if alarm is not None:
@@ -80,14 +82,15 @@ class AlarmRelay:
         webhook_id, body = alarm_event(alarm)
         for attempt in range(1, len(self.schedule) + 1):
             try:
-                # The status is the answer; the body is never read (as in the dispatcher),
-                # so a hub trickling one cannot hold back the alarms queued behind it.
-                with client.stream("POST", self.hub.url, content=body,
-                                   headers=webhooks.headers(self.hub.secrets, webhook_id,
-                                                            int(time.time()), body)) as answer:
-                    status, retry_after = answer.status_code, answer.headers.get("retry-after")
+                # Only the status is read, within one deadline for the whole request: a hub
+                # streaming or trickling its answer must not hold the one thread that sends
+                # every later alarm (deadline.py).
+                with deadline.within(self.timeout), client.stream(
+                        "POST", self.hub.url, content=body, headers=webhooks.headers(
+                            self.hub.secrets, webhook_id, int(time.time()), body)) as answer:
+                    status, asked = answer.status_code, answer.headers.get("retry-after")
                 decision = retry.judge(status, None, attempt=attempt, schedule=self.schedule,
-                                       retry_after=retry_after)
+                                       retry_after=asked)
             except httpx.HTTPError as e:
                 decision = retry.judge(None, f"{type(e).__name__}: {e}", attempt=attempt,
                                        schedule=self.schedule)

@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from indelible.config import Integration, OutboundSettings
 from indelible.entry import format_time
-from indelible.outbound import outcomes, render, retry, webhooks
+from indelible.outbound import deadline, outcomes, render, retry, webhooks
 from indelible.store import outbox
 from indelible.store.appender import Appended
 from indelible.store.group_commit import GroupCommitAppender
@@ -37,6 +37,22 @@ def lease_for(timeout: float) -> float:
     """Seconds a claimed row stays with its sender: the request's timeout, then as long again
     (at least 5 s) to record the outcome. A sender killed meanwhile delays its rows this long."""
     return 2 * timeout + 5
+
+
+MAX_ERROR = 200  # characters of an error kept in the ledger entry and the row
+
+
+def _bounded(error: str) -> str:
+    """An error's text, cut short: a malformed answer's error quotes the receiver's bytes
+    (up to ~100 KB), and the reason becomes a permanent ledger entry at every attempt."""
+    return error if len(error) <= MAX_ERROR else f"{error[:MAX_ERROR]}… ({len(error)} chars)"
+
+
+def _shown(url: str) -> str:
+    """A receiver's URL for the log: without the user:password@ and query a webhook URL
+    often carries its token in."""
+    u = httpx.URL(url)
+    return str(u.copy_with(userinfo=b"", query=None)) + ("?…" if u.query else "")
 
 
 class Dispatcher:
@@ -58,7 +74,7 @@ class Dispatcher:
             lane.start()
         self._listener.start()
         log.info("outbox: delivering to %s", ", ".join(f"{l.integration.name} at "
-                                                       f"{l.integration.url}" for l in self.lanes))
+                                                       f"{_shown(l.integration.url)}" for l in self.lanes))
         return self
 
     def stop(self) -> None:
@@ -103,8 +119,9 @@ class Lane:
         self._free = threading.Semaphore(2 * settings.concurrency)
         self._senders = ThreadPoolExecutor(settings.concurrency,
                                            thread_name_prefix=f"outbox-{integration.name}")
+        limits = httpx.Limits(max_connections=settings.concurrency)
         self._client = httpx.Client(timeout=settings.timeout, follow_redirects=False,
-                                    limits=httpx.Limits(max_connections=settings.concurrency),
+                                    limits=limits, transport=deadline.transport(limits),
                                     headers={"user-agent": "indelible-outbox/1"})
         self._thread = threading.Thread(target=self._claim_loop, daemon=True,
                                         name=f"outbox-claim-{integration.name}")
@@ -184,12 +201,14 @@ class Lane:
         status, error, retry_after = None, None, None
         try:
             # The status is the answer; the body is never read, so a receiver trickling one
-            # cannot hold the sender past the timeout of each read.
-            with self._client.stream("POST", self.integration.url, content=body,
-                                     headers=headers) as response:
+            # cannot hold the sender past the timeout of each read; one trickling the status
+            # line and headers is cut off at the timeout of the whole request (deadline.py).
+            with deadline.within(self._settings.timeout), \
+                    self._client.stream("POST", self.integration.url, content=body,
+                                        headers=headers) as response:
                 status, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.HTTPError as e:
-            error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            error = _bounded(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
         duration_ms = int((time.monotonic() - started) * 1000)
         judged = retry.judge(status, error, attempt=row.attempt, schedule=self._settings.schedule,
                              retry_after=retry_after)
