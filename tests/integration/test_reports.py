@@ -47,7 +47,7 @@ def _job(conn, tenant, body, *, queued: bool = False) -> store.Job:
     who = Principal(tenant, "key:audit", "auditor")
     with conn.transaction():
         conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
-        job = reports.request_report(conn, who, body)
+        job = reports.request_report(conn, _append(conn), who, body)
     if not queued:
         store.finish(conn, job, "done")
     return job
@@ -205,7 +205,7 @@ def test_a_due_schedule_queues_its_report_once_and_moves_to_the_next_period(
         owner.execute("UPDATE report_schedules SET next_run_at = '2026-11-01T00:00:00Z' "
                       "WHERE tenant_id = %s", (tenant,))
         owner.commit()
-    assert reports.enqueue_due_schedules(conn) >= 1
+    assert reports.enqueue_due_schedules(conn, _append(conn)) >= 1
     jobs = [j for j in store.list_jobs(conn, tenant) if j.schedule_id == made.schedule_id]
     assert [j.parameters["request"]["from"] for j in jobs] == ["2026-10-01T00:00:00Z"]
     assert store.get_schedule(conn, tenant, made.schedule_id).next_run_at.month == 12
@@ -261,3 +261,87 @@ def test_a_report_file_a_superuser_rewrote_is_not_served(app_url, conn, owner_ur
                       (forged, hashlib.sha256(forged).digest(), tenant, made.report_id, name))
     with pytest.raises(reports.ReportIntegrityError, match="report.generated entry records"):
         reports.report_file(conn, tenant, made.report_id, name)
+
+
+def _edit_queued_job(owner_url, tenant, report_id):
+    """A superuser rewrites a queued job: another requester, another filter, another range."""
+    from .ledger_helpers import superuser
+    with superuser(owner_url) as rogue:
+        rogue.execute(
+            "UPDATE report_jobs SET requested_by = 'key:ceo', parameters = jsonb_set(jsonb_set("
+            "jsonb_set(parameters, '{actor,id}', '\"key:ceo\"'), '{actor,role}', "
+            "'\"compliance_manager\"'), '{request,filters,source}', '[\"stripe\"]') "
+            "|| '{\"tree_size\": 1}' WHERE tenant_id = %s AND report_id = %s",
+            (tenant, report_id))
+
+
+def test_a_queued_job_a_superuser_edited_renders_what_the_ledger_recorded_as_asked(
+        app_url, conn, owner_url, registered_tenant, signing):
+    """What was asked, and by whom, is the report.requested entry, not the job row."""
+    tenant = registered_tenant
+    seed(conn, tenant, 6)
+    job = _job(conn, tenant, around_now() | {"formats": ["json"],
+                                             "filters": {"source": ["bank"]}}, queued=True)
+    (asked_seq, asked) = conn.execute(
+        "SELECT seq, entry FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s "
+        "AND type = 'report.requested'", (tenant, f"report/{job.report_id}")).fetchone()
+    asked = orjson.loads(bytes(asked))
+    assert asked["actor"]["id"] == "key:audit"
+    assert asked["data"]["parameters"]["filters"]["source"] == ["bank"]
+    _edit_queued_job(owner_url, tenant, job.report_id)
+    claimed = _claimed_by(conn, "worker-1", tenant)
+    assert claimed.report_id == job.report_id
+    assert claimed.parameters["actor"]["id"] == "key:ceo"  # the row says what the rogue wrote
+    try:
+        reports.run_job(app_url, conn, claimed, append=_append(conn), signing=signing)
+    finally:
+        store.release(conn, claimed)
+    done = store.get_job(conn, tenant, job.report_id)
+    assert done.status == "done", done.failure
+    entry = orjson.loads(store.generated_entry(conn, tenant, f"report/{job.report_id}"))
+    assert entry["actor"]["id"] == "key:audit" and entry["actor"]["role"] == "auditor"
+    assert entry["data"]["parameters"] == asked["data"]["parameters"]
+    assert entry["data"]["requested_seq"] == asked_seq and done.entry_seq > asked_seq
+    assert entry["data"]["covered"]["tree_size"] > asked_seq  # not the rogue's tree_size 1
+    _, document = reports.report_file(conn, tenant, job.report_id, "report.json")
+    sources = {d["source"] for d in orjson.loads(document)["discrepancies"]}
+    assert sources == {"bank"}
+
+
+def test_a_job_whose_request_entry_a_superuser_rewrote_fails_naming_it(
+        app_url, conn, owner_url, registered_tenant, signing):
+    """Rewriting the report.requested row itself breaks its leaf hash: nothing is rendered."""
+    from .ledger_helpers import superuser
+    tenant = registered_tenant
+    seed(conn, tenant, 2)
+    job = _job(conn, tenant, around_now() | {"formats": ["json"]}, queued=True)
+    with superuser(owner_url) as rogue:
+        rogue.execute("UPDATE ledger_entries SET entry = convert_to(replace(convert_from(entry, "
+                      "'UTF8'), 'key:audit', 'key:ceo!'), 'UTF8') WHERE tenant_id = %s "
+                      "AND stream_id = %s", (tenant, f"report/{job.report_id}"))
+    claimed = _claimed_by(conn, "worker-1", tenant)
+    try:
+        reports.run_job(app_url, conn, claimed, append=_append(conn), signing=signing)
+    finally:
+        store.release(conn, claimed)
+    done = store.get_job(conn, tenant, job.report_id)
+    assert done.status == "failed"
+    assert "report.requested entry" in done.failure and "leaf hash" in done.failure
+    assert store.generated_entry(conn, tenant, f"report/{job.report_id}") is None
+
+
+def test_a_scheduled_run_is_requested_in_the_ledger_by_its_schedule(
+        app_url, conn, owner_url, registered_tenant):
+    from .ledger_helpers import superuser
+    tenant = registered_tenant
+    who = Principal(tenant, "key:mgr", "compliance_manager")
+    made = reports.set_schedule(_append(conn), who, {"every": "monthly", "formats": ["json"]})
+    with superuser(owner_url) as owner:
+        owner.execute("UPDATE report_schedules SET next_run_at = '2026-11-01T00:00:00Z' "
+                      "WHERE tenant_id = %s AND schedule_id = %s", (tenant, made.schedule_id))
+    assert reports.enqueue_due_schedules(conn, _append(conn)) >= 1
+    (job,) = [j for j in store.list_jobs(conn, tenant) if j.schedule_id == made.schedule_id]
+    asked = reports.requested(conn, tenant, job.report_id)
+    assert asked.actor.id == f"schedule:{made.schedule_id}"
+    assert asked.request.to_json()["from"] == "2026-10-01T00:00:00Z"
+    reports.cancel_schedule(_append(conn), conn, who, made.schedule_id)

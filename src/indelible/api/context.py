@@ -57,6 +57,11 @@ class AppState:
         """How use cases write: through this service's appender."""
         return Ledger(self.appender, APPEND_TIMEOUT)
 
+    def ledger_append(self, tenant: str, command: Any) -> Any:
+        """Append one command through this service's appender and wait for its outcome (an
+        Appended, or the exception refusing it); blocking: call from a worker thread."""
+        return self.appender.submit(tenant, command).result(timeout=APPEND_TIMEOUT)
+
     async def read(self, tenant: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn(conn, *args, **kwargs)` in a worker thread, scoped to `tenant`."""
         def run():

@@ -207,6 +207,7 @@ def _generate_in_child(app_url: str, tenant: str, key: str, results) -> None:
                 if isinstance(out, BaseException):
                     raise out
                 return out
+            reports.record_request(append, tenant, report_id, parse_request(_period()), actor)
             start = time.perf_counter()
             made = reports.generate(app_url, job, append=append, signing=reports.Signing(
                 NoteVerifier.from_key_text(key), key))

@@ -119,10 +119,13 @@ def _generate(tenant: str, body: dict, tree_size: int | None):
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
+        # The request goes into the ledger first: generate takes what it renders, and in
+        # whose name, from that entry.
+        reports.record_request(append, tenant, report_id, request, actor, tree_size=tree_size)
         bar = _Bar()
         try:
             made = reports.generate(db.app_url, job, append=append, signing=signing,
-                                    tree_size=tree_size, progress=bar)
+                                    progress=bar)
         except reports.ReportError as e:
             bar.close()
             click.echo(f"error: {e}", err=True)

@@ -58,7 +58,7 @@ class ReportWorker:
 
     def run_once(self, conn: psycopg.Connection) -> bool:
         """Queue due schedules, then render one job; False when there was none."""
-        queued = reports.enqueue_due_schedules(conn)
+        queued = reports.enqueue_due_schedules(conn, self._append)
         if queued:
             log.info("report worker: queued %d scheduled report(s)", queued)
         job = store.claim(conn, self.name)

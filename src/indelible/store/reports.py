@@ -159,10 +159,20 @@ def read_file(conn: psycopg.Connection, tenant: str, report_id: str,
 
 
 def generated_entry(conn: psycopg.Connection, tenant: str, stream: str) -> bytes | None:
-    """The entry that opened a report's stream (its `report.generated`), if any."""
+    """A report stream's `report.generated` entry, if any."""
     row = conn.execute("SELECT entry FROM ledger_entries WHERE tenant_id = %s AND stream_id = %s "
-                       "AND stream_version = 1", (tenant, stream)).fetchone()
+                       "AND type = 'report.generated' ORDER BY seq LIMIT 1",
+                       (tenant, stream)).fetchone()
     return bytes(row[0]) if row else None
+
+
+def requested_entry(conn: psycopg.Connection, tenant: str,
+                    stream: str) -> tuple[int, bytes, bytes] | None:
+    """(seq, leaf hash, entry) of the entry that opened a report's stream (its
+    `report.requested`), if any; the caller checks the bytes, not this row's word."""
+    row = conn.execute("SELECT seq, leaf_hash, entry FROM ledger_entries WHERE tenant_id = %s "
+                       "AND stream_id = %s AND stream_version = 1", (tenant, stream)).fetchone()
+    return (row[0], bytes(row[1]), bytes(row[2])) if row else None
 
 
 def find_generated(conn: psycopg.Connection, sha256_hex: str,

@@ -1,17 +1,23 @@
 """Report use cases: ask for a report, see how it is going, fetch its files, generate it (the
 worker's and the CLI's job), tie a file back to its ledger entry, and recurring schedules.
 
-    request_report      validate and queue a job (HTTP 202; the worker renders it)
+    request_report      validate, record `report.requested` and queue a job in the same
+                        transaction (HTTP 202; the worker renders it)
     report_status       the job, and its files once done
     report_file         one file's bytes
-    generate            read the covered range, render every format, append
-                        `report.generated` with the files in the same transaction
+    generate            take what was asked from the `report.requested` entry, read the
+                        covered range, render every format, append `report.generated`
+                        (naming the request's seq) with the files in the same transaction
     verify_report_file  which `report.generated` entry recorded these exact bytes
     set_schedule / cancel_schedule / enqueue_due_schedules
 
 A report covers the ledger up to a signed checkpoint: `generate` waits until one covers
 the log as it stood when the job started (or uses the tree size it is given, to regenerate),
 so every entry it shows is under a signature it prints.
+
+What was asked, and by whom, is the `report.requested` entry that opens the report's stream,
+never the `report_jobs.parameters` column: that row is an operational queue a database
+superuser can edit, and `report.generated` must vouch only for what the ledger recorded.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from indelible.store.checkpoints import StoredCheckpoint, checkpoint_at, latest_
 from indelible.store.logs import read_head
 from indelible.usecases.principal import Principal
 
-GENERATED = "report.generated"
+GENERATED, REQUESTED = "report.generated", "report.requested"
 SCHEDULE_SET, SCHEDULE_CANCELLED = "report.schedule_set", "report.schedule_cancelled"
 STREAM, SCHEDULE_STREAM = "report/", "report-schedule/"
 CHECKPOINT_WAIT = 120.0  # seconds a job waits for the checkpointer to cover the log
@@ -66,13 +72,74 @@ class UnknownReportError(ReportError):
 
 # Asking and looking ----------------------------------------------------------------------
 
-def request_report(conn: psycopg.Connection, who: Principal, body: Mapping) -> store.Job:
-    """Queue a report; InvalidReportError names every bad field."""
+def request_report(conn: psycopg.Connection, append: Append, who: Principal,
+                   body: Mapping) -> store.Job:
+    """Record the request in the ledger and queue its job (one transaction);
+    InvalidReportError names every bad field."""
     request = parse_request(body)
     report_id = str(time_ordered_ids(datetime.now(timezone.utc), 1)[0])
-    parameters = {"request": request.to_json(), "actor": who.entry_actor().to_json()}
-    store.enqueue(conn, who.tenant, report_id, parameters, who.actor_id)
+    record_request(append, who.tenant, report_id, request, who.entry_actor(),
+                   queue=True)
     return store.get_job(conn, who.tenant, report_id)
+
+
+def record_request(append: Append, tenant: str, report_id: str, request: ReportRequest,
+                   actor: Actor, *, schedule_id: str | None = None,
+                   tree_size: int | None = None, queue: bool = False) -> Appended:
+    """Append `report.requested` (what is asked, by `actor`) as the first entry of the
+    report's stream; with `queue`, the job row is inserted in the entry's transaction. The
+    idempotency key is the report id: a schedule's second look records nothing new."""
+    data = {"report_id": report_id, "parameters": request.to_json(),
+            "schedule_id": schedule_id}
+    if tree_size is not None:
+        data["tree_size"] = tree_size
+    entry = NewEntry(stream=STREAM + report_id, type=REQUESTED, actor=actor,
+                     expected_version=0, idempotency_key=f"{REQUESTED}:{report_id}", data=data)
+    parameters = {"request": request.to_json(), "actor": actor.to_json()}  # a convenience copy
+
+    def enqueue(conn, t):
+        store.enqueue(conn, t, report_id, parameters, actor.id, schedule_id=schedule_id)
+    outcome = append(tenant, Decision(stream=entry.stream, decide=lambda state: entry,
+                                      idempotency_key=entry.idempotency_key,
+                                      with_entry=enqueue if queue else None))
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+@dataclass(frozen=True)
+class Requested:
+    """A report's request as the ledger recorded it."""
+
+    seq: int
+    request: ReportRequest
+    actor: Actor
+    tree_size: int | None
+
+
+def requested(conn: psycopg.Connection, tenant: str, report_id: str,
+              verifier: proofs.NoteVerifier | None = None) -> Requested:
+    """The `report.requested` entry of a report, decoded from the entry's bytes. With
+    `verifier`, the bytes must be the ones the signed log holds at that seq (or no checkpoint
+    covers them yet): a row rewritten in place records nothing. Raises ReportError."""
+    found = store.requested_entry(conn, tenant, STREAM + report_id)
+    if found is None:
+        raise ReportError(f"report {report_id} has no report.requested entry in the ledger: "
+                          "nothing says what was asked, so nothing is generated")
+    seq, leaf, entry = found
+    if proofs.leaf_hash(entry) != leaf:
+        raise ReportError(f"the report.requested entry of report {report_id} (seq {seq}) does "
+                          "not hash to its leaf hash: the ledger row was edited")
+    if verifier is not None and (proof := _proved(conn, tenant, seq, entry, verifier)) not in (
+            PROVED, NOT_COVERED):
+        raise ReportError(f"the report.requested entry of report {report_id} (seq {seq}) is "
+                          f"{proof}")
+    document = orjson.loads(entry)
+    data = document["data"]
+    if document["type"] != REQUESTED or data.get("report_id") != report_id:
+        raise ReportError(f"seq {seq} is not the report.requested entry of report {report_id}")
+    return Requested(seq, parse_request(data["parameters"]), Actor(**document["actor"]),
+                     data.get("tree_size"))
 
 
 def report_status(conn: psycopg.Connection, tenant: str,
@@ -131,13 +198,19 @@ class Signing:
 
 def generate(conninfo: str, job: store.Job, *, append: Append, signing: Signing,
              tree_size: int | None = None, progress: Progress | None = None) -> Generated:
-    """Render the job's report over the ledger and record it. Raises ReportError."""
-    request = parse_request(job.parameters["request"])
-    actor = Actor(**job.parameters["actor"])
-    tree_size = tree_size or job.parameters.get("tree_size")
+    """Render the job's report over the ledger and record it. Raises ReportError.
+
+    What is rendered, and in whose name, comes from the report's `report.requested` entry;
+    the job row only says which report to make."""
     step = progress or (lambda stage, done, total: None)
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        asked = requested(conn, job.tenant, job.report_id)
+        request, actor = asked.request, asked.actor
+        tree_size = tree_size or asked.tree_size
         checkpoint = _checkpoint(conn, job.tenant, tree_size, signing, step)
+        # Now a signed checkpoint covers the request (it was in the log before the job ran):
+        # its bytes must be the ones signed.
+        asked = requested(conn, job.tenant, job.report_id, signing.verifier)
         origin = read_head(conn, job.tenant).origin
         document = read_document(conn, job.tenant, origin, request, checkpoint, signing, step)
     files = []
@@ -145,7 +218,7 @@ def generate(conninfo: str, job: store.Job, *, append: Append, signing: Signing,
         step(f"rendering {fmt}", len(files), len(request.formats))
         files.append((FILE_NAMES[fmt], MEDIA_TYPES[fmt], render(fmt, document)))
     step("recording", 0, 1)
-    entry = _generated_entry(job, request, actor, checkpoint, files)
+    entry = _generated_entry(job, asked, checkpoint, files)
     appended = append(job.tenant, Decision(
         stream=entry.stream, decide=lambda state: entry, idempotency_key=entry.idempotency_key,
         with_entry=lambda conn, tenant: store.store_files(conn, tenant, job.report_id, files)))
@@ -224,12 +297,13 @@ def _matches(case: CaseBuilder, r: ReportRequest) -> bool:
             and (not r.currencies or s.currency in r.currencies))
 
 
-def _generated_entry(job: store.Job, request: ReportRequest, actor: Actor,
-                     checkpoint: StoredCheckpoint, files) -> NewEntry:
+def _generated_entry(job: store.Job, asked: Requested, checkpoint: StoredCheckpoint,
+                     files) -> NewEntry:
     return NewEntry(
-        stream=STREAM + job.report_id, type=GENERATED, actor=actor, expected_version=0,
+        stream=STREAM + job.report_id, type=GENERATED, actor=asked.actor, expected_version=1,
         idempotency_key=f"{GENERATED}:{job.report_id}",
-        data={"report_id": job.report_id, "parameters": request.to_json(),
+        data={"report_id": job.report_id, "parameters": asked.request.to_json(),
+              "requested_seq": asked.seq,
               "covered": {"first_seq": 0, "last_seq": checkpoint.size - 1,
                           "tree_size": checkpoint.size,
                           "checkpoint_root": proofs_b64(checkpoint.root_hash)},
@@ -372,9 +446,11 @@ def cancel_schedule(append: Append, conn: psycopg.Connection, who: Principal,
                                 with_entry=lambda c, t: store.cancel_schedule(c, t, schedule_id)))
 
 
-def enqueue_due_schedules(conn: psycopg.Connection, now: datetime | None = None) -> int:
-    """Queue the report of every schedule whose period ended; each run once, whichever
-    worker looks (the job id is derived from the schedule and the period)."""
+def enqueue_due_schedules(conn: psycopg.Connection, append: Append,
+                          now: datetime | None = None) -> int:
+    """Queue the report of every schedule whose period ended, recording each as a
+    `report.requested` entry by the schedule; each run once, whichever worker looks (the
+    report id is derived from the schedule and the period, and is the entry's key)."""
     queued = 0
     with conn.transaction():
         for s in store.due_schedules(conn):
@@ -382,9 +458,10 @@ def enqueue_due_schedules(conn: psycopg.Connection, now: datetime | None = None)
             request = {"from": start.isoformat(), "to": end.isoformat(),
                        "formats": s.parameters["formats"], "filters": s.parameters["filters"]}
             report_id = str(uuid.uuid5(uuid.UUID(s.schedule_id), start.isoformat()))
-            actor = {"id": f"schedule:{s.schedule_id}", "role": "system", "kind": "system"}
-            queued += store.enqueue(conn, s.tenant, report_id,
-                                    {"request": parse_request(request).to_json(), "actor": actor},
-                                    actor["id"], schedule_id=s.schedule_id)
+            actor = Actor(f"schedule:{s.schedule_id}", "system", "system")
+            before = store.get_job(conn, s.tenant, report_id)
+            record_request(append, s.tenant, report_id, parse_request(request), actor,
+                           schedule_id=s.schedule_id, queue=True)
+            queued += before is None
             store.advance_schedule(conn, s, periods.next_start(s.every, s.next_run_at))
     return queued

@@ -98,8 +98,8 @@ def _not_found(e: reports.UnknownReportError) -> ProblemError:
 async def ask_for_report(body: ReportBody, who: Reader, state: State) -> JSONResponse:
     """Queue a report over a period; follow `Location` until `status` is `done`."""
     try:
-        job = await state.read(who.tenant, reports.request_report, asking(who),
-                               body.model_dump(by_alias=True))
+        job = await state.read(who.tenant, reports.request_report, state.ledger_append,
+                               asking(who), body.model_dump(by_alias=True))
     except InvalidReportError as e:
         raise _refused(e) from e
     return JSONResponse(_status(job, []), status_code=202,

@@ -52,7 +52,8 @@ async def ask(request: Request, viewer: Asker):
             "formats": [f for f in FORMATS if form.get(f"format_{f}")] or list(FORMATS)}
     state = request.app.state.indelible
     try:
-        job = await state.read(viewer.tenant, reports.request_report, viewer.asking(), body)
+        job = await state.read(viewer.tenant, reports.request_report, state.ledger_append,
+                               viewer.asking(), body)
     except InvalidReportError as e:
         jobs = await state.read(viewer.tenant, store.list_jobs, viewer.tenant)
         return render(request, "reports.html", status_code=422, viewer=viewer, jobs=jobs,
