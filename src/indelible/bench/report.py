@@ -207,7 +207,11 @@ def _generate_in_child(app_url: str, tenant: str, key: str, results) -> None:
                 if isinstance(out, BaseException):
                     raise out
                 return out
-            reports.record_request(append, tenant, report_id, parse_request(_period()), actor)
+            # The seeded log's checkpoint: the report.requested entry comes after it, and no
+            # checkpointer runs here to cover that one.
+            size = latest_checkpoint(conn, tenant).size
+            reports.record_request(append, tenant, report_id, parse_request(_period()), actor,
+                                   tree_size=size)
             start = time.perf_counter()
             made = reports.generate(app_url, job, append=append, signing=reports.Signing(
                 NoteVerifier.from_key_text(key), key))
