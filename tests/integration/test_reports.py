@@ -306,6 +306,11 @@ def test_a_queued_job_a_superuser_edited_renders_what_the_ledger_recorded_as_ask
     _, document = reports.report_file(conn, tenant, job.report_id, "report.json")
     sources = {d["source"] for d in orjson.loads(document)["discrepancies"]}
     assert sources == {"bank"}
+    from indelible.verifier.models import verify_models
+    from indelible.verifier.report import VerificationReport
+    checked = VerificationReport(tenant, "")  # the models pass takes the new entry type
+    verify_models(app_url, tenant, checked)
+    assert checked.models_checked and checked.ok, checked.to_text()
 
 
 def test_a_job_whose_request_entry_a_superuser_rewrote_fails_naming_it(
