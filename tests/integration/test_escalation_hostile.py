@@ -234,3 +234,48 @@ def test_an_idempotency_key_written_into_another_entrys_column_does_not_suppress
                       (key, h.tenant, "disc/" + d))
     with pytest.raises(AppendRefusedError, match="idempotency"):
         h.pass_at(start + timedelta(hours=5))
+
+
+def _watch_findings(app_url, tenant) -> list[str]:
+    from indelible.verifier.models import verify_models
+    from indelible.verifier.report import VerificationReport
+
+    report = VerificationReport(tenant, "-")
+    verify_models(app_url, tenant, report)
+    return [f.detail for f in report.findings
+            if f.check == "read_model" and "escalation_watch" in f.detail]
+
+
+def test_a_watch_row_held_back_or_deleted_by_a_superuser_is_named_by_verify(h, app_url, owner_url):
+    """The engine finds due work only through `escalation_watch`: a superuser who NULLs a
+    row's bound, pushes it a year ahead or deletes the row would hold that discrepancy's
+    firings back for ever. `indelible verify` recomputes each row from the ledger and names
+    every one; a bound moved earlier (harmless: the pass looks and finds nothing) is not."""
+    from .ledger_helpers import superuser
+
+    h.set_rules()
+    nulled, later, deleted, earlier, kept = (h.open(f"po-watch-{i}") for i in range(5))
+    start = h.opened_at(kept)
+    # A pass that fires the 4h notification moves bounds up to the 24h escalation: the
+    # untouched log, with firings recorded, gives no finding.
+    assert len(h.pass_at(start + timedelta(hours=5)).new) == 5
+    assert _watch_findings(app_url, h.tenant) == []
+    rogue = superuser(owner_url)
+    try:
+        where = "WHERE tenant_id = %s AND discrepancy_id = %s"
+        rogue.execute(f"UPDATE escalation_watch SET next_check_at = NULL {where}",
+                      (h.tenant, nulled))
+        rogue.execute(f"UPDATE escalation_watch SET next_check_at = next_check_at + "
+                      f"interval '1 year' {where}", (h.tenant, later))
+        rogue.execute(f"DELETE FROM escalation_watch {where}", (h.tenant, deleted))
+        rogue.execute(f"UPDATE escalation_watch SET next_check_at = next_check_at - "
+                      f"interval '1 day' {where}", (h.tenant, earlier))
+    finally:
+        rogue.close()
+    findings = _watch_findings(app_url, h.tenant)
+    assert len(findings) == 3, findings
+    named = {d: [f for f in findings if d in f] for d in (nulled, later, deleted, earlier, kept)}
+    assert "next_check_at is NULL" in named[nulled][0]
+    assert "next_check_at is" in named[later][0] and "too late" in named[later][0]
+    assert "is missing" in named[deleted][0]
+    assert named[earlier] == [] and named[kept] == []

@@ -9,7 +9,9 @@ severity policy, the resolution snapshots and the evidence files. In one snapsho
   2. compare the stored rows with the replayed states (`read_model`, naming the row);
   3. recompute each resolution snapshot (`snapshot`) and re-hash each evidence file against
      the hash its attaching entry recorded (`evidence`);
-  4. check the outbox's claims against the ledger (`outbox`, see outbox_check.py).
+  4. check the outbox's claims against the ledger (`outbox`, see outbox_check.py);
+  5. check the escalation index rows against the periods, pauses, firings and rules the
+     ledger records (`read_model`, naming the discrepancy; see watch_check.py).
 It reads every model entry once more, so it is a pass of its own (`indelible verify` runs it
 unless `--no-models`); the cryptographic pass is unchanged and no slower.
 """
@@ -30,6 +32,7 @@ from indelible.store.appender import Change
 from indelible.verifier.escalation_check import FiringCheck
 from indelible.verifier.outbox_check import check_outbox
 from indelible.verifier.report import VerificationReport
+from indelible.verifier.watch_check import WatchCheck, check_watch
 
 FETCH = 5_000  # rows per round trip
 MAX_PER_CHECK = 100  # findings listed per check; the rest are counted
@@ -63,6 +66,7 @@ class _Replay:
     snapshots: dict[str, tuple[int, bytes, bytes]] = field(default_factory=dict)  # by id
     evidence: dict[str, tuple[int, int]] = field(default_factory=dict)  # sha256 -> (seq, size)
     firings: FiringCheck = field(default_factory=FiringCheck)  # escalation firings hold
+    watch: WatchCheck = field(default_factory=WatchCheck)  # what escalation_watch must say
 
 
 def verify_models(conninfo: str, tenant: str, report: VerificationReport) -> None:
@@ -82,6 +86,7 @@ def _verify(conninfo: str, tenant: str, report: _Capped) -> None:
         _compare_snapshots(conn, tenant, replay, report)  # 3.
         _rehash_evidence(conn, tenant, replay, report)
         check_outbox(conn, tenant, report)  # the outbox's claims agree with the ledger
+        check_watch(conn, tenant, replay.cases, replay.broken, replay.watch, report)  # 5.
 
 
 def _replay(conn, tenant: str, report: _Capped) -> _Replay:
@@ -96,13 +101,13 @@ def _replay(conn, tenant: str, report: _Capped) -> _Replay:
                 entry, leaf = bytes(entry), bytes(leaf)
                 try:
                     if stream.startswith(discrepancies.PREFIX):
-                        _case(replay, stream, seq, leaf, entry, report)
+                        _case(replay, stream, seq, leaf, at, entry, report)
                     elif stream.startswith(api_keys.PREFIX):
                         replay.keys[stream] = model.evolve(replay.keys.get(stream), Change.of_entry(
                             seq, stream, version, entry, at))
                     elif stream in _CONFIG:
                         change = Change.of_entry(seq, stream, version, entry, at)
-                        _CONFIG[stream](change)
+                        replay.watch.config(stream, _CONFIG[stream](change))
                         replay.firings.config(change)
                     else:
                         severity_policy.record(seq, version, entry)
@@ -118,13 +123,14 @@ _CONFIG = {escalation.RULES_STREAM: escalation.rules_of,
            escalation.CALENDAR_STREAM: escalation.calendar_of}
 
 
-def _case(replay: _Replay, stream: str, seq: int, leaf: bytes, entry: bytes,
+def _case(replay: _Replay, stream: str, seq: int, leaf: bytes, at, entry: bytes,
           report: _Capped) -> None:
     if stream in replay.broken:
         return
     document = orjson.loads(entry)
     state = replay.cases.get(stream)
     wrong = replay.firings.entry(stream, seq, document)
+    replay.watch.entry(stream, seq, at, document)
     if wrong is not None:
         report.add("domain", f"stream {stream}: {wrong}", seq)
     if document["type"] == domain.EventType.TRANSITIONED and state is not None:
