@@ -19,7 +19,9 @@ from indelible.store.appender import Appended
 from indelible.store.group_commit import GroupCommitAppender
 
 ANALYST = domain.Actor("key:ana", "analyst")
-FAST = dict(timeout=1.0, concurrency=2, schedule=(0, 0.3, 0.3, 0.3, 0.3), poll=0.2)
+# A timeout long enough that a loaded CI machine still gets the receiver's answer; the tests
+# of slowness set their own.
+FAST = dict(timeout=3.0, concurrency=2, schedule=(0, 0.3, 0.3, 0.3, 0.3), poll=0.2)
 
 
 def settings(url: str, secret: str, **overrides) -> OutboundSettings:

@@ -142,7 +142,8 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(app_url, conn, register
 def test_a_receiver_slower_than_the_timeout_does_not_hold_up_appends(
         app_url, conn, registered_tenant):
     secret = new_secret()
-    with Receiver(secret) as receiver, outbound(app_url, settings(receiver.url, secret)) as appender:
+    with Receiver(secret) as receiver, \
+            outbound(app_url, settings(receiver.url, secret, timeout=1.0)) as appender:
         receiver.hang(3)  # beyond the 1 s timeout
         d, _ = resolve(appender, registered_tenant, "po-slow")
         wait_until(lambda: receiver.requests, what="the first request")
