@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from indelible.domain import InvalidCommandError
 from indelible.domain.commands import MAX_SOURCE, SLUG_PATTERN, check_source
-from indelible.domain.money import AMOUNT_PATTERN, parse_amount
 from indelible.domain.validation import LINE_PATTERN, check_line
 
 SETTINGS = settings(max_examples=2000, deadline=None)
@@ -42,12 +41,3 @@ def test_the_line_pattern_accepts_exactly_what_check_line_accepts(value):
 def test_the_slug_pattern_below_max_source_is_check_source(value):
     matches = bool(re.fullmatch(SLUG_PATTERN, value)) and len(value) <= MAX_SOURCE
     assert matches == accepted(check_source, value)
-
-
-@SETTINGS
-@given(value=st.one_of(strings, st.from_regex(r"-?[0-9]{1,20}(\.[0-9]{0,5})?", fullmatch=True)))
-def test_the_amount_pattern_is_the_amount_rule_of_parse_amount(value):
-    # CLF allows 4 places: the pattern says nothing of places, so compare on amounts within.
-    within = "." not in value or len(value.partition(".")[2]) <= 4
-    matches = bool(re.fullmatch(AMOUNT_PATTERN, value)) and within
-    assert matches == accepted(lambda v: parse_amount(v, "CLF", "f"), value)

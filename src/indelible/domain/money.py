@@ -24,8 +24,7 @@ from types import MappingProxyType
 
 from .errors import InvalidCommandError
 
-__all__ = ["AMOUNT_PATTERN", "CURRENCIES", "difference", "format_amount", "minor_units",
-           "parse_amount"]
+__all__ = ["CURRENCIES", "difference", "format_amount", "minor_units", "parse_amount"]
 
 # ISO 4217 List One, active codes with a minor unit, as in force in November 2026:
 # after HRK (2023), ZWL (2024), SLL and ANG (2025) and BGN (Bulgaria's euro changeover,
@@ -59,8 +58,7 @@ _ISO_4217: dict[str, int] = {
 CURRENCIES = MappingProxyType(_ISO_4217)  # code -> minor units (decimal places)
 
 _CODE = re.compile(r"[A-Z]{3}")
-AMOUNT_PATTERN = r"-?(0|[1-9][0-9]{0,17})(\.[0-9]+)?"  # rule 2 above
-_AMOUNT = re.compile(AMOUNT_PATTERN)
+_AMOUNT = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]+)?")
 # Wide enough that no amount the pattern admits, nor a difference of two, is ever rounded.
 _EXACT = Context(prec=64, traps=[Inexact])
 _QUANTUM = {places: Decimal(1).scaleb(-places) for places in set(_ISO_4217.values())}

@@ -29,7 +29,7 @@ from indelible import domain
 from indelible.domain.commands import (MAX_EXTERNAL_REF, MAX_METADATA, MAX_REASON, MAX_REF,
                                        MAX_SOURCE, MAX_TRANSACTION_REFS, SLUG_PATTERN,
                                        check_source)
-from indelible.domain.money import AMOUNT_PATTERN, CURRENCIES, format_amount, parse_amount
+from indelible.domain.money import format_amount, parse_amount
 from indelible.domain.validation import (LINE_PATTERN, MAX_DEPTH, check_json, check_line,
                                          check_text, check_time)
 from indelible.proofs.canonical import MAX_SAFE_INTEGER
@@ -85,7 +85,6 @@ def _whole(pattern: str, **limits: int) -> msgspec.Meta:
 _Source = Annotated[str, _whole(SLUG_PATTERN, max_length=MAX_SOURCE)]
 _ExternalRef = Annotated[str, _whole(LINE_PATTERN, max_length=MAX_EXTERNAL_REF)]
 _TransactionRef = Annotated[str, _whole(LINE_PATTERN, max_length=MAX_REF)]
-_Amount = Annotated[str, _whole(AMOUNT_PATTERN)]
 # check_json's rules for free JSON: strings and keys without NUL or lone surrogates, keys
 # also without characters above U+FFFF, integers within ±(2**53 - 1), no floats, and
 # containers nested at most MAX_DEPTH deep: one Union per level, so the depth is a type.
@@ -112,8 +111,8 @@ class _DetectedBody(msgspec.Struct, tag_field="type", tag="discrepancy.detected"
     source: _Source
     external_ref: _ExternalRef
     kind: domain.Kind
-    expected_amount: _Amount
-    actual_amount: _Amount
+    expected_amount: str
+    actual_amount: str
     currency: str
     detected_at: str
     transaction_refs: Annotated[list[_TransactionRef],
@@ -150,11 +149,10 @@ def _read_usual(data: bytes, subject_tenant: str) -> Detected | Matched | None:
 
 
 def _usual_detected(body: _DetectedBody, size: int) -> Detected | None:
-    currency = body.currency
-    if currency not in CURRENCIES:
-        return None
-    expected = format_amount(parse_amount(body.expected_amount, currency, ""), currency)
-    actual = format_amount(parse_amount(body.actual_amount, currency, ""), currency)
+    currency = body.currency  # the amounts' own rules, and the currency's, are the domain's:
+    expected = format_amount(parse_amount(body.expected_amount, currency, "expected_amount"),
+                             currency)
+    actual = format_amount(parse_amount(body.actual_amount, currency, "actual_amount"), currency)
     refs = body.transaction_refs
     if (body.kind is domain.Kind.AMOUNT_MISMATCH and expected == actual
             or len(set(refs)) != len(refs)):
