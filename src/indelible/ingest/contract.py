@@ -85,10 +85,12 @@ def _whole(pattern: str, **limits: int) -> msgspec.Meta:
 _Source = Annotated[str, _whole(SLUG_PATTERN, max_length=MAX_SOURCE)]
 _ExternalRef = Annotated[str, _whole(LINE_PATTERN, max_length=MAX_EXTERNAL_REF)]
 _TransactionRef = Annotated[str, _whole(LINE_PATTERN, max_length=MAX_REF)]
-# check_json's rules for free JSON: strings and keys without NUL or lone surrogates, keys
-# also without characters above U+FFFF, integers within ±(2**53 - 1), no floats, and
-# containers nested at most MAX_DEPTH deep: one Union per level, so the depth is a type.
+
+
 def _free_json() -> type:
+    """check_json's rules as a type: strings and keys without NUL or lone surrogates, keys
+    also without characters above U+FFFF, integers within ±(2**53 - 1), no floats, and
+    containers nested at most MAX_DEPTH deep (one Union per level: the depth is a type)."""
     text = Annotated[str, _whole("[^\x00\ud800-\udfff]*")]
     key = Annotated[str, _whole("[^\x00\ud800-\udfff\U00010000-\U0010ffff]*")]
     integer = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
@@ -154,7 +156,7 @@ def _usual_detected(body: _DetectedBody, size: int) -> Detected | None:
                              currency)
     actual = format_amount(parse_amount(body.actual_amount, currency, "actual_amount"), currency)
     refs = body.transaction_refs
-    if (body.kind is domain.Kind.AMOUNT_MISMATCH and expected == actual
+    if ((body.kind is domain.Kind.AMOUNT_MISMATCH and expected == actual)
             or len(set(refs)) != len(refs)):
         return None
     metadata = body.metadata
@@ -180,7 +182,7 @@ def read_explaining(data: bytes, *, subject_tenant: str) -> Detected | Matched:
         raise ContractError("the message must be a JSON object")
     # 2. Type, shape and tenant.
     kind = body.get("type")
-    allowed = (_FIELDS.get(kind) if isinstance(kind, str) else None)  # [] or {}: unhashable
+    allowed = _FIELDS.get(kind) if isinstance(kind, str) else None  # [] or {}: unhashable
     if allowed is None:
         raise ContractError(f"type: must be discrepancy.detected or discrepancy.matched, got {kind!r}")
     unknown = sorted(set(body) - allowed)
