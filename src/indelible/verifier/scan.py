@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from multiprocessing.util import Finalize
@@ -18,6 +19,8 @@ from multiprocessing.util import Finalize
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg.types.numeric import Int8BinaryLoader
+from psycopg.types.string import ByteaBinaryLoader
 
 from indelible.proofs import fold_perfect
 from indelible.proofs.hashing import LEAF_PREFIX
@@ -26,19 +29,28 @@ from indelible.store.copy_rows import PG_EPOCH
 GROUP = 256
 MISSING = b"\x00" * 32  # stands in for a deleted entry so later positions keep their index
 
-# COPY rather than a cursor: the server streams the rows while this process checks earlier
-# ones, and psycopg's C loaders build each row (a cursor's FETCH round trips left one side
-# idle at a time). Binary, with two columns read under another type's loader: a uuid's
-# binary form is its 16 bytes (read as bytea) and a timestamptz's is µs since 2000-01-01 UTC
-# as an int8 (read as int8), so no Python runs per value and nothing is converted by the
-# server under audit: the comparison with what the entry says happens here.
+# COPY rather than a cursor (a cursor's FETCHes cost the server twice the CPU per entry), and
+# one output row per 256-group holding each column's values as an array in seq order:
+# psycopg's C loaders then build a whole group per call, so fetching costs ~0.4 µs of Python
+# per entry instead of ~1.5 µs row by row (measured). The server only packs the same values:
+# every comparison with what the entry says happens here. A group whose entries are all
+# gone comes out as a row of NULLs.
 _SCAN = sql.SQL("""
-COPY (SELECT seq, entry, leaf_hash, event_id, stream_id, stream_version, type, recorded_at,
-             actor_id, idempotency_key
-      FROM ledger_entries WHERE tenant_id = {} AND seq >= {} AND seq < {} ORDER BY seq)
+COPY (SELECT a.* FROM generate_series({lo}::int8, {last}::int8, 256) AS g(start),
+      LATERAL (SELECT array_agg(seq ORDER BY seq), array_agg(entry ORDER BY seq),
+                      array_agg(leaf_hash ORDER BY seq), array_agg(event_id ORDER BY seq),
+                      array_agg(stream_id ORDER BY seq), array_agg(stream_version ORDER BY seq),
+                      array_agg(type ORDER BY seq), array_agg(recorded_at ORDER BY seq),
+                      array_agg(actor_id ORDER BY seq), array_agg(idempotency_key ORDER BY seq)
+               FROM ledger_entries
+               WHERE tenant_id = {tenant} AND seq >= g.start AND seq < least(g.start + 256, {hi})
+      ) AS a)
 TO STDOUT (FORMAT BINARY)
-""")
-_WIRE_TYPES = ("int8", "bytea", "bytea", "bytea", "text", "int8", "text", "int8", "text", "text")
+""")  # 256: GROUP
+# uuid and timestamptz elements are loaded by the bytea and int8 loaders, which read their
+# binary forms (the 16 bytes; µs since 2000-01-01 UTC) in C: no UUID or datetime per entry.
+_ARRAY_TYPES = ("int8[]", "bytea[]", "bytea[]", "uuid[]", "text[]", "int8[]", "text[]",
+                "timestamptz[]", "text[]", "text[]")
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -68,6 +80,8 @@ class ChunkResult:
 def connect(conninfo: str) -> psycopg.Connection:
     """A connection for scanning: one per process, kept for all the chunks it scans."""
     conn = psycopg.connect(conninfo, autocommit=True)
+    conn.adapters.register_loader("uuid", ByteaBinaryLoader)
+    conn.adapters.register_loader("timestamptz", Int8BinaryLoader)
     # The order must come from the primary key's index, never from a sort: right after a
     # bulk append the statistics are stale and the planner then chose a bitmap scan with an
     # on-disk sort of the whole range (3x slower, measured with EXPLAIN ANALYZE).
@@ -116,39 +130,47 @@ def _scan_rows(conn, result: ChunkResult, tenant: str, origin: str, lo: int, hi:
     findings, append_leaf = result.findings, leaves.append
     loads, b64, sha256 = orjson.loads, binascii.b2a_base64, hashlib.sha256
     gaps = 0  # MISSING leaves added for absent entries
-    with conn.cursor() as cur, cur.copy(_SCAN.format(tenant, lo, hi)) as copy:
-        copy.set_types(_WIRE_TYPES)
-        for row in copy.rows():
-            seq, entry = row[0], row[1]
-            if seq != expected:
-                findings.append(("seq", f"entries {expected}..{seq - 1} are missing", expected))
-                leaves += [MISSING] * (seq - expected)
-                gaps += seq - expected
-                prev = prev_b64 = None
-            digest = sha256(LEAF_PREFIX)
-            digest.update(entry)
-            leaf = digest.digest()
-            if leaf != row[2]:
-                findings.append(("leaf_hash", "stored leaf_hash does not match the entry bytes", seq))
-            try:
-                doc = loads(entry)
-                at = doc["at"]
-                micros = times[at] if at in times else _micros(at, times)
-                usual = (seq != lo and prev_b64 is not None and doc["prev"] == prev_b64
-                         and doc["log"] == origin
-                         and (doc["seq"], doc["id"].replace("-", ""), doc["stream"],
-                              doc["version"], doc["type"], micros, doc["actor"]["id"],
-                              doc["meta"].get("idempotency_key"))
-                         == (seq, row[3].hex(), row[4], row[5], row[6], row[7], row[8], row[9]))
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-                usual = False
-            if not usual:
-                _check_entry(result, row, origin, prev, seq == lo, times)
-            append_leaf(leaf)
-            prev, expected = leaf, seq + 1
-            prev_b64 = b64(leaf, newline=False).decode()
+    for row in _rows(conn, tenant, lo, hi):
+        seq, entry = row[0], row[1]
+        if seq != expected:
+            findings.append(("seq", f"entries {expected}..{seq - 1} are missing", expected))
+            leaves += [MISSING] * (seq - expected)
+            gaps += seq - expected
+            prev = prev_b64 = None
+        digest = sha256(LEAF_PREFIX)
+        digest.update(entry)
+        leaf = digest.digest()
+        if leaf != row[2]:
+            findings.append(("leaf_hash", "stored leaf_hash does not match the entry bytes", seq))
+        try:
+            doc = loads(entry)
+            at = doc["at"]
+            micros = times[at] if at in times else _micros(at, times)
+            usual = (seq != lo and prev_b64 is not None and doc["prev"] == prev_b64
+                     and doc["log"] == origin
+                     and (doc["seq"], doc["id"].replace("-", ""), doc["stream"],
+                          doc["version"], doc["type"], micros, doc["actor"]["id"],
+                          doc["meta"].get("idempotency_key"))
+                     == (seq, row[3].hex(), row[4], row[5], row[6], row[7], row[8], row[9]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            usual = False
+        if not usual:
+            _check_entry(result, row, origin, prev, seq == lo, times)
+        append_leaf(leaf)
+        prev, expected = leaf, seq + 1
+        prev_b64 = b64(leaf, newline=False).decode()
     result.rows = len(leaves) - gaps
     result.last_leaf = prev
+
+
+def _rows(conn, tenant: str, lo: int, hi: int) -> Iterator[tuple]:
+    """Entries [lo, hi) in seq order, each a tuple of the scanned columns."""
+    query = _SCAN.format(lo=lo, last=hi - 1, hi=hi, tenant=tenant)
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        copy.set_types(_ARRAY_TYPES)
+        for group in copy.rows():
+            if group[0] is not None:  # None: every entry of this group is gone
+                yield from zip(*group)
 
 
 _COLUMNS = ("seq", "event_id", "stream_id", "stream_version", "type", "recorded_at", "actor_id",
