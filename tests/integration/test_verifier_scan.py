@@ -99,3 +99,13 @@ def test_a_whole_group_deleted_is_pinpointed(app_url, log, rogue, signer, chunk)
     assert any(f.check == "seq" and f.seq == 256 and "256..511 are missing" in f.detail
                for f in report.findings)
     assert report.entries_checked == SIZE - 256
+
+
+def test_progress_rises_to_the_whole_log_while_this_process_and_a_helper_scan(app_url, log,
+                                                                              signer):
+    seen = []
+    report = verify_log(app_url, log, verifier_of(signer), workers=2, chunk=256,
+                        progress=lambda done, size: seen.append((done, size)))
+    assert report.ok, report.to_text()
+    assert seen[-1] == (SIZE, SIZE)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)

@@ -124,8 +124,9 @@ def _scan(conninfo, tenant, origin, size, keep, workers, progress, chunk) -> lis
     helpers = min(workers or os.cpu_count() or 1, len(ranges)) - 1
     results: dict[int, ChunkResult] = {}
 
-    def record(result: ChunkResult) -> None:
-        results[result.lo] = result
+    def record(*finished: ChunkResult) -> None:
+        for result in finished:
+            results[result.lo] = result
         if progress:
             progress(sum(r.hi - r.lo for r in results.values()), size)
 
@@ -147,7 +148,8 @@ def _scan(conninfo, tenant, origin, size, keep, workers, progress, chunk) -> lis
             for future, (lo, hi) in zip(reversed(futures), reversed(ranges)):
                 if not future.cancel():
                     break
-                record(scan.scan_chunk(conn, tenant, origin, lo, hi, keep))
+                record(scan.scan_chunk(conn, tenant, origin, lo, hi, keep),
+                       *(f.result() for f in futures if f.done() and not f.cancelled()))
         for future in futures:
             if not future.cancelled():
                 record(future.result())
