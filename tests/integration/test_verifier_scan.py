@@ -3,8 +3,9 @@ a change to any column of any entry, at either edge of a group or of a chunk, mu
 caught and pinpointed, and a group whose entries are all gone must still show as missing.
 
 The log: 1,000 entries with idempotency keys, signed at the end. Each test tampers as a
-superuser (the append-only triggers off) and verifies with chunks of 256 or 512 entries and
-two processes, so group, chunk and process boundaries all fall inside the log.
+superuser (the append-only triggers off) and verifies with `workers=2`: with chunks of 256
+entries this process and a helper share four chunks, so group, chunk and process boundaries
+all fall inside the log; with larger chunks this process scans alone.
 """
 
 from __future__ import annotations
