@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indelible import audit, proofs
-from indelible.proofs import leaf_hash
+from indelible.proofs import Cosigner, leaf_hash
+from indelible.proofs.cosignature import split_note
 from indelible.store.appender import append_batch
+from indelible.store.cosignatures import insert_cosignature
 from indelible.store.errors import LogIntegrityError, UnknownLogError
 from indelible.store.logs import create_log
 from indelible.store.signing import sign_checkpoint
@@ -164,3 +166,24 @@ def test_proof_requests_outside_the_log_are_refused_by_name(conn, tenant, signer
     with pytest.raises(UnknownLogError):
         audit.entry_proof(conn, f"{tenant}-none", 0)
     assert audit.current_checkpoint(conn, tenant).size == 10
+
+
+def test_what_a_proof_stands_on_is_read_under_the_tenants_row_level_security(
+        conn, request_conn, tenant, signer, kept):
+    """The request role sees no row of any tenant table unless the tenant is set (fail
+    closed): a proof read on its bare autocommit connection shows the scoping reaches the
+    checkpoint, cosignature and entry statement, and ends with it."""
+    stored = _log_of(conn, tenant, signer, kept, 10)
+    witness = Cosigner.generate("witness.test/rls")
+    body, _ = split_note(stored.note)
+    line = witness.cosign(body, 1_790_000_000).rstrip("\n")
+    insert_cosignature(conn, tenant, 10, witness.key.key_text(), line, 1_790_000_000)
+    checkpoint = audit.current_checkpoint(request_conn, tenant)
+    assert checkpoint.size == 10 and line in checkpoint.note
+    assert request_conn.execute("SELECT current_setting('indelible.tenant', true)").fetchone() \
+        in [("",), (None,)]
+    with request_conn.transaction():  # as the API reads: the tiles need the scope too
+        request_conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
+        found = audit.entry_proof(request_conn, tenant, 4, cache=SubtreeCache())
+    assert line in found.checkpoint.note
+    proofs.verify_inclusion(4, 10, leaf_hash(found.entry), found.proof, stored.root_hash)
