@@ -51,7 +51,12 @@ LEFT JOIN checkpoint_cosignatures s ON s.tenant_id = %(tenant)s AND s.size = c.s
 WHERE h.tenant_id = %(tenant)s
 ORDER BY s.received_at, s.witness
 """
-_BIGINT = 1 << 63  # a seq or size outside PostgreSQL's bigint is in no log
+_BIGINT = 1 << 63
+
+
+def _in_bigint(value: int | None) -> int | None:
+    """`value`, or None (matches nothing) outside PostgreSQL's bigint, where no log reaches."""
+    return value if value is not None and -_BIGINT <= value < _BIGINT else None
 
 
 def _proof_basis(conn: psycopg.Connection, tenant: str, seq: int | None,
@@ -63,8 +68,7 @@ def _proof_basis(conn: psycopg.Connection, tenant: str, seq: int | None,
     the scoping and the statement travel together and share the implicit transaction that
     lasts until the pipeline's one sync (in a caller's transaction, they run inside it).
     """
-    params = {"tenant": tenant, "seq": seq if seq is not None and -_BIGINT <= seq < _BIGINT else None,
-              "size": size if size is not None and -_BIGINT <= size < _BIGINT else None}
+    params = {"tenant": tenant, "seq": _in_bigint(seq), "size": _in_bigint(size)}
     with conn.pipeline():
         scope_to_tenant(conn, tenant)
         cursor = conn.execute(_PROOF_BASIS, params)

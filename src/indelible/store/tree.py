@@ -30,7 +30,7 @@ from indelible.store.errors import LogIntegrityError
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 
-Subtree = tuple[int, int]  # (level, index): the perfect subtree over [index << level, (index + 1) << level)
+Subtree = tuple[int, int]  # (level, index): leaves [index << level, (index + 1) << level)
 T = TypeVar("T")
 
 _PLACEHOLDER = bytes(HASH_SIZE)  # what the planning walk hashes; never leaves this module
@@ -49,7 +49,8 @@ UNION ALL
 SELECT r.level, r.lo, r.hi, a.*
 FROM unnest(%(node_level)s::int[], %(node_lo)s::bigint[], %(node_hi)s::bigint[]) AS r(level, lo, hi)
 CROSS JOIN LATERAL (
-    SELECT count(*), bool_and(octet_length(n.hash) = 32), string_agg(n.hash, ''::bytea ORDER BY n.idx)
+    SELECT count(*), bool_and(octet_length(n.hash) = 32),
+           string_agg(n.hash, ''::bytea ORDER BY n.idx)
     FROM merkle_nodes n
     WHERE n.tenant_id = %(tenant)s AND n.level = r.level AND n.idx >= r.lo AND n.idx < r.hi) AS a
 """
@@ -148,7 +149,7 @@ class StoredTree:
         known: dict[Subtree, bytes] = {}
         missing: list[Subtree] = []
         for subtree in wanted:
-            cached = self._cache.get(self._tenant, subtree) if self._cache else None
+            cached = None if self._cache is None else self._cache.get(self._tenant, subtree)
             if cached is None:
                 missing.append(subtree)
             else:
@@ -166,9 +167,9 @@ class StoredTree:
         leaf = [r for r in ranges if r[0] == 0]
         node = [r for r in ranges if r[0] > 0]
         rows = self._conn.execute(_SUBTREE_HASHES, {
-            "tenant": self._tenant, "leaf_lo": [r[1] for r in leaf], "leaf_hi": [r[2] for r in leaf],
-            "node_level": [r[0] for r in node], "node_lo": [r[1] for r in node],
-            "node_hi": [r[2] for r in node]}, binary=True)
+            "tenant": self._tenant, "leaf_lo": [r[1] for r in leaf],
+            "leaf_hi": [r[2] for r in leaf], "node_level": [r[0] for r in node],
+            "node_lo": [r[1] for r in node], "node_hi": [r[2] for r in node]}, binary=True)
         found = {}
         for base, lo, hi, count, all_sized, joined in rows:
             if count == hi - lo and all_sized:
