@@ -75,6 +75,16 @@ def test_inclusion_proofs_equal_the_tile_walk_at_random_pairs(big_log, data):
     assert StoredTree(conn, tenant, cache=_SHARED).inclusion_proof(index, size) == expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_consistency_proofs_equal_the_tile_walk_at_random_pairs(big_log, data):
+    conn, tenant = big_log
+    size2 = data.draw(st.integers(1, BIG), label="size2")
+    size1 = data.draw(st.integers(1, size2), label="size1")
+    expected = proofs.consistency_proof(size1, size2, _tile_walk(conn, tenant).subtree)
+    assert StoredTree(conn, tenant, cache=_SHARED).consistency_proof(size1, size2) == expected
+
+
 def test_consistency_proofs_and_roots_equal_the_tile_walk(big_log):
     conn, tenant = big_log
     cache = SubtreeCache()
