@@ -69,12 +69,15 @@ class SubtreeCache:
     collision resistance) whether its siblings were read a second or an hour ago.
 
     If the database is edited after a subtree was cached (a superuser bypassing the
-    append-only triggers), proofs keep using the hash as it was signed: a proof of an edited
+    append-only triggers), proofs keep using the hash as it was read: a proof of an edited
     entry still fails at the auditor, because the entry and leaf hash are read fresh for
     every proof. A cached hash can therefore never make a proof be *accepted* wrongly; it can
     only hide the edit from proofs, and proofs were never what catches edits — verification
     (`indelible verify`, the continuous verifier) recomputes everything from the entries and
     never reads this cache. Signing never uses one either (store/signing.py reads fresh).
+    Keys name the tenant, not the database: one cache serves one database. A database
+    replaced under a running process (a restored backup) gets proofs that fail to verify
+    until the process restarts, never proofs that pass wrongly.
 
     Bounded: when `limit` hashes are held it starts over (the hot upper subtrees refill
     within a few proofs). Leaf-level subtrees (below level 8) are not kept: a random proof's
