@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -18,6 +18,7 @@ from indelible.proofs import NoteSigner
 from indelible.store.api_keys import Principal, authenticate
 from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.key_cache import KeyCache
+from indelible.store.tree import SubtreeCache
 from indelible.usecases.principal import Ledger
 from indelible.usecases.principal import Principal as Asking
 
@@ -37,6 +38,9 @@ class AppState:
     # wrong) or None; /readyz runs them in order and answers 503 naming the first problem.
     readiness: tuple[Callable[[], tuple[str, str] | None], ...] = ()
     key_cache: KeyCache | None = None  # None: every request asks the database
+    # Upper Merkle subtree hashes for the proofs this process serves from this pool's
+    # database; SubtreeCache says why serving them is sound (the auditor checks every proof).
+    subtrees: SubtreeCache = field(default_factory=SubtreeCache)
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal of a bearer token (blocking: call from a worker thread)."""

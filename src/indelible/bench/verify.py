@@ -9,10 +9,16 @@ real, signed log of that size.
    same rows, read fully by the client: the cost of just getting the bytes out of
    PostgreSQL, which any verifier must pay before checking anything. A warm-up copy runs
    first so neither side pays for first-touch page hint bits after the seeding.
-2. Inclusion-proof latency. Ours: `audit.entry_proof` (checkpoint, entry, fresh StoredTree,
-   proof) per random seq on one connection, as the API serves it; every proof is then
-   checked with `proofs.verify_inclusion` outside the clock. Baseline: the primary-key
-   SELECT of the same entry row, the least any proof endpoint must read.
+2. Inclusion-proof latency. Ours: `audit.entry_proof` (checkpoint with its cosignatures and
+   the entry in one statement, then the proof's stored hashes in one more) per random seq on
+   one connection, as the API serves it: with a `SubtreeCache` of upper subtree hashes, the
+   one an API process keeps for all its proofs. The judged figure is cold: a fresh cache
+   (the 50 warm-up proofs, which only warm the connection's prepared statements, use a cache
+   of their own), so the first proofs pay for filling it. Warm (the same seqs again with
+   the filled cache) is reported beside it. Leaf-level subtrees are never cached, so every
+   proof still reads and folds the ~255 leaf hashes beside its entry. Every proof is checked
+   with `proofs.verify_inclusion` outside the clock. Baseline: the primary-key SELECT of the
+   same entry row, the least any proof endpoint must read.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from indelible.proofs import NoteSigner, NoteVerifier
 from indelible.store.appender import Appended, append_batch
 from indelible.store.logs import read_head
 from indelible.store.signing import sign_checkpoint
+from indelible.store.tree import SubtreeCache
 from indelible.verifier import verify_log
 
 TARGET_RATE = 1_000_000  # entries/s
-TARGET_P99_MS = 5.0
+TARGET_P99_MS = 2.0  # issue 17
 
 
 @dataclass(frozen=True)
@@ -107,20 +114,32 @@ def _proof_latency(app_url: str, tenant: str, count: int) -> Measurement:
         baseline.point_select_latencies(conn, tenant, warm)
         base = baseline.point_select_latencies(conn, tenant, seqs)
         for seq in warm:
-            audit.entry_proof(conn, tenant, seq)
-        samples, answers = [], []
-        for seq in seqs:
-            started = time.perf_counter()
-            answers.append(audit.entry_proof(conn, tenant, seq))
-            samples.append(time.perf_counter() - started)
+            audit.entry_proof(conn, tenant, seq, cache=SubtreeCache())
+        cache = SubtreeCache()
+        cold, answers = _timed_proofs(conn, tenant, seqs, cache)
+        warm_cache, _ = _timed_proofs(conn, tenant, seqs, cache)
     _check_proofs(answers)
-    ours = latency_ms(samples)
+    ours, warm_ms = latency_ms(cold), latency_ms(warm_cache)
     return Measurement(
         "proof_latency", f"inclusion proof latency ({count:,} random seqs, log size "
         f"{checkpoint.size:,})", "ms", latency_ms(base), ours,
-        "primary-key SELECT of the entry row", "audit.entry_proof, every proof verified",
+        "primary-key SELECT of the entry row",
+        "audit.entry_proof, fresh SubtreeCache (cold), every proof verified; warm "
+        f"(same seqs again) p50 {warm_ms['p50']:.3f} / p99 {warm_ms['p99']:.3f} ms",
         f"p99 ≤ {TARGET_P99_MS:g} ms", ours["p99"] <= TARGET_P99_MS,
-        {"proofs": count, "log_size": checkpoint.size})
+        {"proofs": count, "log_size": checkpoint.size,
+         "warm_ms": {k: round(v, 4) for k, v in warm_ms.items()},
+         "cached_subtrees": len(cache)})
+
+
+def _timed_proofs(conn: psycopg.Connection, tenant: str, seqs: list[int],
+                  cache: SubtreeCache) -> tuple[list[float], list[audit.EntryProof]]:
+    samples, answers = [], []
+    for seq in seqs:
+        started = time.perf_counter()
+        answers.append(audit.entry_proof(conn, tenant, seq, cache=cache))
+        samples.append(time.perf_counter() - started)
+    return samples, answers
 
 
 def _check_proofs(answers: list[audit.EntryProof]) -> None:

@@ -71,7 +71,8 @@ async def entry(tenant: Tenant, seq: Annotated[int, Path(ge=0, le=2**62)], calle
     if policy is not None and tree_size is None:
         cp = await witnessed(state, _own(tenant, caller), policy, seq + 1)
         tree_size = cp.size
-    found = await state.read(_own(tenant, caller), audit.entry_proof, tenant, seq, tree_size)
+    found = await state.read(_own(tenant, caller), audit.entry_proof, tenant, seq, tree_size,
+                             cache=state.subtrees)
     if policy is not None:
         require_quorum(found.checkpoint.note, policy)
     if format == "tlog-proof":
@@ -87,5 +88,6 @@ async def consistency(tenant: Tenant, caller: Caller, state: State,
                       size1: Annotated[int, Query(ge=1, le=2**62)],
                       size2: Annotated[int, Query(ge=1, le=2**62)]) -> dict:
     """An RFC 9162 consistency proof between two sizes of the log."""
-    proof = await state.read(_own(tenant, caller), audit.consistency, tenant, size1, size2)
+    proof = await state.read(_own(tenant, caller), audit.consistency, tenant, size1, size2,
+                             cache=state.subtrees)
     return {"tenant": tenant, "size1": size1, "size2": size2, "proof": [b64(h) for h in proof]}
