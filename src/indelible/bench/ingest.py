@@ -30,7 +30,7 @@ from indelible.nats_auth import NatsAccess
 from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.tenants import create_tenant
 
-TARGET_RATE = 20_000  # messages/s
+TARGET_RATIO = 0.5  # of raw consume + ack (issue 17)
 RAW_STREAM, RAW_SUBJECT = "BENCH_RAW", "bench.raw"
 
 
@@ -53,7 +53,7 @@ def run(db: Database, settings: Settings, broker: NatsAccess, tenant: str,
         f"messages of {size:.0f} B)", "messages/s", {"rate": raw_rate}, {"rate": ours},
         "raw JetStream pull consume + ack, same client",
         f"NATS -> consumer -> ledger, committed; {options.workers} consumer process(es)",
-        f">= {TARGET_RATE:,}/s", ours >= TARGET_RATE,
+        f"ratio ≥ {TARGET_RATIO}", ours >= TARGET_RATIO * raw_rate,
         {"messages": options.messages, "workers": options.workers})], {}
 
 
