@@ -35,7 +35,8 @@ from indelible.store.copy_rows import COPY_SQL, EntryRows
 from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
                                     IdempotencyConflictError, InvalidEntryError,
                                     VersionConflictError)
-from indelible.store.logs import LogHead, read_head
+from indelible.store.known_streams import NO_STATE, KnownStreams
+from indelible.store.logs import HEAD_SQL, LogHead, head_of
 
 log = logging.getLogger(__name__)
 
@@ -180,41 +181,104 @@ def prepare(command: NewEntry | PreparedEntry) -> PreparedEntry | InvalidEntryEr
 
 
 def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Command], *,
-                 model: StreamModel | None = None,
-                 hooks: Sequence[AppendHook] = ()) -> list[Outcome]:
+                 model: StreamModel | None = None, hooks: Sequence[AppendHook] = (),
+                 known: KnownStreams | None = None) -> list[Outcome]:
     """Append `commands` to `tenant`'s log in one transaction; one outcome per command.
 
     Decisions need a `model`: its states are loaded under the lock, evolved entry by entry,
     and projected before the commit, so the read model never disagrees with the log.
     `hooks` see the batch's new entries of their types before the commit (see AppendHook).
+    `known`: what this appender remembers of the streams it wrote (see KnownStreams), used
+    when the locked head is still the one it left, and updated after the commit.
     """
     items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
     live = [i for i in items if not isinstance(i, AppendRefusedError)]
+    _check_reads(live, model)
+    try:
+        with _CommitWatch(tenant) as watch, conn.transaction():
+            found = _look_up(conn, tenant, live, model, known)
+            batch = _Batch(tenant, found.head, len(items), model, found.states, found.answered,
+                           hooks)
+            with conn.cursor() as cur:
+                # Rows stream to the server while later ones are still being hashed, so
+                # PostgreSQL ingests in parallel with this loop instead of after it.
+                with cur.copy(COPY_SQL) as copy:
+                    outcomes = [i if isinstance(i, AppendRefusedError)
+                                else batch.add(i, found.replays, found.versions, copy)
+                                for i in items]
+                    copy.write(batch.rows.drain(last=True))
+                if batch.rows.count:
+                    batch.finish(conn, cur)
+            watch.committing = True
+    except BaseException:
+        if known is not None:  # rolled back, or its outcome unknown: remember nothing
+            known.forget(tenant)
+        raise
+    if known is not None:
+        known.remember(tenant, found.head, batch.seq, batch.prev, found.versions,
+                       {s: batch.states[s] for s in batch.changed})
+    return outcomes
+
+
+@dataclass
+class _Found:
+    """What a batch is judged against, read under the log-head lock."""
+
+    head: LogHead
+    replays: dict[str, tuple[Appended, NewEntry | None]]  # idempotency key -> its entry
+    answered: dict[str, Appended]  # request key -> the entry its first request produced
+    versions: dict[str, int]  # stream -> current version (absent: no entries)
+    states: dict[str, Any]  # stream -> the model's current state
+
+
+def _look_up(conn: psycopg.Connection, tenant: str, live: list, model: StreamModel | None,
+             known: KnownStreams | None) -> _Found:
+    """Lock the head and read what the batch is judged against, in one round trip.
+
+    The statements go out in one pipeline, so they run in order on the server: every
+    lookup runs after the head's row lock is held, and is committed truth. Streams the
+    appender remembers are not looked up; if the head turns out not to be the one it left,
+    they are looked up after all (a second round trip, only after a foreign append)."""
+    candidates = known.candidates(tenant) if known is not None else {}
     keys = [k for k in map(_key, live) if k is not None]
     requests = [i.request_key for i in live if isinstance(i, Decision) and i.request_key]
-    _check_reads(live, model)
-    with _CommitWatch(tenant) as watch, conn.transaction():
+    wanted = _own_streams(live)
+    probed = [s for s in wanted if s not in candidates]
+    with conn.pipeline():
         # Row-level security on read models keys on this setting; it ends with the transaction.
         conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
-        head = read_head(conn, tenant, lock=True)
-        replays = _existing_by_key(conn, tenant, keys)
-        answered = _existing_by_request(conn, tenant, requests)
-        streams = _streams(live, replays)
-        versions = _stream_versions(conn, tenant, streams)
-        modeled = [s for s in streams if model is not None and model.owns(s)]
-        states = model.load(conn, tenant, modeled) if modeled else {}
-        batch = _Batch(tenant, head, len(items), model, states, answered, hooks)
-        with conn.cursor() as cur:
-            # Rows stream to the server while later ones are still being hashed, so
-            # PostgreSQL ingests in parallel with this loop instead of after it.
-            with cur.copy(COPY_SQL) as copy:
-                outcomes = [i if isinstance(i, AppendRefusedError)
-                            else batch.add(i, replays, versions, copy) for i in items]
-                copy.write(batch.rows.drain(last=True))
-            if batch.rows.count:
-                batch.finish(conn, cur)
-        watch.committing = True
-    return outcomes
+        head_row = conn.execute(HEAD_SQL + " FOR UPDATE", (tenant,))
+        by_key = _send_by_key(conn, tenant, keys)
+        by_request = _send_by_request(conn, tenant, requests)
+        by_stream = _send_versions(conn, tenant, probed)
+    head = head_of(tenant, head_row.fetchone())
+    remembered = candidates if known is not None and known.confirmed(tenant, head) else {}
+    replays = _replays(tenant, by_key)
+    streams = wanted + _followed(live, replays, wanted)
+    versions = {s: remembered[s][0] for s in streams if s in remembered}
+    versions.update(by_stream.fetchall() if by_stream else ())
+    looked_up = set(probed)
+    if missing := [s for s in streams if s not in looked_up and s not in remembered]:
+        versions.update(_fetch_versions(conn, tenant, missing))
+    return _Found(head, replays, _answered(tenant, by_request), versions,
+                  _states(conn, tenant, model, streams, remembered))
+
+
+def _states(conn: psycopg.Connection, tenant: str, model: StreamModel | None,
+            streams: list[str], remembered: dict) -> dict[str, Any]:
+    """The model's state of each stream it owns: remembered (evolved by this appender at
+    this very head) or loaded."""
+    if model is None:
+        return {}
+    states, unknown = {}, []
+    for s in streams:
+        if model.owns(s):
+            state = remembered[s][1] if s in remembered else NO_STATE
+            if state is NO_STATE:
+                unknown.append(s)
+            else:
+                states[s] = state
+    return {**model.load(conn, tenant, unknown), **states} if unknown else states
 
 
 class _CommitWatch:
@@ -248,16 +312,20 @@ def _stream(item: PreparedEntry | Decision) -> str:
     return item.stream if isinstance(item, Decision) else item.command.stream
 
 
-def _streams(live: list, replays: dict) -> list[str]:
-    """Every stream the batch may decide on or read: its own, the streams followed keys
-    landed on, and the streams decisions read."""
-    streams = {_stream(i) for i in live}
+def _own_streams(live: list) -> list[str]:
+    """Every stream the batch names: its commands' own and the streams decisions read."""
+    streams = dict.fromkeys(map(_stream, live))
     for i in live:
         if isinstance(i, Decision):
-            streams.update(i.reads)
-            if i.follows_key and i.idempotency_key in replays:
-                streams.add(replays[i.idempotency_key][0].stream)
+            streams.update(dict.fromkeys(i.reads))
     return list(streams)
+
+
+def _followed(live: list, replays: dict, wanted: list[str]) -> list[str]:
+    """The streams followed keys landed on, beyond `wanted` (known only once the keys are)."""
+    landed = {replays[i.idempotency_key][0].stream for i in live
+              if isinstance(i, Decision) and i.follows_key and i.idempotency_key in replays}
+    return list(landed.difference(wanted))
 
 
 def _check_reads(live: list, model: StreamModel | None) -> None:
@@ -467,51 +535,66 @@ def _answer(d: Decision, original: Appended) -> Outcome:
     return _as_replay(original)
 
 
-def _existing_by_request(conn: psycopg.Connection, tenant: str,
-                         keys: list[str]) -> dict[str, Appended]:
+# Each lookup below probes an index once per key or stream: `unnest` of the keys, then a
+# LATERAL subquery with LIMIT, which PostgreSQL never flattens into a join. Without the
+# LIMIT, statistics that underestimate a tenant (a log grown since the last ANALYZE) made
+# PostgreSQL 18 hash-join the keys against a scan of the tenant's whole log: 55 ms for
+# 2,000 idempotency keys at 132k entries, against 1.8 ms as probes. (`key = ANY(...)` was
+# seen walking the log too; row-comparison bounds beside `tenant_id = $1` bounded the scan
+# by the tenant alone, 40 ms a key.) Each names its tenant with a plain equality, which is
+# also what Citus routes by (docs/scale-out.md).
+
+def _send_by_request(conn: psycopg.Connection, tenant: str, keys: list[str]):
     if not keys:
-        return {}
-    rows = conn.execute(
-        "SELECT r.request_key, e.seq, e.event_id, e.stream_id, e.stream_version, e.leaf_hash, "
+        return None
+    return conn.execute(
+        "SELECT e.request_key, e.seq, e.event_id, e.stream_id, e.stream_version, e.leaf_hash, "
         "       e.recorded_at, e.entry "
-        "FROM request_keys r JOIN ledger_entries e ON (e.tenant_id, e.seq) = (r.tenant_id, r.seq) "
-        "WHERE r.tenant_id = %s AND r.request_key = ANY(%s)", (tenant, keys))
+        "FROM unnest(%(keys)s::text[]) AS k, LATERAL ("
+        "  SELECT r.request_key, l.* FROM request_keys r JOIN ledger_entries l"
+        "    ON l.tenant_id = %(t)s AND l.seq = r.seq"
+        "  WHERE r.tenant_id = %(t)s AND r.request_key = k LIMIT 1) AS e",
+        {"keys": keys, "t": tenant})
+
+
+def _answered(tenant: str, cursor) -> dict[str, Appended]:
+    if cursor is None:
+        return {}
     return {key: Appended(tenant, seq, event_id, stream, version, bytes(leaf), at, bytes(entry),
                           replayed=True)
-            for key, seq, event_id, stream, version, leaf, at, entry in rows}
+            for key, seq, event_id, stream, version, leaf, at, entry in cursor}
 
 
-def _existing_by_key(conn: psycopg.Connection, tenant: str,
-                     keys: list[str]) -> dict[str, tuple[Appended, None]]:
+def _send_by_key(conn: psycopg.Connection, tenant: str, keys: list[str]):
     if not keys:
-        return {}
-    # Per key, one probe of the (tenant_id, idempotency_key) index, equal on both columns.
-    # The LIMIT keeps the subquery from being flattened into a join: without it, statistics
-    # that underestimate the tenant (a log grown since the last ANALYZE) made PostgreSQL 18
-    # hash-join the keys against a scan of the tenant's whole log (55 ms for 2,000 keys at
-    # 132k entries, against 1.8 ms as probes). With `key = ANY(...)` it was seen walking the
-    # log too; with row-comparison bounds beside `tenant_id = $1`, PostgreSQL 18 bounded the
-    # scan by the tenant alone, 40 ms a key. A plain equality on tenant_id is also what
-    # Citus routes by (docs/scale-out.md).
-    rows = conn.execute(
+        return None
+    return conn.execute(
         "SELECT e.idempotency_key, e.seq, e.event_id, e.stream_id, e.stream_version, "
         "       e.leaf_hash, e.recorded_at, e.entry "
         "FROM unnest(%(keys)s::text[]) AS k, LATERAL ("
         "  SELECT * FROM ledger_entries WHERE tenant_id = %(t)s AND idempotency_key = k "
         "  LIMIT 1) AS e",
         {"keys": keys, "t": tenant})
+
+
+def _replays(tenant: str, cursor) -> dict[str, tuple[Appended, None]]:
+    if cursor is None:
+        return {}
     return {key: (Appended(tenant, seq, event_id, stream, version, bytes(leaf), at, bytes(entry),
                            replayed=True), None)
-            for key, seq, event_id, stream, version, leaf, at, entry in rows}
+            for key, seq, event_id, stream, version, leaf, at, entry in cursor}
 
 
-def _stream_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
+def _send_versions(conn: psycopg.Connection, tenant: str, streams: list[str]):
     if not streams:
-        return {}
-    # Likewise: one backward probe per stream down (tenant_id, stream_id, stream_version).
-    rows = conn.execute(
+        return None
+    # One backward probe per stream down (tenant_id, stream_id, stream_version).
+    return conn.execute(
         "SELECT s, v.stream_version FROM unnest(%(streams)s::text[]) AS s, LATERAL ("
         "  SELECT stream_version FROM ledger_entries WHERE tenant_id = %(t)s AND stream_id = s"
         "  ORDER BY stream_version DESC LIMIT 1) AS v",
         {"streams": streams, "t": tenant})
-    return dict(rows.fetchall())
+
+
+def _fetch_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
+    return dict(_send_versions(conn, tenant, streams).fetchall())
