@@ -25,6 +25,7 @@ from indelible.bench.common import BenchError, Measurement, frozen_heap, latency
 from indelible.bootstrap import Database
 from indelible.store.appender import Appended, append_batch
 from indelible.store.group_commit import GroupCommitAppender
+from indelible.store.known_streams import KnownStreams
 from indelible.store.logs import read_head
 
 TARGET_RATE = 100_000  # entries/s
@@ -157,10 +158,11 @@ def _with_verifier(db: Database, tenant: str, cmds: list, options: AppendOptions
 
 
 def _direct(app_url: str, tenant: str, cmds: list, batch: int) -> float:
+    known = KnownStreams()  # as an appender keeps it (GroupCommitAppender does)
     with psycopg.connect(app_url, autocommit=True) as conn:
         started = time.perf_counter()
         outcomes = [o for lo in range(0, len(cmds), batch)
-                    for o in append_batch(conn, tenant, cmds[lo:lo + batch])]
+                    for o in append_batch(conn, tenant, cmds[lo:lo + batch], known=known)]
         seconds = time.perf_counter() - started
     _check_fresh(outcomes, len(cmds))
     return rate(len(outcomes), seconds)

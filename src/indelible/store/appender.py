@@ -191,12 +191,10 @@ def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Comma
     `known`: what this appender remembers of the streams it wrote (see KnownStreams), used
     when the locked head is still the one it left, and updated after the commit.
     """
-    items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
-    live = [i for i in items if not isinstance(i, AppendRefusedError)]
-    _check_reads(live, model)
+    _check_reads(commands, model)
     try:
         with _CommitWatch(tenant) as watch, conn.transaction():
-            found = _look_up(conn, tenant, live, model, known)
+            items, found = _look_up(conn, tenant, commands, model, known)
             batch = _Batch(tenant, found.head, len(items), model, found.states, found.answered,
                            hooks)
             with conn.cursor() as cur:
@@ -231,18 +229,22 @@ class _Found:
     states: dict[str, Any]  # stream -> the model's current state
 
 
-def _look_up(conn: psycopg.Connection, tenant: str, live: list, model: StreamModel | None,
-             known: KnownStreams | None) -> _Found:
-    """Lock the head and read what the batch is judged against, in one round trip.
+def _look_up(conn: psycopg.Connection, tenant: str, commands: Sequence[Command],
+             model: StreamModel | None, known: KnownStreams | None) -> tuple[list, _Found]:
+    """Lock the head and read what the batch is judged against, in one round trip; while
+    the server works on it, check and encode the commands (`prepare`): the batch's items,
+    and what they are judged against.
 
     The statements go out in one pipeline, so they run in order on the server: every
-    lookup runs after the head's row lock is held, and is committed truth. Streams the
-    appender remembers are not looked up; if the head turns out not to be the one it left,
-    they are looked up after all (a second round trip, only after a foreign append)."""
+    lookup runs after the head's row lock is held, and is committed truth. The keys and
+    streams probed are read off the commands before they are checked; an invalid command's
+    lookups are merely unused. Streams the appender remembers are not looked up; if the
+    head turns out not to be the one it left, they are looked up after all (a second round
+    trip, only after a foreign append)."""
     candidates = known.candidates(tenant) if known is not None else {}
-    keys = [k for k in map(_key, live) if k is not None]
-    requests = [i.request_key for i in live if isinstance(i, Decision) and i.request_key]
-    wanted = _own_streams(live)
+    keys = [k for k in map(_key, commands) if isinstance(k, str)]
+    requests = [c.request_key for c in commands if isinstance(c, Decision) and c.request_key]
+    wanted = _own_streams(commands)
     probed = [s for s in wanted if s not in candidates]
     with conn.pipeline():
         # Row-level security on read models keys on this setting; it ends with the transaction.
@@ -251,6 +253,10 @@ def _look_up(conn: psycopg.Connection, tenant: str, live: list, model: StreamMod
         by_key = _send_by_key(conn, tenant, keys)
         by_request = _send_by_request(conn, tenant, requests)
         by_stream = _send_versions(conn, tenant, probed)
+        # Sent, not yet answered: preparing needs no log state, so it runs while the server
+        # waits for the lock and probes the indexes, not after.
+        items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
+    live = [i for i in items if not isinstance(i, AppendRefusedError)]
     head = head_of(tenant, head_row.fetchone())
     remembered = candidates if known is not None and known.confirmed(tenant, head) else {}
     replays = _replays(tenant, by_key)
@@ -260,8 +266,8 @@ def _look_up(conn: psycopg.Connection, tenant: str, live: list, model: StreamMod
     looked_up = set(probed)
     if missing := [s for s in streams if s not in looked_up and s not in remembered]:
         versions.update(_fetch_versions(conn, tenant, missing))
-    return _Found(head, replays, _answered(tenant, by_request), versions,
-                  _states(conn, tenant, model, streams, remembered))
+    return items, _Found(head, replays, _answered(tenant, by_request), versions,
+                         _states(conn, tenant, model, streams, remembered))
 
 
 def _states(conn: psycopg.Connection, tenant: str, model: StreamModel | None,
@@ -304,20 +310,23 @@ class _CommitWatch:
                 f"which ({error})") from error
 
 
-def _key(item: PreparedEntry | Decision) -> str | None:
-    return item.idempotency_key if isinstance(item, Decision) else item.command.idempotency_key
+def _key(item: Command) -> str | None:
+    if isinstance(item, PreparedEntry):
+        return item.command.idempotency_key
+    return item.idempotency_key
 
 
-def _stream(item: PreparedEntry | Decision) -> str:
-    return item.stream if isinstance(item, Decision) else item.command.stream
+def _stream(item: Command) -> str:
+    return item.command.stream if isinstance(item, PreparedEntry) else item.stream
 
 
-def _own_streams(live: list) -> list[str]:
-    """Every stream the batch names: its commands' own and the streams decisions read."""
-    streams = dict.fromkeys(map(_stream, live))
-    for i in live:
-        if isinstance(i, Decision):
-            streams.update(dict.fromkeys(i.reads))
+def _own_streams(commands: Sequence[Command]) -> list[str]:
+    """Every stream the batch names: its commands' own and the streams decisions read
+    (only strings: a command naming anything else is refused by `prepare`)."""
+    streams = dict.fromkeys(s for s in map(_stream, commands) if isinstance(s, str))
+    for c in commands:
+        if isinstance(c, Decision):
+            streams.update(dict.fromkeys(c.reads))
     return list(streams)
 
 
@@ -328,10 +337,10 @@ def _followed(live: list, replays: dict, wanted: list[str]) -> list[str]:
     return list(landed.difference(wanted))
 
 
-def _check_reads(live: list, model: StreamModel | None) -> None:
+def _check_reads(commands: Sequence[Command], model: StreamModel | None) -> None:
     """A read the model does not keep would reach `decide` as None, i.e. "nothing recorded":
     fail closed instead of deciding on a state that was never loaded."""
-    for i in live:
+    for i in commands:
         if isinstance(i, Decision):
             if model is None:
                 raise ValueError("Decision commands need a StreamModel")
