@@ -373,6 +373,7 @@ class _Batch:
         self.log = log_json(head.origin)
         self.ids = iter(time_ordered_ids(self.at, expected))
         self.seq, self.prev, self.frontier = head.size, head.last_leaf_hash, head.frontier
+        self.prev_b64 = b64(self.prev) if self.prev else ""  # as the next entry's "prev"
         self.nodes: list[tuple[int, int, bytes]] = []
         self.rows = EntryRows(tenant, self.at)
 
@@ -384,33 +385,36 @@ class _Batch:
             return self._decide(item, replays, versions, copy)
         p = item
         command = p.command
-        refused = _replay_or_refusal(command, replays, versions)
-        if refused is not None:
-            return refused
-        version = versions.get(command.stream, 0) + 1
+        key, stream, seq = command.idempotency_key, command.stream, self.seq
+        # The usual command (a new key, no expected version) cannot be refused here.
+        if (key is not None and key in replays) or command.expected_version is not None:
+            refused = _replay_or_refusal(command, replays, versions)
+            if refused is not None:
+                return refused
+        version = versions.get(stream, 0) + 1
         event_id = next(self.ids)
-        entry = encode_prepared(p, log=self.log, seq=self.seq, prev=b64(self.prev) if self.prev else "",
+        entry = encode_prepared(p, log=self.log, seq=seq, prev=self.prev_b64,
                                 event_id=str(event_id), at=self.at_text, version=version)
         leaf = leaf_hash(entry)
         self.nodes += self.frontier.append(leaf)
-        self.rows.add(self.seq, entry, leaf, event_id.bytes, command.stream, version,
-                      command.type, command.actor.id, command.idempotency_key)
-        if self.rows.pending >= self.STREAM_EVERY:
-            copy.write(self.rows.drain())
-        appended = Appended(self.tenant, self.seq, event_id, command.stream, version, leaf,
-                            self.at, entry)
+        rows = self.rows
+        rows.add(seq, entry, leaf, event_id.bytes, stream, version, command.type,
+                 command.actor.id, key)
+        if rows.pending >= self.STREAM_EVERY:
+            copy.write(rows.drain())
+        appended = Appended(self.tenant, seq, event_id, stream, version, leaf, self.at, entry)
         if self.model is not None and self.model.owns(command.stream):
             if state is _UNSET:
                 state = self._evolved(command, version)
             self.states[command.stream] = state
             self.changed.add(command.stream)
             appended = replace(appended, state=state)
-        versions[command.stream] = version
+        versions[stream] = version
         if command.type in self.hooked:
             self.written.append(Written(appended, command.type, command.data, command.actor))
-        if command.idempotency_key is not None:
-            replays[command.idempotency_key] = (appended, command)
-        self.seq, self.prev = self.seq + 1, leaf
+        if key is not None:
+            replays[key] = (appended, command)
+        self.seq, self.prev, self.prev_b64 = seq + 1, leaf, b64(leaf)
         return appended
 
     def _evolved(self, command: NewEntry, version: int) -> Any:
