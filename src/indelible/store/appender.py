@@ -470,22 +470,23 @@ class _Batch:
         """Store the completed Merkle nodes, the changed read models; move the log head."""
         if self.changed:
             self.model.project(conn, self.tenant, {s: self.states[s] for s in self.changed})
-        if self.new_requests:
-            cur.executemany("INSERT INTO request_keys (tenant_id, request_key, seq) "
-                            "VALUES (%s, %s, %s)",
-                            [(self.tenant, key, seq) for key, seq in self.new_requests])
         for write in self.with_entry:
             write(conn, self.tenant)
         for hook in self.hooks:
             if mine := [w for w in self.written if w.type in hook.types]:
                 hook(conn, self.tenant, mine)
-        if self.nodes:
-            cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
-                            "VALUES (%s, %s, %s, %s)",
-                            [(self.tenant, level, idx, h) for level, idx, h in self.nodes])
-        cur.execute("UPDATE log_heads SET size = %s, last_leaf_hash = %s, frontier = %s, "
-                    "updated_at = now() WHERE tenant_id = %s",
-                    (self.frontier.size, self.prev, self.frontier.to_bytes(), self.tenant))
+        with conn.pipeline():  # one round trip for the rest (models and hooks may COPY)
+            if self.new_requests:
+                cur.executemany("INSERT INTO request_keys (tenant_id, request_key, seq) "
+                                "VALUES (%s, %s, %s)",
+                                [(self.tenant, key, seq) for key, seq in self.new_requests])
+            if self.nodes:
+                cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
+                                "VALUES (%s, %s, %s, %s)",
+                                [(self.tenant, level, idx, h) for level, idx, h in self.nodes])
+            cur.execute("UPDATE log_heads SET size = %s, last_leaf_hash = %s, frontier = %s, "
+                        "updated_at = now() WHERE tenant_id = %s",
+                        (self.frontier.size, self.prev, self.frontier.to_bytes(), self.tenant))
 
 
 def _replay_or_refusal(command: NewEntry, replays: dict, versions: dict) -> Outcome | None:
