@@ -5,7 +5,10 @@
      here, so seq, prev and the Merkle frontier always extend one line;
   2. look up idempotency keys (the service's, and clients' request keys) and current stream
      versions *inside* the transaction, after the lock, so a retried or stale command is
-     judged against committed truth;
+     judged against committed truth (lock and lookups go out in one pipelined round trip,
+     and the commands are checked and encoded while the server answers; versions and states
+     this appender wrote itself are remembered while the head is the one it left, see
+     known_streams.py);
   3. per command: replay → the original entry; refusal → that command's error only;
      otherwise encode, hash and extend the frontier;
   4. COPY the entries, insert the completed tile-level Merkle nodes, move the head; run the
@@ -31,6 +34,7 @@ from indelible.entry import (EntryError, NewEntry, PreparedEntry, b64, decode_en
                              encode_prepared, format_time, log_json, prepare_entry,
                              time_ordered_ids)
 from indelible.proofs import leaf_hash
+from indelible.store import lookups
 from indelible.store.copy_rows import COPY_SQL, EntryRows
 from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
                                     IdempotencyConflictError, InvalidEntryError,
@@ -250,23 +254,25 @@ def _look_up(conn: psycopg.Connection, tenant: str, commands: Sequence[Command],
         # Row-level security on read models keys on this setting; it ends with the transaction.
         conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
         head_row = conn.execute(HEAD_SQL + " FOR UPDATE", (tenant,))
-        by_key = _send_by_key(conn, tenant, keys)
-        by_request = _send_by_request(conn, tenant, requests)
-        by_stream = _send_versions(conn, tenant, probed)
+        conn.execute(lookups.GENERIC_PLANS)  # see lookups.py: a new tenant's log
+        by_key = lookups.send_by_key(conn, tenant, keys)
+        by_request = lookups.send_by_request(conn, tenant, requests)
+        by_stream = lookups.send_versions(conn, tenant, probed)
+        conn.execute(lookups.USUAL_PLANS)
         # Sent, not yet answered: preparing needs no log state, so it runs while the server
         # waits for the lock and probes the indexes, not after.
         items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
     live = [i for i in items if not isinstance(i, AppendRefusedError)]
     head = head_of(tenant, head_row.fetchone())
     remembered = candidates if known is not None and known.confirmed(tenant, head) else {}
-    replays = _replays(tenant, by_key)
+    replays = {k: (a, None) for k, a in _found_by_key(tenant, by_key).items()}
     streams = wanted + _followed(live, replays, wanted)
     versions = {s: remembered[s][0] for s in streams if s in remembered}
     versions.update(by_stream.fetchall() if by_stream else ())
     looked_up = set(probed)
     if missing := [s for s in streams if s not in looked_up and s not in remembered]:
-        versions.update(_fetch_versions(conn, tenant, missing))
-    return items, _Found(head, replays, _answered(tenant, by_request), versions,
+        versions.update(lookups.fetch_versions(conn, tenant, missing))
+    return items, _Found(head, replays, _found_by_key(tenant, by_request), versions,
                          _states(conn, tenant, model, streams, remembered))
 
 
@@ -549,66 +555,10 @@ def _answer(d: Decision, original: Appended) -> Outcome:
     return _as_replay(original)
 
 
-# Each lookup below probes an index once per key or stream: `unnest` of the keys, then a
-# LATERAL subquery with LIMIT, which PostgreSQL never flattens into a join. Without the
-# LIMIT, statistics that underestimate a tenant (a log grown since the last ANALYZE) made
-# PostgreSQL 18 hash-join the keys against a scan of the tenant's whole log: 55 ms for
-# 2,000 idempotency keys at 132k entries, against 1.8 ms as probes. (`key = ANY(...)` was
-# seen walking the log too; row-comparison bounds beside `tenant_id = $1` bounded the scan
-# by the tenant alone, 40 ms a key.) Each names its tenant with a plain equality, which is
-# also what Citus routes by (docs/scale-out.md).
-
-def _send_by_request(conn: psycopg.Connection, tenant: str, keys: list[str]):
-    if not keys:
-        return None
-    return conn.execute(
-        "SELECT e.request_key, e.seq, e.event_id, e.stream_id, e.stream_version, e.leaf_hash, "
-        "       e.recorded_at, e.entry "
-        "FROM unnest(%(keys)s::text[]) AS k, LATERAL ("
-        "  SELECT r.request_key, l.* FROM request_keys r JOIN ledger_entries l"
-        "    ON l.tenant_id = %(t)s AND l.seq = r.seq"
-        "  WHERE r.tenant_id = %(t)s AND r.request_key = k LIMIT 1) AS e",
-        {"keys": keys, "t": tenant})
-
-
-def _answered(tenant: str, cursor) -> dict[str, Appended]:
+def _found_by_key(tenant: str, cursor) -> dict[str, Appended]:
+    """The entries a key lookup found (lookups.send_by_key / send_by_request), by key."""
     if cursor is None:
         return {}
     return {key: Appended(tenant, seq, event_id, stream, version, bytes(leaf), at, bytes(entry),
                           replayed=True)
             for key, seq, event_id, stream, version, leaf, at, entry in cursor}
-
-
-def _send_by_key(conn: psycopg.Connection, tenant: str, keys: list[str]):
-    if not keys:
-        return None
-    return conn.execute(
-        "SELECT e.idempotency_key, e.seq, e.event_id, e.stream_id, e.stream_version, "
-        "       e.leaf_hash, e.recorded_at, e.entry "
-        "FROM unnest(%(keys)s::text[]) AS k, LATERAL ("
-        "  SELECT * FROM ledger_entries WHERE tenant_id = %(t)s AND idempotency_key = k "
-        "  LIMIT 1) AS e",
-        {"keys": keys, "t": tenant})
-
-
-def _replays(tenant: str, cursor) -> dict[str, tuple[Appended, None]]:
-    if cursor is None:
-        return {}
-    return {key: (Appended(tenant, seq, event_id, stream, version, bytes(leaf), at, bytes(entry),
-                           replayed=True), None)
-            for key, seq, event_id, stream, version, leaf, at, entry in cursor}
-
-
-def _send_versions(conn: psycopg.Connection, tenant: str, streams: list[str]):
-    if not streams:
-        return None
-    # One backward probe per stream down (tenant_id, stream_id, stream_version).
-    return conn.execute(
-        "SELECT s, v.stream_version FROM unnest(%(streams)s::text[]) AS s, LATERAL ("
-        "  SELECT stream_version FROM ledger_entries WHERE tenant_id = %(t)s AND stream_id = s"
-        "  ORDER BY stream_version DESC LIMIT 1) AS v",
-        {"streams": streams, "t": tenant})
-
-
-def _fetch_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
-    return dict(_send_versions(conn, tenant, streams).fetchall())
