@@ -24,6 +24,17 @@ import psycopg
 GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 USUAL_PLANS = "SET LOCAL plan_cache_mode = DEFAULT"
 
+BY_KEY = (  # the entry each idempotency key names
+    "SELECT e.idempotency_key, e.seq, e.event_id, e.stream_id, e.stream_version, "
+    "       e.leaf_hash, e.recorded_at, e.entry "
+    "FROM unnest(%(keys)s::text[]) AS k, LATERAL ("
+    "  SELECT * FROM ledger_entries WHERE tenant_id = %(t)s AND idempotency_key = k "
+    "  LIMIT 1) AS e")
+VERSIONS = (  # one backward probe per stream down (tenant_id, stream_id, stream_version)
+    "SELECT s, v.stream_version FROM unnest(%(keys)s::text[]) AS s, LATERAL ("
+    "  SELECT stream_version FROM ledger_entries WHERE tenant_id = %(t)s AND stream_id = s"
+    "  ORDER BY stream_version DESC LIMIT 1) AS v")
+
 
 def send_by_request(conn: psycopg.Connection, tenant: str, keys: list[str]):
     if not keys:
@@ -41,24 +52,13 @@ def send_by_request(conn: psycopg.Connection, tenant: str, keys: list[str]):
 def send_by_key(conn: psycopg.Connection, tenant: str, keys: list[str]):
     if not keys:
         return None
-    return conn.execute(
-        "SELECT e.idempotency_key, e.seq, e.event_id, e.stream_id, e.stream_version, "
-        "       e.leaf_hash, e.recorded_at, e.entry "
-        "FROM unnest(%(keys)s::text[]) AS k, LATERAL ("
-        "  SELECT * FROM ledger_entries WHERE tenant_id = %(t)s AND idempotency_key = k "
-        "  LIMIT 1) AS e",
-        {"keys": keys, "t": tenant})
+    return conn.execute(BY_KEY, {"keys": keys, "t": tenant})
 
 
 def send_versions(conn: psycopg.Connection, tenant: str, streams: list[str]):
     if not streams:
         return None
-    # One backward probe per stream down (tenant_id, stream_id, stream_version).
-    return conn.execute(
-        "SELECT s, v.stream_version FROM unnest(%(streams)s::text[]) AS s, LATERAL ("
-        "  SELECT stream_version FROM ledger_entries WHERE tenant_id = %(t)s AND stream_id = s"
-        "  ORDER BY stream_version DESC LIMIT 1) AS v",
-        {"streams": streams, "t": tenant})
+    return conn.execute(VERSIONS, {"keys": streams, "t": tenant})
 
 
 def fetch_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
