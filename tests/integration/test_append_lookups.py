@@ -1,7 +1,10 @@
-"""The appender's lookups probe the index that matches them, even for a tenant the planner's
-statistics do not know yet (every tenant of this suite: its name is random)."""
+"""The appender's lookups under the lock: they probe the index that matches them, even for a
+tenant the planner's statistics do not know yet (every tenant of this suite: its name is
+random), and a key no row can hold fails only its own command, never its batch."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -9,6 +12,8 @@ from psycopg import sql as sql_text
 
 from indelible.store import lookups
 from indelible.store.appender import append_batch
+from indelible.store.errors import InvalidEntryError
+from indelible.store.group_commit import GroupCommitAppender
 
 from .ledger_helpers import command
 
@@ -43,3 +48,24 @@ def test_the_lookups_probe_the_index_matching_both_equalities(conn, owner_url, t
     plan = _plan(conn, tenant, sql, ["k-1", "k-2"], lookups.GENERIC_PLANS)
 
     assert index in plan and "Filter" not in plan, plan
+
+
+def test_a_refused_command_whose_key_cannot_be_stored_does_not_fail_its_batch(conn, tenant):
+    bad = replace(command(1, key="nul\x00key"), data={"amount": 1.5})  # a float: refused
+
+    good, refused = append_batch(conn, tenant, [command(0, key="fine"), bad])
+
+    assert good.seq == 0
+    assert isinstance(refused, InvalidEntryError) and "$.data.amount" in str(refused)
+
+
+def test_a_key_the_database_cannot_store_is_refused_alone_by_the_group_commit(app_url, tenant):
+    appender = GroupCommitAppender(conninfo=app_url)
+    try:
+        good, bad = appender.submit_many(tenant, [command(0, key="fine"),
+                                                  command(1, key="nul\x00key")])
+        assert good.result(30).seq == 0
+        with pytest.raises(InvalidEntryError, match="the database refused this entry"):
+            bad.result(30)
+    finally:
+        appender.close()

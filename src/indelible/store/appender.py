@@ -246,7 +246,7 @@ def _look_up(conn: psycopg.Connection, tenant: str, commands: Sequence[Command],
     head turns out not to be the one it left, they are looked up after all (a second round
     trip, only after a foreign append)."""
     candidates = known.candidates(tenant) if known is not None else {}
-    keys = [k for k in map(_key, commands) if isinstance(k, str)]
+    keys = [k for k in map(_key, commands) if _storable(k)]
     requests = [c.request_key for c in commands if isinstance(c, Decision) and c.request_key]
     wanted = _own_streams(commands)
     probed = [s for s in wanted if s not in candidates]
@@ -326,10 +326,18 @@ def _stream(item: Command) -> str:
     return item.command.stream if isinstance(item, PreparedEntry) else item.stream
 
 
+def _storable(value: object) -> bool:
+    """Whether `value` can be in a text column at all. The lookups read keys and streams off
+    commands `prepare` may still refuse; one that cannot be stored (not a string, or with a
+    NUL, which PostgreSQL text cannot hold) is in no row, and sending it would fail the
+    whole batch instead of that command alone."""
+    return isinstance(value, str) and "\x00" not in value
+
+
 def _own_streams(commands: Sequence[Command]) -> list[str]:
-    """Every stream the batch names: its commands' own and the streams decisions read
-    (only strings: a command naming anything else is refused by `prepare`)."""
-    streams = dict.fromkeys(s for s in map(_stream, commands) if isinstance(s, str))
+    """Every stream the batch names (that can be stored): its commands' own and the streams
+    decisions read."""
+    streams = dict.fromkeys(s for s in map(_stream, commands) if _storable(s))
     for c in commands:
         if isinstance(c, Decision):
             streams.update(dict.fromkeys(c.reads))
