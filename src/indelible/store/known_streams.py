@@ -33,8 +33,10 @@ from typing import Any
 
 from indelible.store.logs import LogHead
 
-MAX_STREAMS = 50_000  # per tenant; the oldest quarter goes when a memo grows past it
-MAX_TENANTS = 64  # memos kept; the least recently used goes first
+# Streams remembered in all tenants together (a discrepancy's state is ~1-2 KB, so at most
+# ~100 MB): past it, the least recently written tenants are forgotten first, then the
+# oldest quarter of the last one's streams.
+MAX_STREAMS = 50_000
 
 NO_STATE = object()  # a version known without its state (no model owns the stream)
 
@@ -89,9 +91,17 @@ class KnownStreams:
             else:  # appended without the model evolving it, or never loaded
                 state = NO_STATE
             kept[stream] = (version, state)
-        if len(kept) > MAX_STREAMS:
-            for stream in list(islice(kept, len(kept) - MAX_STREAMS * 3 // 4)):
-                del kept[stream]
         self._memos[tenant] = _Memo(size, last_leaf_hash, kept)  # most recently used last
-        if len(self._memos) > MAX_TENANTS:
-            del self._memos[next(iter(self._memos))]
+        self._bound()
+
+    def _bound(self) -> None:
+        total = sum(len(memo.streams) for memo in self._memos.values())
+        while total > MAX_STREAMS:
+            oldest = next(iter(self._memos))
+            if len(self._memos) > 1:
+                total -= len(self._memos.pop(oldest).streams)
+                continue
+            streams = self._memos[oldest].streams
+            for stream in list(islice(streams, total - MAX_STREAMS * 3 // 4)):
+                del streams[stream]
+            total = len(streams)
