@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import uuid
 from datetime import datetime, timezone
 
@@ -66,3 +67,12 @@ def test_event_ids_are_uuid7_ordered_by_time():
     late = time_ordered_ids(datetime(2026, 1, 2, tzinfo=timezone.utc), 3)
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in early + late)
     assert max(early) < min(late) and len(set(early)) == 3
+
+
+def test_event_ids_are_the_uuids_the_standard_constructor_makes_of_their_value():
+    for made in time_ordered_ids(datetime.now(timezone.utc), 50):
+        standard = uuid.UUID(int=made.int)
+        assert (made, str(made), made.bytes, hash(made)) == (
+            standard, str(standard), standard.bytes, hash(standard))
+        assert made.is_safe == standard.is_safe
+        assert pickle.loads(pickle.dumps(made)) == standard

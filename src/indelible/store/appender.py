@@ -5,7 +5,10 @@
      here, so seq, prev and the Merkle frontier always extend one line;
   2. look up idempotency keys (the service's, and clients' request keys) and current stream
      versions *inside* the transaction, after the lock, so a retried or stale command is
-     judged against committed truth;
+     judged against committed truth (lock and lookups go out in one pipelined round trip,
+     and the commands are checked and encoded while the server answers; versions and states
+     this appender wrote itself are remembered while the head is the one it left, see
+     known_streams.py);
   3. per command: replay → the original entry; refusal → that command's error only;
      otherwise encode, hash and extend the frontier;
   4. COPY the entries, insert the completed tile-level Merkle nodes, move the head; run the
@@ -31,11 +34,13 @@ from indelible.entry import (EntryError, NewEntry, PreparedEntry, b64, decode_en
                              encode_prepared, format_time, log_json, prepare_entry,
                              time_ordered_ids)
 from indelible.proofs import leaf_hash
+from indelible.store import lookups
 from indelible.store.copy_rows import COPY_SQL, EntryRows
 from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
                                     IdempotencyConflictError, InvalidEntryError,
                                     VersionConflictError)
-from indelible.store.logs import LogHead, read_head
+from indelible.store.known_streams import NO_STATE, KnownStreams
+from indelible.store.logs import HEAD_SQL, LogHead, head_of
 
 log = logging.getLogger(__name__)
 
@@ -180,41 +185,112 @@ def prepare(command: NewEntry | PreparedEntry) -> PreparedEntry | InvalidEntryEr
 
 
 def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Command], *,
-                 model: StreamModel | None = None,
-                 hooks: Sequence[AppendHook] = ()) -> list[Outcome]:
+                 model: StreamModel | None = None, hooks: Sequence[AppendHook] = (),
+                 known: KnownStreams | None = None) -> list[Outcome]:
     """Append `commands` to `tenant`'s log in one transaction; one outcome per command.
 
     Decisions need a `model`: its states are loaded under the lock, evolved entry by entry,
     and projected before the commit, so the read model never disagrees with the log.
     `hooks` see the batch's new entries of their types before the commit (see AppendHook).
+    `known`: what this appender remembers of the streams it wrote (see KnownStreams), used
+    when the locked head is still the one it left, and updated after the commit.
     """
-    items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
-    live = [i for i in items if not isinstance(i, AppendRefusedError)]
-    keys = [k for k in map(_key, live) if k is not None]
-    requests = [i.request_key for i in live if isinstance(i, Decision) and i.request_key]
-    _check_reads(live, model)
-    with _CommitWatch(tenant) as watch, conn.transaction():
+    _check_reads(commands, model)
+    try:
+        with _CommitWatch(tenant) as watch, conn.transaction():
+            items, found = _look_up(conn, tenant, commands, model, known)
+            batch = _Batch(tenant, found.head, len(items), model, found.states, found.answered,
+                           hooks)
+            with conn.cursor() as cur:
+                # Rows stream to the server while later ones are still being hashed, so
+                # PostgreSQL ingests in parallel with this loop instead of after it.
+                with cur.copy(COPY_SQL) as copy:
+                    outcomes = [i if isinstance(i, AppendRefusedError)
+                                else batch.add(i, found.replays, found.versions, copy)
+                                for i in items]
+                    copy.write(batch.rows.drain(last=True))
+                if batch.rows.count:
+                    batch.finish(conn, cur)
+            watch.committing = True
+    except BaseException:
+        if known is not None:  # rolled back, or its outcome unknown: remember nothing
+            known.forget(tenant)
+        raise
+    if known is not None:
+        known.remember(tenant, found.head, batch.seq, batch.prev, found.versions,
+                       {s: batch.states[s] for s in batch.changed})
+    return outcomes
+
+
+@dataclass
+class _Found:
+    """What a batch is judged against, read under the log-head lock."""
+
+    head: LogHead
+    replays: dict[str, tuple[Appended, NewEntry | None]]  # idempotency key -> its entry
+    answered: dict[str, Appended]  # request key -> the entry its first request produced
+    versions: dict[str, int]  # stream -> current version (absent: no entries)
+    states: dict[str, Any]  # stream -> the model's current state
+
+
+def _look_up(conn: psycopg.Connection, tenant: str, commands: Sequence[Command],
+             model: StreamModel | None, known: KnownStreams | None) -> tuple[list, _Found]:
+    """Lock the head and read what the batch is judged against, in one round trip; while
+    the server works on it, check and encode the commands (`prepare`): the batch's items,
+    and what they are judged against.
+
+    The statements go out in one pipeline, so they run in order on the server: every
+    lookup runs after the head's row lock is held, and is committed truth. The keys and
+    streams probed are read off the commands before they are checked; an invalid command's
+    lookups are merely unused. Streams the appender remembers are not looked up; if the
+    head turns out not to be the one it left, they are looked up after all (a second round
+    trip, only after a foreign append)."""
+    candidates = known.candidates(tenant) if known is not None else {}
+    keys = [k for k in map(_key, commands) if _storable(k)]
+    requests = [c.request_key for c in commands if isinstance(c, Decision) and c.request_key]
+    wanted = _own_streams(commands)
+    probed = [s for s in wanted if s not in candidates]
+    with conn.pipeline():
         # Row-level security on read models keys on this setting; it ends with the transaction.
         conn.execute("SELECT set_config('indelible.tenant', %s, true)", (tenant,))
-        head = read_head(conn, tenant, lock=True)
-        replays = _existing_by_key(conn, tenant, keys)
-        answered = _existing_by_request(conn, tenant, requests)
-        streams = _streams(live, replays)
-        versions = _stream_versions(conn, tenant, streams)
-        modeled = [s for s in streams if model is not None and model.owns(s)]
-        states = model.load(conn, tenant, modeled) if modeled else {}
-        batch = _Batch(tenant, head, len(items), model, states, answered, hooks)
-        with conn.cursor() as cur:
-            # Rows stream to the server while later ones are still being hashed, so
-            # PostgreSQL ingests in parallel with this loop instead of after it.
-            with cur.copy(COPY_SQL) as copy:
-                outcomes = [i if isinstance(i, AppendRefusedError)
-                            else batch.add(i, replays, versions, copy) for i in items]
-                copy.write(batch.rows.drain(last=True))
-            if batch.rows.count:
-                batch.finish(conn, cur)
-        watch.committing = True
-    return outcomes
+        head_row = conn.execute(HEAD_SQL + " FOR UPDATE", (tenant,))
+        conn.execute(lookups.GENERIC_PLANS)  # see lookups.py: a new tenant's log
+        by_key = lookups.send_by_key(conn, tenant, keys)
+        by_request = lookups.send_by_request(conn, tenant, requests)
+        by_stream = lookups.send_versions(conn, tenant, probed)
+        conn.execute(lookups.USUAL_PLANS)
+        # Sent, not yet answered: preparing needs no log state, so it runs while the server
+        # waits for the lock and probes the indexes, not after.
+        items = [c if isinstance(c, Decision) else prepare(c) for c in commands]
+    live = [i for i in items if not isinstance(i, AppendRefusedError)]
+    head = head_of(tenant, head_row.fetchone())
+    remembered = candidates if known is not None and known.confirmed(tenant, head) else {}
+    replays = {k: (a, None) for k, a in _found_by_key(tenant, by_key).items()}
+    streams = wanted + _followed(live, replays, wanted)
+    versions = {s: remembered[s][0] for s in streams if s in remembered}
+    versions.update(by_stream.fetchall() if by_stream else ())
+    looked_up = set(probed)
+    if missing := [s for s in streams if s not in looked_up and s not in remembered]:
+        versions.update(lookups.fetch_versions(conn, tenant, missing))
+    return items, _Found(head, replays, _found_by_key(tenant, by_request), versions,
+                         _states(conn, tenant, model, streams, remembered))
+
+
+def _states(conn: psycopg.Connection, tenant: str, model: StreamModel | None,
+            streams: list[str], remembered: dict) -> dict[str, Any]:
+    """The model's state of each stream it owns: remembered (evolved by this appender at
+    this very head) or loaded."""
+    if model is None:
+        return {}
+    states, unknown = {}, []
+    for s in streams:
+        if model.owns(s):
+            state = remembered[s][1] if s in remembered else NO_STATE
+            if state is NO_STATE:
+                unknown.append(s)
+            else:
+                states[s] = state
+    return {**model.load(conn, tenant, unknown), **states} if unknown else states
 
 
 class _CommitWatch:
@@ -240,30 +316,45 @@ class _CommitWatch:
                 f"which ({error})") from error
 
 
-def _key(item: PreparedEntry | Decision) -> str | None:
-    return item.idempotency_key if isinstance(item, Decision) else item.command.idempotency_key
+def _key(item: Command) -> str | None:
+    if isinstance(item, PreparedEntry):
+        return item.command.idempotency_key
+    return item.idempotency_key
 
 
-def _stream(item: PreparedEntry | Decision) -> str:
-    return item.stream if isinstance(item, Decision) else item.command.stream
+def _stream(item: Command) -> str:
+    return item.command.stream if isinstance(item, PreparedEntry) else item.stream
 
 
-def _streams(live: list, replays: dict) -> list[str]:
-    """Every stream the batch may decide on or read: its own, the streams followed keys
-    landed on, and the streams decisions read."""
-    streams = {_stream(i) for i in live}
-    for i in live:
-        if isinstance(i, Decision):
-            streams.update(i.reads)
-            if i.follows_key and i.idempotency_key in replays:
-                streams.add(replays[i.idempotency_key][0].stream)
+def _storable(value: object) -> bool:
+    """Whether `value` can be in a text column at all. The lookups read keys and streams off
+    commands `prepare` may still refuse; one that cannot be stored (not a string, or with a
+    NUL, which PostgreSQL text cannot hold) is in no row, and sending it would fail the
+    whole batch instead of that command alone."""
+    return isinstance(value, str) and "\x00" not in value
+
+
+def _own_streams(commands: Sequence[Command]) -> list[str]:
+    """Every stream the batch names (that can be stored): its commands' own and the streams
+    decisions read."""
+    streams = dict.fromkeys(s for s in map(_stream, commands) if _storable(s))
+    for c in commands:
+        if isinstance(c, Decision):
+            streams.update(dict.fromkeys(c.reads))
     return list(streams)
 
 
-def _check_reads(live: list, model: StreamModel | None) -> None:
+def _followed(live: list, replays: dict, wanted: list[str]) -> list[str]:
+    """The streams followed keys landed on, beyond `wanted` (known only once the keys are)."""
+    landed = {replays[i.idempotency_key][0].stream for i in live
+              if isinstance(i, Decision) and i.follows_key and i.idempotency_key in replays}
+    return list(landed.difference(wanted))
+
+
+def _check_reads(commands: Sequence[Command], model: StreamModel | None) -> None:
     """A read the model does not keep would reach `decide` as None, i.e. "nothing recorded":
     fail closed instead of deciding on a state that was never loaded."""
-    for i in live:
+    for i in commands:
         if isinstance(i, Decision):
             if model is None:
                 raise ValueError("Decision commands need a StreamModel")
@@ -296,6 +387,7 @@ class _Batch:
         self.log = log_json(head.origin)
         self.ids = iter(time_ordered_ids(self.at, expected))
         self.seq, self.prev, self.frontier = head.size, head.last_leaf_hash, head.frontier
+        self.prev_b64 = b64(self.prev) if self.prev else ""  # as the next entry's "prev"
         self.nodes: list[tuple[int, int, bytes]] = []
         self.rows = EntryRows(tenant, self.at)
 
@@ -307,33 +399,36 @@ class _Batch:
             return self._decide(item, replays, versions, copy)
         p = item
         command = p.command
-        refused = _replay_or_refusal(command, replays, versions)
-        if refused is not None:
-            return refused
-        version = versions.get(command.stream, 0) + 1
+        key, stream, seq = command.idempotency_key, command.stream, self.seq
+        # The usual command (a new key, no expected version) cannot be refused here.
+        if (key is not None and key in replays) or command.expected_version is not None:
+            refused = _replay_or_refusal(command, replays, versions)
+            if refused is not None:
+                return refused
+        version = versions.get(stream, 0) + 1
         event_id = next(self.ids)
-        entry = encode_prepared(p, log=self.log, seq=self.seq, prev=b64(self.prev) if self.prev else "",
+        entry = encode_prepared(p, log=self.log, seq=seq, prev=self.prev_b64,
                                 event_id=str(event_id), at=self.at_text, version=version)
         leaf = leaf_hash(entry)
         self.nodes += self.frontier.append(leaf)
-        self.rows.add(self.seq, entry, leaf, event_id.bytes, command.stream, version,
-                      command.type, command.actor.id, command.idempotency_key)
-        if self.rows.pending >= self.STREAM_EVERY:
-            copy.write(self.rows.drain())
-        appended = Appended(self.tenant, self.seq, event_id, command.stream, version, leaf,
-                            self.at, entry)
+        rows = self.rows
+        rows.add(seq, entry, leaf, event_id.bytes, stream, version, command.type,
+                 command.actor.id, key)
+        if rows.pending >= self.STREAM_EVERY:
+            copy.write(rows.drain())
+        appended = Appended(self.tenant, seq, event_id, stream, version, leaf, self.at, entry)
         if self.model is not None and self.model.owns(command.stream):
             if state is _UNSET:
                 state = self._evolved(command, version)
             self.states[command.stream] = state
             self.changed.add(command.stream)
             appended = replace(appended, state=state)
-        versions[command.stream] = version
+        versions[stream] = version
         if command.type in self.hooked:
             self.written.append(Written(appended, command.type, command.data, command.actor))
-        if command.idempotency_key is not None:
-            replays[command.idempotency_key] = (appended, command)
-        self.seq, self.prev = self.seq + 1, leaf
+        if key is not None:
+            replays[key] = (appended, command)
+        self.seq, self.prev, self.prev_b64 = seq + 1, leaf, b64(leaf)
         return appended
 
     def _evolved(self, command: NewEntry, version: int) -> Any:
@@ -389,22 +484,23 @@ class _Batch:
         """Store the completed Merkle nodes, the changed read models; move the log head."""
         if self.changed:
             self.model.project(conn, self.tenant, {s: self.states[s] for s in self.changed})
-        if self.new_requests:
-            cur.executemany("INSERT INTO request_keys (tenant_id, request_key, seq) "
-                            "VALUES (%s, %s, %s)",
-                            [(self.tenant, key, seq) for key, seq in self.new_requests])
         for write in self.with_entry:
             write(conn, self.tenant)
         for hook in self.hooks:
             if mine := [w for w in self.written if w.type in hook.types]:
                 hook(conn, self.tenant, mine)
-        if self.nodes:
-            cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
-                            "VALUES (%s, %s, %s, %s)",
-                            [(self.tenant, level, idx, h) for level, idx, h in self.nodes])
-        cur.execute("UPDATE log_heads SET size = %s, last_leaf_hash = %s, frontier = %s, "
-                    "updated_at = now() WHERE tenant_id = %s",
-                    (self.frontier.size, self.prev, self.frontier.to_bytes(), self.tenant))
+        with conn.pipeline():  # one round trip for the rest (models and hooks may COPY)
+            if self.new_requests:
+                cur.executemany("INSERT INTO request_keys (tenant_id, request_key, seq) "
+                                "VALUES (%s, %s, %s)",
+                                [(self.tenant, key, seq) for key, seq in self.new_requests])
+            if self.nodes:
+                cur.executemany("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) "
+                                "VALUES (%s, %s, %s, %s)",
+                                [(self.tenant, level, idx, h) for level, idx, h in self.nodes])
+            cur.execute("UPDATE log_heads SET size = %s, last_leaf_hash = %s, frontier = %s, "
+                        "updated_at = now() WHERE tenant_id = %s",
+                        (self.frontier.size, self.prev, self.frontier.to_bytes(), self.tenant))
 
 
 def _replay_or_refusal(command: NewEntry, replays: dict, versions: dict) -> Outcome | None:
@@ -467,48 +563,10 @@ def _answer(d: Decision, original: Appended) -> Outcome:
     return _as_replay(original)
 
 
-def _existing_by_request(conn: psycopg.Connection, tenant: str,
-                         keys: list[str]) -> dict[str, Appended]:
-    if not keys:
+def _found_by_key(tenant: str, cursor) -> dict[str, Appended]:
+    """The entries a key lookup found (lookups.send_by_key / send_by_request), by key."""
+    if cursor is None:
         return {}
-    rows = conn.execute(
-        "SELECT r.request_key, e.seq, e.event_id, e.stream_id, e.stream_version, e.leaf_hash, "
-        "       e.recorded_at, e.entry "
-        "FROM request_keys r JOIN ledger_entries e ON (e.tenant_id, e.seq) = (r.tenant_id, r.seq) "
-        "WHERE r.tenant_id = %s AND r.request_key = ANY(%s)", (tenant, keys))
     return {key: Appended(tenant, seq, event_id, stream, version, bytes(leaf), at, bytes(entry),
                           replayed=True)
-            for key, seq, event_id, stream, version, leaf, at, entry in rows}
-
-
-def _existing_by_key(conn: psycopg.Connection, tenant: str,
-                     keys: list[str]) -> dict[str, tuple[Appended, None]]:
-    if not keys:
-        return {}
-    # Per key, one probe of the (tenant_id, idempotency_key) index, equal on both columns:
-    # the planner estimates one row whatever it knows of the tenant, so statistics that do
-    # not yet know a new tenant cannot steer it elsewhere (with `key = ANY(...)` it was seen
-    # walking the tenant's log; with row-comparison bounds beside `tenant_id = $1`,
-    # PostgreSQL 18 bounded the scan by the tenant alone, 40 ms a key). A plain equality on
-    # tenant_id is also what Citus routes by (docs/scale-out.md).
-    rows = conn.execute(
-        "SELECT e.idempotency_key, e.seq, e.event_id, e.stream_id, e.stream_version, "
-        "       e.leaf_hash, e.recorded_at, e.entry "
-        "FROM unnest(%(keys)s::text[]) AS k, LATERAL ("
-        "  SELECT * FROM ledger_entries WHERE tenant_id = %(t)s AND idempotency_key = k) AS e",
-        {"keys": keys, "t": tenant})
-    return {key: (Appended(tenant, seq, event_id, stream, version, bytes(leaf), at, bytes(entry),
-                           replayed=True), None)
-            for key, seq, event_id, stream, version, leaf, at, entry in rows}
-
-
-def _stream_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
-    if not streams:
-        return {}
-    # Likewise: one backward probe per stream down (tenant_id, stream_id, stream_version).
-    rows = conn.execute(
-        "SELECT s, v.stream_version FROM unnest(%(streams)s::text[]) AS s, LATERAL ("
-        "  SELECT stream_version FROM ledger_entries WHERE tenant_id = %(t)s AND stream_id = s"
-        "  ORDER BY stream_version DESC LIMIT 1) AS v",
-        {"streams": streams, "t": tenant})
-    return dict(rows.fetchall())
+            for key, seq, event_id, stream, version, leaf, at, entry in cursor}

@@ -22,6 +22,7 @@ from indelible import metrics
 from indelible.store.appender import AppendHook, Appended, Command, StreamModel, append_batch
 from indelible.store.errors import (AppendRefusedError, CommitOutcomeUnknownError,
                                     InvalidEntryError, StoreError, StoreUnavailableError)
+from indelible.store.known_streams import KnownStreams
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class GroupCommitAppender:
         self._conninfo = conninfo
         self._model = model
         self._hooks = tuple(hooks)  # run inside each batch's transaction (see AppendHook)
+        # What the writer remembers of the streams it wrote, valid while each tenant's head
+        # is the one it left (see KnownStreams): decisions then skip reloading states.
+        self._known = KnownStreams()
         self._batch_max = batch_max
         self._batch_wait = batch_wait
         self._queue: queue.Queue = queue.Queue()
@@ -118,7 +122,7 @@ class GroupCommitAppender:
         started = time.perf_counter()
         try:
             outcomes = append_batch(self._connection(), tenant, [p for p, _ in pending],
-                                    model=self._model, hooks=self._hooks)
+                                    model=self._model, hooks=self._hooks, known=self._known)
         except StoreError as e:
             if isinstance(e, CommitOutcomeUnknownError):
                 self._drop_connection()

@@ -51,9 +51,16 @@ def create_log(conn: psycopg.Connection, tenant: str, *, base_origin: str) -> bo
     return cur.rowcount == 1
 
 
+HEAD_SQL = "SELECT origin, size, last_leaf_hash, frontier FROM log_heads WHERE tenant_id = %s"
+
+
 def read_head(conn: psycopg.Connection, tenant: str, *, lock: bool = False) -> LogHead:
-    sql = "SELECT origin, size, last_leaf_hash, frontier FROM log_heads WHERE tenant_id = %s"
-    row = conn.execute(sql + (" FOR UPDATE" if lock else ""), (tenant,)).fetchone()
+    return head_of(tenant, conn.execute(HEAD_SQL + (" FOR UPDATE" if lock else ""),
+                                        (tenant,)).fetchone())
+
+
+def head_of(tenant: str, row: tuple | None) -> LogHead:
+    """The LogHead of a row HEAD_SQL selected (the appender sends it in a pipeline)."""
     if row is None:
         raise UnknownLogError(tenant)
     origin, size, last, frontier = row
