@@ -12,14 +12,17 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from indelible import domain
+from indelible.api import bodies, direct
 from indelible.api.context import State, asking, require
-from indelible.api.params import Uuid
+from indelible.api.direct import DirectRoute
+from indelible.api.params import UUID, Uuid
 from indelible.api.problems import (
     ProblemError,
     invalid,
@@ -33,14 +36,16 @@ from indelible.store.api_keys import Principal
 from indelible.store.logs import LogEnd, log_end
 from indelible.usecases import discrepancies
 
-router = APIRouter(tags=["discrepancies"])
+router = APIRouter(tags=["discrepancies"], route_class=DirectRoute)
 # Each route's own refusals; api/openapi.py adds the ones every route of its kind can give.
 FOUND = problem_responses(404)
 CHANGE = problem_responses(403, 404, 409)
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
-Worker = Annotated[Principal, Depends(require("analyst", "compliance_manager", "system"))]
+WORKERS = ("analyst", "compliance_manager", "system")
+Worker = Annotated[Principal, Depends(require(*WORKERS))]
 DiscrepancyId = Uuid
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+KEY_MAX = 200  # characters of an Idempotency-Key
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=KEY_MAX)]
 Decimal = Annotated[str, Field(min_length=1, max_length=40, description="decimal string, e.g. \"10.50\"")]
 
 
@@ -367,15 +372,35 @@ async def download_evidence(sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$
                     headers={"Digest": f"sha-256={base64.b64encode(bytes.fromhex(sha256)).decode()}"})
 
 
+async def _move(state: State, who: Principal, request: Request, discrepancy_id: str,
+                body: dict, key: str | None) -> dict:
+    """The transition endpoint's work, on values either lane admitted (api/direct.py)."""
+    command = _command(domain.Transition, **body)
+    recorded = await _record(discrepancies.move, state, who, discrepancy_id, command,
+                             request=request, payload=body, key=key)
+    return await _after(state, who, discrepancy_id, recorded.appended)
+
+
+async def _transition_directly(request: Request) -> Response | None:
+    who = direct.caller(request, WORKERS)
+    discrepancy_id = request.path_params["discrepancy_id"]
+    usual_key, key = direct.optional_header(request, "idempotency-key", KEY_MAX)
+    if who is None or not usual_key or not direct.sent_as_json(request) \
+            or not UUID.fullmatch(discrepancy_id):
+        return None
+    body = await direct.decoded(request, bodies.TRANSITION)
+    if body is None:
+        return None
+    return direct.answer(await _move(request.app.state.indelible, who, request,
+                                     discrepancy_id.lower(), msgspec.structs.asdict(body), key))
+
+
 @router.post("/v1/discrepancies/{discrepancy_id}/transitions", responses=CHANGE)
+@direct.direct(_transition_directly)
 async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who: Worker,
                      state: State, request: Request, key: IdempotencyKey = None) -> dict:
     """Move the discrepancy; refused (409) unless the lifecycle allows it for this role now."""
-    command = _command(domain.Transition, to=body.to, reason=body.reason,
-                       resolution_code=body.resolution_code, note=body.note)
-    recorded = await _record(discrepancies.move, state, who, discrepancy_id, command,
-                             request=request, payload=body.model_dump(mode="json"), key=key)
-    return await _after(state, who, discrepancy_id, recorded.appended)
+    return await _move(state, who, request, discrepancy_id, body.model_dump(mode="json"), key)
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/assignment", responses=CHANGE)
