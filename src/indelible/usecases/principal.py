@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +40,39 @@ class Ledger:
 
     async def append(self, tenant: str, command: Any) -> Any:
         """The committed entry, or the refusal raised. A TimeoutError leaves the outcome
-        unknown to the caller: retrying with the same idempotency key is safe."""
-        return await asyncio.wait_for(
-            asyncio.wrap_future(self.appender.submit(tenant, command)), self.timeout)
+        unknown to the caller: retrying with the same idempotency key is safe.
+
+        One loop future, settled from the writer's thread, and one timer: the least an
+        awaiting request costs the event loop (asyncio.wait_for over wrap_future was a
+        fifth of a transition's time on it). The appender's future is never cancelled: a
+        queued command is decided either way, and its writer must be free to settle it."""
+        loop = asyncio.get_running_loop()
+        answered = loop.create_future()
+        self.appender.submit(tenant, command).add_done_callback(
+            lambda done: loop.call_soon_threadsafe(_settle, answered, done))
+        timer = loop.call_later(self.timeout, _expire, answered)
+        try:
+            return await answered
+        finally:
+            timer.cancel()
 
     async def append_all(self, tenant: str, commands: list) -> list:
         """One outcome per command (an Appended or a refusal), in order."""
         return await asyncio.wrap_future(self.appender.submit_batch(tenant, commands))
+
+
+def _settle(answered: asyncio.Future, done: Future) -> None:
+    if answered.done():  # expired, or the request was cancelled
+        return
+    if (error := done.exception()) is not None:
+        answered.set_exception(error)
+    else:
+        answered.set_result(done.result())
+
+
+def _expire(answered: asyncio.Future) -> None:
+    if not answered.done():
+        answered.set_exception(TimeoutError("the ledger did not commit in time"))
 
 
 @dataclass(frozen=True)
