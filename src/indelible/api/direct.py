@@ -1,33 +1,40 @@
 """A direct lane for the usual request to a hot route, past FastAPI's per-request machinery.
 
-For a small command such as a transition, FastAPI's own work is most of the event loop's
-time: solving the route's dependency graph (body, path, headers, the caller and its role,
-the app-wide media-type check), validating the body with pydantic and serialising the
-answer through the response model (py-spy, benchmarks/README.md "HTTP API (2026-12-01)").
+For a small command such as a transition, the framework's own work was most of the event
+loop's time: solving the route's dependency graph (body, path, headers, the caller and its
+role, the app-wide media-type check), validating the body with pydantic, serialising the
+answer through the response model, and around all that the exception middleware, the
+router's walk over every route and the per-request exit stacks (py-spy, benchmarks/README.md
+"HTTP API (2026-12-01)").
 
-A route of a `DirectRoute` router whose endpoint is marked `@direct(handler)` first offers
-each request to `handler`, which either answers it or returns None; None sends the request
-down FastAPI's usual path, unchanged. A handler answers only a request it has checked the
-usual path would admit in every respect — JSON media type, path, headers, the caller's
-role, a body that decodes into the route's msgspec struct (api/bodies.py, property-tested
-against the pydantic model) — and then runs the code the endpoint runs, with the same
-values. Anything else goes the usual way, so every refusal (status, problem details, the
-field it names) is the one the usual path gives; exceptions raised by the shared code
-reach the same exception handlers (the lane runs inside the route, under the middleware
-and the exception handling of the app), and the OpenAPI document still describes the route
+`DirectLane` sits inside the request guard (so the key, body limits, request id, metrics
+and access line apply as to any request). When a request is for a route whose endpoint is
+marked `@direct(handler)`, it offers the request to `handler`, which either answers it or
+returns None; None sends the request on down the usual path, unchanged, its body replayed.
+A handler answers only a request it has checked the usual path would admit in every
+respect — JSON media type, path, headers, the caller's role, a body that decodes into the
+route's msgspec struct (api/bodies.py, property-tested against the pydantic model) — and
+then runs the code the endpoint runs, with the same values. Anything else goes the usual
+way, so every refusal (status, problem details, the field it names) is the one the usual
+path gives. An exception raised in the lane goes to the app's own exception handlers, looked
+up as Starlette's exception middleware does; the OpenAPI document still describes the route
 from its FastAPI signature.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+import inspect
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
 import msgspec
 import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indelible.store.api_keys import Principal
 
@@ -42,20 +49,64 @@ def direct(handler: Handler):
     return mark
 
 
-class DirectRoute(APIRoute):
-    """An APIRoute that offers each request to its endpoint's direct handler first."""
+class DirectLane:
+    """ASGI middleware offering the requests of marked routes to their direct handlers."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
-        usual = super().get_route_handler()
-        handler: Handler | None = getattr(self.endpoint, "direct_handler", None)
-        if handler is None:
-            return usual
+    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]):
+        self.app = app
+        self.lanes = [(route, route.endpoint.direct_handler) for route in routes
+                      if isinstance(route, APIRoute)
+                      and hasattr(route.endpoint, "direct_handler")]
 
-        async def offered(request: Request) -> Response:
-            answer = await handler(request)
-            # The usual path re-reads the body the handler read: Request caches it.
-            return answer if answer is not None else await usual(request)
-        return offered
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route, handler in self.lanes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:  # as the router would: its route, its path params
+                    scope.update(child_scope)
+                    return await _offer(handler, self.app, scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+async def _offer(handler: Handler, usual: ASGIApp, scope: Scope, receive: Receive,
+                 send: Send) -> None:
+    request = Request(scope, receive)
+    try:
+        body = await request.body()  # within the guard's limits; cached for the handler
+        response = await handler(request)
+    except Exception as e:
+        response = await _handled(request, e)
+    if response is None:
+        return await usual(scope, _replay(body, receive), send)
+    await response(scope, receive, send)
+
+
+async def _handled(request: Request, error: Exception) -> Response:
+    """The app's answer to `error`, as its exception middleware would give it (handlers for
+    500 and Exception belong to the server-error middleware outside: re-raised to it)."""
+    handlers = request.app.exception_handlers
+    for kind in type(error).__mro__:
+        if kind is Exception:
+            break
+        if kind in handlers:
+            handle = handlers[kind]
+            if inspect.iscoroutinefunction(handle):
+                return await handle(request, error)
+            return await run_in_threadpool(handle, request, error)
+    raise error
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body once more for the usual path, then whatever the client sends next."""
+    replayed = False
+
+    async def again() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+    return again
 
 
 def caller(request: Request, roles: Collection[str]) -> Principal | None:

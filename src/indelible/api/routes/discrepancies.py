@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from indelible import domain
 from indelible.api import bodies, direct
 from indelible.api.context import State, asking, require
-from indelible.api.direct import DirectRoute
 from indelible.api.params import UUID, Uuid
 from indelible.api.problems import (
     ProblemError,
@@ -36,7 +35,7 @@ from indelible.store.api_keys import Principal
 from indelible.store.logs import LogEnd, log_end
 from indelible.usecases import discrepancies
 
-router = APIRouter(tags=["discrepancies"], route_class=DirectRoute)
+router = APIRouter(tags=["discrepancies"])
 # Each route's own refusals; api/openapi.py adds the ones every route of its kind can give.
 FOUND = problem_responses(404)
 CHANGE = problem_responses(403, 404, 409)
