@@ -109,3 +109,18 @@ def test_the_lane_answers_for_the_route_the_router_would_choose(service):
                 and re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), sample)]
     assert matching == ["/v1/discrepancies/{discrepancy_id}/transitions"]
 
+
+
+def test_a_report_is_answered_alike_by_both_lanes_and_a_repeat_is_a_200(service):
+    analyst = service.key("analyst")
+    ref = uuid.uuid4().hex
+    direct, usual = [analyst.post("/v1/discrepancies", headers=lane, content=orjson.dumps(
+        {**OPEN, "external_ref": f"{ref}-{i}"})) for i, lane in enumerate((PLAIN, USUAL))]
+    assert direct.status_code == 201
+    _alike(direct, usual, "id", "external_ref", "opened_at", "updated_at", "seq")
+    again = analyst.post("/v1/discrepancies", headers=PLAIN,
+                         content=orjson.dumps({**OPEN, "external_ref": f"{ref}-0"}))
+    assert again.status_code == 200 and again.json()["id"] == direct.json()["id"]
+    refused = analyst.post("/v1/discrepancies", headers=PLAIN,
+                           content=orjson.dumps({**OPEN, "currency": "EUR\n"}))
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.currency"

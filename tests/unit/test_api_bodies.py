@@ -5,36 +5,35 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indelible.api import bodies
-from indelible.api.routes.discrepancies import TransitionRequest
+from indelible.api.routes.discrepancies import OpenRequest, TransitionRequest
 
 REFUSED = "refused"
 STATUSES = ["open", "acknowledged", "investigating", "resolved", "escalated", "auto_closed"]
 LIMITS = {"reason": 1000, "resolution_code": 64, "note": 4000}
 
 
-def usual(raw: bytes):
+def usual(raw: bytes, model=TransitionRequest):
     """What FastAPI's path makes of a JSON body: `json.loads`, then the strict model."""
     try:
         value = json.loads(raw)
     except ValueError:
         return REFUSED
     try:
-        return TransitionRequest.model_validate(value).model_dump(mode="json")
+        return model.model_validate(value).model_dump(mode="json")
     except pydantic.ValidationError:
         return REFUSED
 
 
-def direct(raw: bytes):
-    import msgspec
-
+def direct(raw: bytes, decoder=bodies.TRANSITION):
     try:
-        return msgspec.structs.asdict(bodies.TRANSITION.decode(raw))
+        return msgspec.structs.asdict(decoder.decode(raw))
     except msgspec.DecodeError:  # ValidationError is one
         return REFUSED
 
@@ -48,7 +47,7 @@ def around(limit: int):
 
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                    st.floats(allow_nan=False), st.text(max_size=5))
+                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5))
 values = st.one_of(scalars, st.lists(scalars, max_size=2),
                    st.dictionaries(st.text(max_size=3), scalars, max_size=2))
 fields = {"to": st.one_of(st.sampled_from(STATUSES), st.sampled_from(["Open", "closed", ""]),
@@ -107,3 +106,53 @@ def test_length_limits_count_characters_alike(field, over, char):
     raw = json.dumps({"to": "resolved", field: char * (LIMITS[field] + over)}).encode()
     assert direct(raw) == usual(raw)
     assert (usual(raw) == REFUSED) == (over > 0)
+
+
+def _text_around(low: int, high: int):
+    return st.one_of(around(low), around(high), st.text(max_size=4))
+
+
+opening = {
+    "external_ref": _text_around(1, 200), "source": _text_around(1, 64),
+    "kind": st.sampled_from(["amount_mismatch", "missing_transaction", "timing_gap",
+                             "duplicate", "other", "Other"]) | values,
+    "expected_amount": _text_around(1, 40), "actual_amount": _text_around(1, 40),
+    "currency": st.sampled_from(["EUR", "usd", "EURO", "EU", "EUR\n", "\nEUR", "ÉUR"]) | values,
+    "detected_at": _text_around(1, 40),
+    "severity": st.sampled_from(["low", "medium", "high", "critical", "urgent"]) | values,
+    "metadata": st.dictionaries(st.text(max_size=3), values, max_size=3) | values,
+    "transaction_refs": st.lists(st.text(max_size=3), max_size=3)
+    | st.lists(st.just("r"), min_size=99, max_size=101) | values,
+}
+REQUIRED = ["external_ref", "source", "kind", "expected_amount", "actual_amount", "currency",
+            "detected_at"]
+open_bodies = st.sets(st.sampled_from([*opening, "extra"]), max_size=12).flatmap(
+    lambda keys: st.fixed_dictionaries({k: opening.get(k, values) for k in keys}))
+VALID = {"external_ref": "po-1", "source": "stripe", "kind": "other", "expected_amount": "1.00",
+         "actual_amount": "2.00", "currency": "EUR", "detected_at": "2026-11-23T05:00:00Z"}
+# A valid report with one member changed, added or left out: what that one member admits is
+# then what decides.
+one_changed = st.sampled_from([*opening, "extra"]).flatmap(
+    lambda name: st.one_of(opening.get(name, values), st.none()).map(
+        lambda value: {**VALID, name: value}) | st.just(
+        {k: v for k, v in VALID.items() if k != name}))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(open_bodies | one_changed)
+def test_an_open_body_is_admitted_by_both_or_by_neither_with_the_same_values(body):
+    for raw in (json.dumps(body, ensure_ascii=False).encode(), json.dumps(body).encode()):
+        assert direct(raw, bodies.OPEN) == usual(raw, OpenRequest)
+
+
+@pytest.mark.parametrize("currency", ["EUR\n", "EU", "eur"])
+def test_a_currency_is_three_capitals_and_nothing_after_in_both(currency):
+    raw = json.dumps({**dict.fromkeys(REQUIRED, "1"), "kind": "other",
+                      "currency": currency}).encode()
+    assert direct(raw, bodies.OPEN) == usual(raw, OpenRequest) == REFUSED
+
+
+def test_infinity_which_json_loads_reads_beyond_json_is_left_to_the_usual_path():
+    raw = json.dumps({**VALID, "metadata": {"a": float("inf")}}).encode()
+    assert direct(raw, bodies.OPEN) == REFUSED  # the domain refuses floats there anyway
+    assert usual(raw, OpenRequest) != REFUSED

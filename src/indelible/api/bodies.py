@@ -9,7 +9,7 @@ refuses (or that msgspec cannot read, such as a UTF-16 or BOM-prefixed one that
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -25,4 +25,27 @@ class TransitionBody(msgspec.Struct, forbid_unknown_fields=True):
     note: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
 
 
+# msgspec matches a pattern with re.search, where `$` also admits a trailing newline; `\Z`
+# ends the text, as `$` does in pydantic's (Rust) regex.
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]
+Decimal = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+
+
+class OpenBody(msgspec.Struct, forbid_unknown_fields=True):
+    """routes/discrepancies.py OpenRequest."""
+
+    external_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    kind: Literal["amount_mismatch", "missing_transaction", "timing_gap", "duplicate", "other"]
+    expected_amount: Decimal
+    actual_amount: Decimal
+    currency: Currency
+    detected_at: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    transaction_refs: Annotated[list[str], msgspec.Meta(max_length=100)] = \
+        msgspec.field(default_factory=list)
+
+
 TRANSITION = msgspec.json.Decoder(TransitionBody)
+OPEN = msgspec.json.Decoder(OpenBody)

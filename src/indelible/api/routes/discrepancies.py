@@ -159,29 +159,45 @@ async def _current(state: State, who: Principal, discrepancy_id: str) -> dict:
     return found
 
 
-@router.post("/v1/discrepancies", status_code=201, response_description="Recorded",
-             responses={**problem_responses(403, 409), 200: {
-                 "description": "Reported before: the discrepancy, unchanged or amended",
-                 "content": {"application/json": {"schema": {"type": "object"}}}}})
-async def open_discrepancy(body: OpenRequest, who: Worker, state: State, request: Request,
-                           key: IdempotencyKey = None):
-    """Record a discrepancy (201). Reporting the same (source, external_ref) again returns
-    it (200): unchanged when the report is identical, so engines can retry safely; amended
-    when kind, amounts or currency differ (a `discrepancy.amended` entry in its history
-    names each changed field before and after; severity and status stay)."""
-    command = _command(domain.OpenDiscrepancy, external_ref=body.external_ref, source=body.source,
-                       kind=body.kind, expected_amount=body.expected_amount,
-                       actual_amount=body.actual_amount, currency=body.currency,
-                       detected_at=body.detected_at, severity=body.severity,
-                       metadata=body.metadata, transaction_refs=tuple(body.transaction_refs))
+async def _report(state: State, who: Principal, request: Request, body: dict,
+                  key: str | None) -> JSONResponse:
+    """The open endpoint's work, on values either lane admitted (api/direct.py)."""
+    command = _command(domain.OpenDiscrepancy,
+                       **{**body, "transaction_refs": tuple(body["transaction_refs"])})
     recorded = await _record(discrepancies.report, state, who, None, command, request=request,
-                             payload=body.model_dump(mode="json"), key=key)
+                             payload=body, key=key)
     appended, discrepancy_id = recorded.appended, recorded.discrepancy_id
     if appended.replayed:
         created = appended.version == 1 and _answers_this_key(appended, who, key)
         return JSONResponse(await _current(state, who, discrepancy_id),
                             status_code=201 if created else 200)
     return JSONResponse(appended.state.to_dict(), status_code=201 if appended.version == 1 else 200)
+
+
+async def _open_directly(request: Request) -> Response | None:
+    who = direct.caller(request, WORKERS)
+    usual_key, key = direct.optional_header(request, "idempotency-key", KEY_MAX)
+    if who is None or not usual_key or not direct.sent_as_json(request):
+        return None
+    body = await direct.decoded(request, bodies.OPEN)
+    if body is None:
+        return None
+    return await _report(request.app.state.indelible, who, request,
+                         msgspec.structs.asdict(body), key)
+
+
+@router.post("/v1/discrepancies", status_code=201, response_description="Recorded",
+             responses={**problem_responses(403, 409), 200: {
+                 "description": "Reported before: the discrepancy, unchanged or amended",
+                 "content": {"application/json": {"schema": {"type": "object"}}}}})
+@direct.direct(_open_directly)
+async def open_discrepancy(body: OpenRequest, who: Worker, state: State, request: Request,
+                           key: IdempotencyKey = None):
+    """Record a discrepancy (201). Reporting the same (source, external_ref) again returns
+    it (200): unchanged when the report is identical, so engines can retry safely; amended
+    when kind, amounts or currency differ (a `discrepancy.amended` entry in its history
+    names each changed field before and after; severity and status stay)."""
+    return await _report(state, who, request, body.model_dump(mode="json"), key)
 
 
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge
