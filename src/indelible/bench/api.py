@@ -53,10 +53,11 @@ def run(db: Database, settings: Settings, tenant: str,
     token = _setup(db, settings, tenant)
     transitions = options.discrepancies * len(WALK)
     base_rate, base_lat = _bare_appends(db.app_url, tenant, transitions, options.clients)
-    with _service(db, settings, options.workers) as service:
-        opened, open_seconds = asyncio.run(_open_all(service.url, token, options))
+    service = _service(db, settings, options.workers)
+    with service as url:
+        opened, open_seconds = asyncio.run(_open_all(url, token, options))
         cpu_before = service.cpu_seconds()
-        ours_rate, ours_lat = asyncio.run(_walk_all(service.url, token, opened, options.clients))
+        ours_rate, ours_lat = asyncio.run(_walk_all(url, token, opened, options.clients))
         cpu = service.cpu_seconds() - cpu_before
     # The service's CPU per transition moves less with the machine's other load than the
     # rate does: the figure to compare changes by on a shared machine.
@@ -85,8 +86,7 @@ def _verifier_ab(db: Database, settings: Settings, tenant: str, token: str,
 
     figures = {}
     for verify in (False, True):
-        with _service(db, settings, verify=verify) as service:
-            url = service.url
+        with _service(db, settings, verify=verify) as url:
             opened, _ = asyncio.run(_open_all(url, token, options))
             if verify:
                 _wait_caught_up(url)
@@ -205,14 +205,14 @@ class _service:
         ticks = os.sysconf("SC_CLK_TCK")
         return sum(sum(_stat(str(pid))[11:13]) / ticks for pid in pids)
 
-    def __enter__(self) -> _service:
+    def __enter__(self) -> str:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(f"indelible up exited: {self.log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
+                    return self.url
             except httpx.TransportError:
                 time.sleep(0.2)
         self.__exit__()
