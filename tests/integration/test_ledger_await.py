@@ -45,3 +45,18 @@ def test_a_timed_out_append_still_commits_and_the_appender_keeps_answering(
     # The writer settles the expired request's future, then takes the next command.
     appended = asyncio.run(Ledger(appender, timeout=30).append(tenant, command(2)))
     assert appended.seq == 1
+
+
+def test_a_cancelled_wait_for_many_leaves_the_appender_answering(appender, app_url, tenant):
+    async def cancelled_while_the_writer_waits() -> None:
+        waiting = asyncio.ensure_future(Ledger(appender).append_all(tenant, [command(1)]))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    with psycopg.connect(app_url) as holder:
+        holder.execute("SELECT 1 FROM log_heads WHERE tenant_id = %s FOR UPDATE", (tenant,))
+        asyncio.run(cancelled_while_the_writer_waits())
+    (appended,) = asyncio.run(Ledger(appender, timeout=30).append_all(tenant, [command(2)]))
+    assert appended.seq == 1
