@@ -310,8 +310,11 @@ def test_evidence_media_types_are_stored_lower_case():
 
 def test_an_actor_has_an_id_and_a_known_role():
     assert Actor("u1", "auditor").role is Role.AUDITOR
+    assert Actor("u1", Role.SYSTEM).role is Role.SYSTEM
     with pytest.raises(ValueError, match="'superuser' is not a valid Role"):
         Actor("u1", "superuser")
+    with pytest.raises(ValueError, match=r"\['analyst'\] is not a valid Role"):
+        Actor("u1", ["analyst"])  # unhashable: refused like any other, not a TypeError
     with pytest.raises(ValueError, match="actor id must be a non-empty string"):
         Actor("", Role.ANALYST)
 

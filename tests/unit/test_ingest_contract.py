@@ -43,6 +43,7 @@ def test_a_matched_message_names_the_discrepancy_it_closes():
     (b"[1, 2]", "must be a JSON object"),
     (b"x" * (MAX_MESSAGE + 1), f"limit is {MAX_MESSAGE}"),
     (orjson.dumps({**DETECTED, "type": "discrepancy.deleted"}), "type: must be"),
+    (orjson.dumps({**DETECTED, "type": ["discrepancy.detected"]}), "type: must be"),
     (orjson.dumps({**DETECTED, "surprise": 1}), "surprise: not a field"),
     (orjson.dumps({**DETECTED, "tenant": "other"}), "does not match the subject's tenant"),
     (orjson.dumps({k: v for k, v in DETECTED.items() if k != "currency"}), "currency: required"),

@@ -61,10 +61,14 @@ _CODE = re.compile(r"[A-Z]{3}")
 _AMOUNT = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]+)?")
 # Wide enough that no amount the pattern admits, nor a difference of two, is ever rounded.
 _EXACT = Context(prec=64, traps=[Inexact])
+_QUANTUM = {places: Decimal(1).scaleb(-places) for places in set(_ISO_4217.values())}
 
 
 def minor_units(currency: object, field: str = "currency") -> int:
     """The number of decimal places ``currency`` allows; refuses anything not in the table."""
+    places = _ISO_4217.get(currency) if type(currency) is str else None
+    if places is not None:  # every code in the table is three upper-case letters
+        return places
     if not isinstance(currency, str) or not _CODE.fullmatch(currency):
         raise InvalidCommandError(field, f"{_show(currency)} is not a three-letter "
                                          "upper-case ISO 4217 code")
@@ -107,7 +111,7 @@ def format_amount(amount: Decimal, currency: str) -> str:
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise ValueError(f"not a finite Decimal: {amount!r}")
     try:
-        exact = amount.quantize(Decimal(1).scaleb(-places), context=_EXACT)
+        exact = amount.quantize(_QUANTUM[places], context=_EXACT)
     except Inexact:
         raise ValueError(f"{amount} has more decimal places than {currency} allows") from None
     if exact.is_zero():

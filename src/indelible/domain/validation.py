@@ -21,13 +21,19 @@ from indelible.proofs.canonical import MAX_SAFE_INTEGER  # pure, like the domain
 
 from .errors import InvalidCommandError
 
-__all__ = ["check_enum", "check_json", "check_line", "check_text", "check_time"]
+__all__ = ["LINE_PATTERN", "check_enum", "check_json", "check_line", "check_text", "check_time"]
 
 E = TypeVar("E", bound=StrEnum)
 MAX_DEPTH = 16  # levels of nesting in free JSON
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BAD_KEY = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Everything check_line accepts (below its max_len), as one pattern for decoders that check
+# in C (ingest/contract.py): a first and a last character that are not whitespace (`\s` is
+# str.strip's whitespace), and no control character, NUL or lone surrogate anywhere.
+# tests/unit/test_domain_validation_patterns.py proves it accepts exactly what check_line does.
+_NOT_IN_A_LINE = "\x00-\x1f\x7f-\x9f\ud800-\udfff"
+LINE_PATTERN = f"[^\\s{_NOT_IN_A_LINE}](?:[^{_NOT_IN_A_LINE}]*[^\\s{_NOT_IN_A_LINE}])?"
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )

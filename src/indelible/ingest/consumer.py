@@ -262,11 +262,13 @@ class Consumer:
         the log-head lock."""
         in_batch: dict[tuple[str, str], str] = {}
         ids: list[str | None] = []
+        fresh = iter(store.new_ids(sum(isinstance(message, Detected) for _, message in items)))
         conn = self._lookup_connection()
         try:
             for _, message in items:
                 if isinstance(message, Detected):
-                    in_batch.setdefault(message.ref, store.new_id())
+                    if message.ref not in in_batch:
+                        in_batch[message.ref] = next(fresh)
                     ids.append(in_batch[message.ref])
                 else:
                     found = store.find_by_ref(conn, tenant, *message.ref)

@@ -45,7 +45,13 @@ def stream_of(discrepancy_id: str) -> str:
 
 
 def new_id() -> str:
-    return str(time_ordered_ids(datetime.now(timezone.utc), 1)[0])
+    return new_ids(1)[0]
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` fresh discrepancy ids (time-ordered UUIDv7) from one clock read and one
+    urandom call: ingestion names a batch's new discrepancies at once."""
+    return [str(i) for i in time_ordered_ids(datetime.now(timezone.utc), count)]
 
 
 def open_key(source: str, external_ref: str) -> str:

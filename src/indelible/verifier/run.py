@@ -2,8 +2,9 @@
 
 Order of work:
   1. read the head, the stored checkpoints and the stored Merkle nodes (one snapshot);
-  2. scan the entries in 2^16-entry chunks on every core (scan.py): seq continuity, leaf
-     hashes, prev links, indexed columns; each chunk folds its 256-groups into level-8 hashes;
+  2. scan the entries in 2^14-entry chunks, here and in one helper process per further core
+     (scan.py): seq continuity, leaf hashes, prev links, indexed columns; each chunk folds its
+     256-groups into level-8 hashes;
   3. link the chunks (the prev of each chunk's first entry) and build the tree above level 8;
   4. check every stored checkpoint: signature by the trusted key, origin, root at its size,
      consistency with the previous good one; then stored Merkle nodes and the log head;
@@ -27,9 +28,13 @@ from indelible.proofs import Checkpoint, NoteVerifier, ProofError
 from indelible.store.checkpoints import all_checkpoints
 from indelible.store.logs import read_head
 from indelible.verifier.report import VerificationReport
-from indelible.verifier.scan import GROUP, ChunkResult, scan_chunk
+from indelible.verifier import scan
+from indelible.verifier.scan import GROUP, ChunkResult
 
-CHUNK = 1 << 16  # entries per worker task; a multiple of GROUP
+CHUNK = 1 << 14  # entries per task; a multiple of GROUP, small enough to share out evenly
+# A helper process needs ~0.4 s to start (imports, its connection), about the time this one
+# takes to scan 4 default chunks: a smaller log is scanned here alone.
+CHUNKS_PER_HELPER = 4
 Progress = Callable[[int, int], None]
 
 
@@ -119,24 +124,39 @@ def _signed_sizes(checkpoints) -> set[int]:
 
 def _scan(conninfo, tenant, origin, size, keep, workers, progress, chunk) -> list[ChunkResult]:
     ranges = [(lo, min(lo + chunk, size)) for lo in range(0, size, chunk)]
-    workers = min(workers or os.cpu_count() or 1, len(ranges))
-    done, results = 0, []
-    if workers <= 1:
-        for lo, hi in ranges:
-            results.append(scan_chunk(conninfo, tenant, origin, lo, hi, keep))
-            done += hi - lo
-            progress and progress(done, size)
-        return results
+    helpers = min((workers or os.cpu_count() or 1) - 1, len(ranges) // CHUNKS_PER_HELPER)
+    results: dict[int, ChunkResult] = {}
+
+    def record(*finished: ChunkResult) -> None:
+        for result in finished:
+            results[result.lo] = result
+        if progress:
+            progress(sum(r.hi - r.lo for r in results.values()), size)
+
+    if helpers <= 0:
+        with scan.connect(conninfo) as conn:
+            for lo, hi in ranges:
+                record(scan.scan_chunk(conn, tenant, origin, lo, hi, keep))
+        return [results[lo] for lo, _ in ranges]
     # spawn, not fork: the parent may hold threads and open connections.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(scan_chunk, conninfo, tenant, origin, lo, hi, keep)
+    with ProcessPoolExecutor(helpers, mp_context=context, initializer=scan.start_helper,
+                             initargs=(conninfo,)) as pool:
+        futures = [pool.submit(scan.scan_in_helper, tenant, origin, lo, hi, keep)
                    for lo, hi in ranges]
+        # This process scans too, from the last chunk backwards, each chunk no helper has
+        # taken yet: a spawned helper needs ~0.4 s (imports, its connection) before its
+        # first entry, the time to check tens of thousands. Helpers take from the front.
+        with scan.connect(conninfo) as conn:
+            for future, (lo, hi) in zip(reversed(futures), reversed(ranges)):
+                if not future.cancel():
+                    break
+                record(scan.scan_chunk(conn, tenant, origin, lo, hi, keep),
+                       *(f.result() for f in futures if f.done() and not f.cancelled()))
         for future in futures:
-            results.append(future.result())
-            done += results[-1].hi - results[-1].lo
-            progress and progress(done, size)
-    return results
+            if not future.cancelled():
+                record(future.result())
+    return [results[lo] for lo, _ in ranges]
 
 
 def _link(report: VerificationReport, chunks: list[ChunkResult]) -> InMemoryTree:
