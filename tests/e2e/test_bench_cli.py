@@ -101,6 +101,7 @@ def test_bench_api_walks_discrepancies_over_http_against_the_bare_ledger(tmp_pat
     report = json.loads(result.output)
     rate = report["measurements"]["api_transitions_rate"]
     assert rate["details"]["transitions"] == 36 and rate["ours"]["rate"] > 0
+    assert rate["details"]["service_cpu_ms_per_transition"] > 0  # read from /proc
     latency = report["measurements"]["api_transitions_latency"]
     assert latency["ours"]["p99"] >= latency["ours"]["p50"] > 0
 

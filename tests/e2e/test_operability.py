@@ -84,3 +84,15 @@ def test_json_log_lines_carry_the_request_id_and_tenant_and_never_the_key(servic
 def test_readyz_says_ready_with_its_checks_passing(service):
     response = httpx.get(f"{service['base']}/readyz")
     assert response.status_code == 200, response.text
+
+
+def test_a_transition_answered_by_the_direct_lane_is_measured_under_its_route(service):
+    opened = _report(service, "ref-direct-lane-probe")
+    moved = httpx.post(f"{service['base']}/v1/discrepancies/{opened.json()['id']}/transitions",
+                       headers={"Authorization": f"Bearer {service['token']}",
+                                "Content-Type": "application/json"},  # the lane's (api/direct.py)
+                       content=b'{"to":"acknowledged"}')
+    assert moved.status_code == 200 and moved.headers["x-request-id"]
+    assert ('indelible_http_request_seconds_count{method="POST",'
+            'route="/v1/discrepancies/{discrepancy_id}/transitions",status="2xx"}'
+            ) in httpx.get(service["metrics"]).text

@@ -7,6 +7,7 @@ from psycopg_pool import ConnectionPool
 
 from indelible.api import docs, openapi, problems
 from indelible.api.context import AppState
+from indelible.api.direct import DirectLane
 from indelible.api.guard import RequestGuard
 from indelible.api.observe import RequestObserver
 from indelible.api.routes import audit, discrepancies, escalation, health, keys, policy
@@ -44,6 +45,9 @@ def create_app(*, pool: ConnectionPool, signer: NoteSigner, appender: GroupCommi
     problems.install(app)
     docs.install(app)
     openapi.install(app)
+    # The usual transition past FastAPI's per-request work (api/direct.py), once the guard let
+    # it through.
+    app.add_middleware(DirectLane, routes=discrepancies.router.routes)
     app.add_middleware(RequestGuard)  # the key, then the body size, before any body is read
     app.add_middleware(RequestObserver)  # outermost: request id and latency for everything
     for module in (health, audit, keys, discrepancies, policy, escalation, reports,

@@ -42,6 +42,11 @@ class AppState:
     # database; SubtreeCache says why serving them is sound (the auditor checks every proof).
     subtrees: SubtreeCache = field(default_factory=SubtreeCache)
 
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token this process may answer for from memory, else None
+        (then `authenticate` asks the database); non-blocking, for the event loop."""
+        return self.key_cache.remembered(token) if self.key_cache is not None else None
+
     def authenticate(self, token: str) -> Principal | None:
         """The principal of a bearer token (blocking: call from a worker thread)."""
         if self.key_cache is not None:
@@ -80,7 +85,15 @@ def asking(who: Principal) -> Asking:
     return Asking(who.tenant, actor.id, actor.role, actor.kind)
 
 
-def app_state(request: Request) -> AppState:
+async def authenticated(state: AppState, token: str) -> Principal | None:
+    """The token's principal (None: unknown or revoked): from this process's memory when it
+    may answer, else from the database in a worker thread."""
+    found = state.remembered(token)
+    return found if found is not None else await run_in_threadpool(state.authenticate, token)
+
+
+async def app_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop per request
     return request.app.state.indelible
 
 
@@ -91,9 +104,7 @@ async def principal(request: Request,
         return checked  # the request guard already looked the key up, before the body
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ProblemError(401, "Unauthenticated", "send an API key as `Authorization: Bearer <token>`")
-    state = app_state(request)
-
-    found = await run_in_threadpool(state.authenticate, credentials.credentials)
+    found = await authenticated(request.app.state.indelible, credentials.credentials)
     if found is None:
         raise ProblemError(401, "Unauthenticated", "the API key is unknown or revoked")
     return found

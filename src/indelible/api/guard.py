@@ -16,12 +16,12 @@ from __future__ import annotations
 import re
 
 import psycopg
-from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indelible import logs
+from indelible.api.context import authenticated
 from indelible.api.problems import problem
 from indelible.store import evidence
 
@@ -78,7 +78,7 @@ async def _authenticate(scope: Scope):
         return _unauthenticated("send an API key as `Authorization: Bearer <token>`")
     state = scope["app"].state.indelible
     try:
-        found = await run_in_threadpool(state.authenticate, token.strip())
+        found = await authenticated(state, token.strip())
     except (psycopg.Error, PoolTimeout) as e:
         return problem(503, "Storage unavailable", f"API keys cannot be checked now: {e}")
     if found is None:

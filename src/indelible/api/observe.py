@@ -11,9 +11,9 @@ The access line (logger `indelible.access`, INFO) is written when that level is 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +24,12 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _METHODS = frozenset("GET HEAD POST PUT PATCH DELETE OPTIONS".split())
 
 
+def _new_request_id() -> str:
+    # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID (2.9 µs
+    # against 0.5 µs per request); random, so an id tells a caller nothing of the traffic.
+    return os.urandom(16).hex()
+
+
 class RequestObserver:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -32,7 +38,7 @@ class RequestObserver:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.fullmatch(given) else _new_request_id()
         tokens = logs.REQUEST_ID.set(request_id), logs.TENANT.set(None)
         status = 500  # unless a response starts
 

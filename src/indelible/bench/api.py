@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -52,11 +53,17 @@ def run(db: Database, settings: Settings, tenant: str,
     token = _setup(db, settings, tenant)
     transitions = options.discrepancies * len(WALK)
     base_rate, base_lat = _bare_appends(db.app_url, tenant, transitions, options.clients)
-    with _service(db, settings, options.workers) as url:
+    service = _service(db, settings, options.workers)
+    with service as url:
         opened, open_seconds = asyncio.run(_open_all(url, token, options))
+        cpu_before = service.cpu_seconds()
         ours_rate, ours_lat = asyncio.run(_walk_all(url, token, opened, options.clients))
+        cpu = service.cpu_seconds() - cpu_before
+    # The service's CPU per transition moves less with the machine's other load than the
+    # rate does: the figure to compare changes by on a shared machine.
     details = {"clients": options.clients, "transitions": transitions,
-               "workers": options.workers}
+               "workers": options.workers,
+               "service_cpu_ms_per_transition": round(cpu * 1000 / transitions, 3)}
     return [
         Measurement("api_transitions_rate", f"HTTP lifecycle transitions ({options.clients} "
                     f"clients, {transitions:,} transitions)", "transitions/s",
@@ -187,15 +194,25 @@ class _service:
                  "--workers", str(workers)], env=env,
                 stdout=out, stderr=subprocess.STDOUT)
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the service and its worker processes (0 without /proc)."""
+        pids = [self.process.pid] + [int(p.name) for p in _proc.glob("[0-9]*")
+                                     if _stat(p.name)[1] == self.process.pid]
+        ticks = os.sysconf("SC_CLK_TCK")
+        return sum(sum(_stat(str(pid))[11:13]) / ticks for pid in pids)
+
     def __enter__(self) -> str:
-        url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(f"indelible up exited: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    return url
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self.url
             except httpx.TransportError:
                 time.sleep(0.2)
         self.__exit__()
@@ -207,6 +224,19 @@ class _service:
             self.process.wait(30)
         finally:
             self.process.kill()
+
+
+_proc = Path("/proc")
+
+
+def _stat(pid: str) -> list[int]:
+    """A process's /proc stat fields from its state on, as numbers ([1]: parent pid,
+    [11:13]: user and system CPU ticks); zeros when it is gone or there is no /proc."""
+    try:
+        text = (_proc / pid / "stat").read_text()
+    except OSError:
+        return [0] * 13
+    return [int(f) if f.lstrip("-").isdigit() else 0 for f in text.rpartition(")")[2].split()]
 
 
 async def _open_all(url: str, token: str, options: ApiOptions) -> tuple[list[str], float]:

@@ -68,13 +68,20 @@ class KeyCache:
         delivers no notification, so what is remembered is not trusted meanwhile."""
         return self._listening and time.monotonic() - self._alive_at < ALIVE
 
+    def remembered(self, token: str) -> Principal | None:
+        """The key's principal when this process may answer from memory, else None (ask
+        `authenticate`). No I/O, so the event loop can call it without a thread hop."""
+        hit = self._remembered.get(token_hash(token))
+        if hit is not None and self.listening and hit[1] > time.monotonic():
+            return hit[0]
+        return None
+
     def authenticate(self, conn_factory, token: str) -> Principal | None:
         """The key's principal, from memory when this process may trust it, else asked of
         the database with a connection from `conn_factory()` (a context manager)."""
+        if (hit := self.remembered(token)) is not None:
+            return hit
         digest = token_hash(token)
-        hit = self._remembered.get(digest)
-        if hit is not None and self.listening and hit[1] > time.monotonic():
-            return hit[0]
         generation = self._generation
         with conn_factory() as conn:
             found = authenticate(conn, token)

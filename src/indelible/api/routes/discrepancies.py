@@ -12,14 +12,16 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from indelible import domain
+from indelible.api import bodies, direct
 from indelible.api.context import State, asking, require
-from indelible.api.params import Uuid
+from indelible.api.params import UUID, Uuid
 from indelible.api.problems import (
     ProblemError,
     invalid,
@@ -38,9 +40,11 @@ router = APIRouter(tags=["discrepancies"])
 FOUND = problem_responses(404)
 CHANGE = problem_responses(403, 404, 409)
 Reader = Annotated[Principal, Depends(require("analyst", "compliance_manager", "auditor", "admin", "system"))]
-Worker = Annotated[Principal, Depends(require("analyst", "compliance_manager", "system"))]
+WORKERS = ("analyst", "compliance_manager", "system")
+Worker = Annotated[Principal, Depends(require(*WORKERS))]
 DiscrepancyId = Uuid
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+KEY_MAX = 200  # characters of an Idempotency-Key
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=KEY_MAX)]
 Decimal = Annotated[str, Field(min_length=1, max_length=40, description="decimal string, e.g. \"10.50\"")]
 
 
@@ -155,29 +159,45 @@ async def _current(state: State, who: Principal, discrepancy_id: str) -> dict:
     return found
 
 
-@router.post("/v1/discrepancies", status_code=201, response_description="Recorded",
-             responses={**problem_responses(403, 409), 200: {
-                 "description": "Reported before: the discrepancy, unchanged or amended",
-                 "content": {"application/json": {"schema": {"type": "object"}}}}})
-async def open_discrepancy(body: OpenRequest, who: Worker, state: State, request: Request,
-                           key: IdempotencyKey = None):
-    """Record a discrepancy (201). Reporting the same (source, external_ref) again returns
-    it (200): unchanged when the report is identical, so engines can retry safely; amended
-    when kind, amounts or currency differ (a `discrepancy.amended` entry in its history
-    names each changed field before and after; severity and status stay)."""
-    command = _command(domain.OpenDiscrepancy, external_ref=body.external_ref, source=body.source,
-                       kind=body.kind, expected_amount=body.expected_amount,
-                       actual_amount=body.actual_amount, currency=body.currency,
-                       detected_at=body.detected_at, severity=body.severity,
-                       metadata=body.metadata, transaction_refs=tuple(body.transaction_refs))
+async def _report(state: State, who: Principal, request: Request, body: dict,
+                  key: str | None) -> JSONResponse:
+    """The open endpoint's work, on values either lane admitted (api/direct.py)."""
+    command = _command(domain.OpenDiscrepancy,
+                       **{**body, "transaction_refs": tuple(body["transaction_refs"])})
     recorded = await _record(discrepancies.report, state, who, None, command, request=request,
-                             payload=body.model_dump(mode="json"), key=key)
+                             payload=body, key=key)
     appended, discrepancy_id = recorded.appended, recorded.discrepancy_id
     if appended.replayed:
         created = appended.version == 1 and _answers_this_key(appended, who, key)
         return JSONResponse(await _current(state, who, discrepancy_id),
                             status_code=201 if created else 200)
     return JSONResponse(appended.state.to_dict(), status_code=201 if appended.version == 1 else 200)
+
+
+async def _open_directly(request: Request) -> Response | None:
+    who = direct.caller(request, WORKERS)
+    usual_key, key = direct.optional_header(request, "idempotency-key", KEY_MAX)
+    if who is None or not usual_key or not direct.sent_as_json(request):
+        return None
+    body = await direct.decoded(request, bodies.OPEN)
+    if body is None:
+        return None
+    return await _report(request.app.state.indelible, who, request,
+                         msgspec.structs.asdict(body), key)
+
+
+@router.post("/v1/discrepancies", status_code=201, response_description="Recorded",
+             responses={**problem_responses(403, 409), 200: {
+                 "description": "Reported before: the discrepancy, unchanged or amended",
+                 "content": {"application/json": {"schema": {"type": "object"}}}}})
+@direct.direct(_open_directly)
+async def open_discrepancy(body: OpenRequest, who: Worker, state: State, request: Request,
+                           key: IdempotencyKey = None):
+    """Record a discrepancy (201). Reporting the same (source, external_ref) again returns
+    it (200): unchanged when the report is identical, so engines can retry safely; amended
+    when kind, amounts or currency differ (a `discrepancy.amended` entry in its history
+    names each changed field before and after; severity and status stay)."""
+    return await _report(state, who, request, body.model_dump(mode="json"), key)
 
 
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge
@@ -367,15 +387,35 @@ async def download_evidence(sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$
                     headers={"Digest": f"sha-256={base64.b64encode(bytes.fromhex(sha256)).decode()}"})
 
 
+async def _move(state: State, who: Principal, request: Request, discrepancy_id: str,
+                body: dict, key: str | None) -> dict:
+    """The transition endpoint's work, on values either lane admitted (api/direct.py)."""
+    command = _command(domain.Transition, **body)
+    recorded = await _record(discrepancies.move, state, who, discrepancy_id, command,
+                             request=request, payload=body, key=key)
+    return await _after(state, who, discrepancy_id, recorded.appended)
+
+
+async def _transition_directly(request: Request) -> Response | None:
+    who = direct.caller(request, WORKERS)
+    discrepancy_id = request.path_params["discrepancy_id"]
+    usual_key, key = direct.optional_header(request, "idempotency-key", KEY_MAX)
+    if who is None or not usual_key or not direct.sent_as_json(request) \
+            or not UUID.fullmatch(discrepancy_id):
+        return None
+    body = await direct.decoded(request, bodies.TRANSITION)
+    if body is None:
+        return None
+    return direct.answer(await _move(request.app.state.indelible, who, request,
+                                     discrepancy_id.lower(), msgspec.structs.asdict(body), key))
+
+
 @router.post("/v1/discrepancies/{discrepancy_id}/transitions", responses=CHANGE)
+@direct.direct(_transition_directly)
 async def transition(discrepancy_id: DiscrepancyId, body: TransitionRequest, who: Worker,
                      state: State, request: Request, key: IdempotencyKey = None) -> dict:
     """Move the discrepancy; refused (409) unless the lifecycle allows it for this role now."""
-    command = _command(domain.Transition, to=body.to, reason=body.reason,
-                       resolution_code=body.resolution_code, note=body.note)
-    recorded = await _record(discrepancies.move, state, who, discrepancy_id, command,
-                             request=request, payload=body.model_dump(mode="json"), key=key)
-    return await _after(state, who, discrepancy_id, recorded.appended)
+    return await _move(state, who, request, discrepancy_id, body.model_dump(mode="json"), key)
 
 
 @router.post("/v1/discrepancies/{discrepancy_id}/assignment", responses=CHANGE)
