@@ -60,3 +60,35 @@ def test_a_cancelled_wait_for_many_leaves_the_appender_answering(appender, app_u
         asyncio.run(cancelled_while_the_writer_waits())
     (appended,) = asyncio.run(Ledger(appender, timeout=30).append_all(tenant, [command(2)]))
     assert appended.seq == 1
+
+
+def _while_the_writer_waits(app_url: str, tenant: str, appender: GroupCommitAppender, queue):
+    """Run `queue` (which submits and returns futures) while the writer is blocked on the
+    tenant's log head by another transaction holding it."""
+    with psycopg.connect(app_url) as holder:
+        holder.execute("SELECT 1 FROM log_heads WHERE tenant_id = %s FOR UPDATE", (tenant,))
+        first = appender.submit(tenant, command(1))  # taken by the writer, which then waits
+        queued = queue()
+    return first, queued
+
+
+def test_a_future_cancelled_before_the_writer_takes_it_appends_nothing(appender, app_url, tenant):
+    def cancel_one():
+        future = appender.submit(tenant, command(2))
+        assert future.cancel()
+        return future
+
+    first, cancelled = _while_the_writer_waits(app_url, tenant, appender, cancel_one)
+    assert first.result(30).seq == 0 and cancelled.cancelled()
+    assert appender.append(tenant, command(3)).seq == 1  # the writer lives; nothing of 2
+
+
+def test_a_cancelled_batch_future_appends_nothing_and_the_writer_lives(appender, app_url, tenant):
+    def cancel_batch():
+        future = appender.submit_batch(tenant, [command(2), command(3)])
+        assert future.cancel()
+        return future
+
+    first, cancelled = _while_the_writer_waits(app_url, tenant, appender, cancel_batch)
+    assert first.result(30).seq == 0 and cancelled.cancelled()
+    assert appender.append(tenant, command(4)).seq == 1

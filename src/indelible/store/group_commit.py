@@ -94,7 +94,11 @@ class GroupCommitAppender:
                 return
             by_tenant: dict[str, list] = {}
             for tenant, pending in items:
-                by_tenant.setdefault(tenant, []).extend(pending)
+                # A command whose caller cancelled its future before the writer took it is
+                # not appended; one taken can no longer be cancelled (setting the outcome of
+                # a cancelled future would raise here and end the writer thread).
+                by_tenant.setdefault(tenant, []).extend(
+                    p for p in pending if p[1].set_running_or_notify_cancel())
             for tenant, pending in by_tenant.items():
                 self._commit(tenant, pending)
 
@@ -202,14 +206,21 @@ def _entry_type(entry: bytes) -> str:
 class _Outcomes:
     """The outcomes of one submit_batch, filled in by the writer thread alone."""
 
-    __slots__ = ("future", "values", "left")
+    __slots__ = ("future", "values", "left", "live")
 
     def __init__(self, count: int):
         self.future: Future = Future()
         self.values: list = [None] * count
         self.left = count
+        self.live: bool | None = None  # taken by the writer and not cancelled; None: not yet
         if count == 0:
             self.future.set_result([])
+
+    def take(self) -> bool:
+        """Whether the writer should append these commands (see GroupCommitAppender._run)."""
+        if self.live is None:
+            self.live = self.future.set_running_or_notify_cancel()
+        return self.live
 
     def set(self, index: int, value: Any) -> None:
         self.values[index] = value
@@ -225,6 +236,9 @@ class _Slot:
 
     def __init__(self, outcomes: _Outcomes, index: int):
         self.outcomes, self.index = outcomes, index
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return self.outcomes.take()
 
     def set_result(self, value: Appended) -> None:
         self.outcomes.set(self.index, value)
