@@ -269,3 +269,12 @@ def test_the_usual_reading_vouches_for_what_the_simulator_publishes():
     for body in messages(TENANT, 300, matched_share=0.3, seed=7):
         data = orjson.dumps(body)
         assert _read_usual(data, TENANT) == read_explaining(data, subject_tenant=TENANT)
+
+
+def test_a_deeply_nested_value_before_the_type_is_refused_with_the_references_reason():
+    # msgspec looks ahead for the `type` tag by skipping values recursively: nested deep
+    # enough, that raises RecursionError, which must not escape in place of a refusal.
+    depth = 5000
+    data = b'{"x":' + b"[" * depth + b"]" * depth + b',"type":"discrepancy.matched"}'
+    assert outcome(read_explaining, data)[0] == "refused"
+    assert_the_readings_agree(data)

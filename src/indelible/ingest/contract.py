@@ -147,7 +147,9 @@ def _read_usual(data: bytes, subject_tenant: str) -> Detected | Matched | None:
             return Matched(body.tenant, body.source, body.external_ref,
                            check_time(body.matched_at, "matched_at"), reason)
         return _usual_detected(body, len(data))
-    except (msgspec.DecodeError, domain.InvalidCommandError):
+    # RecursionError: msgspec skips the values before a late `type` tag by recursion, so a
+    # deeply nested one is for the explaining reading to refuse (orjson's depth limit).
+    except (msgspec.DecodeError, domain.InvalidCommandError, RecursionError):
         return None
 
 
