@@ -110,3 +110,30 @@ def test_progress_rises_to_the_whole_log_while_this_process_and_a_helper_scan(ap
     assert report.ok, report.to_text()
     assert seen[-1] == (SIZE, SIZE)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_a_column_narrowed_by_a_rogue_is_read_by_its_values_not_its_bytes(app_url, conn,
+                                                                           tenant, rogue,
+                                                                           signer, kept):
+    # stream_version made int4 and one set to 0: read as the int8 the COPY expects, its 4
+    # bytes would run on into the next element's length, 4: the version the entry claims.
+    append_batch(conn, tenant, [command(i, stream="test/one") for i in range(8)])
+    sign_checkpoint(conn, tenant, signer, kept)
+    (seq,) = conn.execute("SELECT seq FROM ledger_entries WHERE tenant_id = %s "
+                          "AND stream_version = 4", (tenant,)).fetchone()
+    (check,) = rogue.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                             "WHERE conname = 'ledger_entries_stream_version_check'").fetchone()
+    rogue.execute("ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_stream_version_check,"
+                  " ALTER COLUMN stream_version TYPE int4")
+    try:
+        rogue.execute("UPDATE ledger_entries SET stream_version = 0 "
+                      "WHERE tenant_id = %s AND seq = %s", (tenant, seq))
+        report = _verify(app_url, tenant, signer, chunk=256)
+    finally:  # the schema as it was, for the tests after this one
+        rogue.execute("UPDATE ledger_entries SET stream_version = 4 "
+                      "WHERE tenant_id = %s AND seq = %s", (tenant, seq))
+        rogue.execute("ALTER TABLE ledger_entries ALTER COLUMN stream_version TYPE int8, "
+                      f"ADD CONSTRAINT ledger_entries_stream_version_check {check}")
+    (finding,) = report.findings
+    assert (finding.check, finding.seq) == ("column", seq), report.to_text()
+    assert "column stream_version is 0" in finding.detail

@@ -204,15 +204,16 @@ def test_both_readings_agree_on_messages_near_the_size_limit(padding):
     assert_the_readings_agree(orjson.dumps(body))
 
 
-@pytest.mark.parametrize("char", ["a", "\u00e9", "\u20ac", "\U0001f600", "\x01"])
+@pytest.mark.parametrize("char", ["a", "\u00e9", "\u20ac", "\U0001f600", "\x01", "\x7f"])
 def test_metadata_of_a_message_under_the_bound_cannot_exceed_the_limit(char):
-    # The usual reading skips measuring metadata in messages under MAX_METADATA // 3 bytes:
-    # json.dumps never writes a decoded character in more than 3 times its message bytes.
+    # The usual reading skips measuring metadata in messages under MAX_METADATA // 6 bytes:
+    # json.dumps never writes a decoded character in more than 6 times its message bytes
+    # (a DEL, sent raw as orjson does, is the worst: one byte, then \u007f).
     body = {**messages(TENANT, 1, matched_share=0, seed=1)[0], "metadata": {}}
-    room = MAX_METADATA // 3 - len(orjson.dumps(body)) - 12
+    room = MAX_METADATA // 6 - len(orjson.dumps(body)) - 12
     body["metadata"] = {"pad": char * (room // (len(orjson.dumps(char)) - 2))}
     data = orjson.dumps(body)
-    assert len(data) <= MAX_METADATA // 3
+    assert len(data) <= MAX_METADATA // 6
     assert len(json.dumps(body["metadata"], separators=(",", ":"))) <= MAX_METADATA
     assert_the_readings_agree(data)
 
@@ -230,7 +231,7 @@ MATCH = {"type": "discrepancy.matched", "tenant": TENANT, "source": "stripe",
     {"transaction_refs": [f"r{i}" for i in range(101)]}, {"metadata": nested(17)},
     {"metadata": {"n": 2**53}}, {"metadata": {"n": -(2**53)}}, {"metadata": {"n": 1.0}},
     {"metadata": {"\U0001f600": 1}}, {"metadata": {"a\x00": 1}}, {"metadata": {"a": "\x00"}},
-    {"metadata": [1]}, {"metadata": None}, {"expected_amount": "10000.0"},
+    {"metadata": [1]}, {"metadata": None}, {"metadata": {"del": "\x7f" * 3000}}, {"expected_amount": "10000.0"},
     {"expected_amount": "1.001"}, {"expected_amount": "01"}, {"currency": "XAU"},
     {"currency": "eur"}, {"kind": "other", "actual_amount": "1e3"}, {"external_ref": "po-1\n"},
     {"external_ref": "po-1 "}, {"external_ref": "\u3000po"}, {"external_ref": "p\x85o"},
@@ -268,3 +269,12 @@ def test_the_usual_reading_vouches_for_what_the_simulator_publishes():
     for body in messages(TENANT, 300, matched_share=0.3, seed=7):
         data = orjson.dumps(body)
         assert _read_usual(data, TENANT) == read_explaining(data, subject_tenant=TENANT)
+
+
+def test_a_deeply_nested_value_before_the_type_is_refused_with_the_references_reason():
+    # msgspec looks ahead for the `type` tag by skipping values recursively: nested deep
+    # enough, that raises RecursionError, which must not escape in place of a refusal.
+    depth = 5000
+    data = b'{"x":' + b"[" * depth + b"]" * depth + b',"type":"discrepancy.matched"}'
+    assert outcome(read_explaining, data)[0] == "refused"
+    assert_the_readings_agree(data)

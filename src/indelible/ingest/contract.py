@@ -102,9 +102,10 @@ def _free_json() -> type:
 
 _Metadata = _free_json()
 # json.dumps (ASCII, as check_json measures) writes each character of a decoded message in
-# at most 3 times the bytes it took there (2 UTF-8 bytes become a 6-byte \uXXXX, 4 become
-# 12): the metadata of a smaller message cannot exceed MAX_METADATA serialized.
-_SMALL_MESSAGE = MAX_METADATA // 3  # bytes
+# at most 6 times the bytes it took there (a raw DEL, one byte, becomes a 6-byte \u007f; 2
+# UTF-8 bytes become a 6-byte \uXXXX, 4 become 12): the metadata of a smaller message
+# cannot exceed MAX_METADATA serialized.
+_SMALL_MESSAGE = MAX_METADATA // 6  # bytes
 
 
 class _DetectedBody(msgspec.Struct, tag_field="type", tag="discrepancy.detected",
@@ -146,7 +147,9 @@ def _read_usual(data: bytes, subject_tenant: str) -> Detected | Matched | None:
             return Matched(body.tenant, body.source, body.external_ref,
                            check_time(body.matched_at, "matched_at"), reason)
         return _usual_detected(body, len(data))
-    except (msgspec.DecodeError, domain.InvalidCommandError):
+    # RecursionError: msgspec skips the values before a late `type` tag by recursion, so a
+    # deeply nested one is for the explaining reading to refuse (orjson's depth limit).
+    except (msgspec.DecodeError, domain.InvalidCommandError, RecursionError):
         return None
 
 

@@ -34,14 +34,20 @@ MISSING = b"\x00" * 32  # stands in for a deleted entry so later positions keep 
 # psycopg's C loaders then build a whole group per call, so fetching costs ~0.4 µs of Python
 # per entry instead of ~1.5 µs row by row (measured). The server only packs the same values:
 # every comparison with what the entry says happens here. A group whose entries are all
-# gone comes out as a row of NULLs.
+# gone comes out as a row of NULLs. Binary COPY carries no types: each column is cast to the
+# type _ARRAY_TYPES reads it as (no cost while the schema is intact), so a column whose type
+# a rogue changed is still read by its values, never its bytes taken for another type's.
 _SCAN = sql.SQL("""
 COPY (SELECT a.* FROM generate_series({lo}::int8, {last}::int8, 256) AS g(start),
-      LATERAL (SELECT array_agg(seq ORDER BY seq), array_agg(entry ORDER BY seq),
-                      array_agg(leaf_hash ORDER BY seq), array_agg(event_id ORDER BY seq),
-                      array_agg(stream_id ORDER BY seq), array_agg(stream_version ORDER BY seq),
-                      array_agg(type ORDER BY seq), array_agg(recorded_at ORDER BY seq),
-                      array_agg(actor_id ORDER BY seq), array_agg(idempotency_key ORDER BY seq)
+      LATERAL (SELECT array_agg(seq::int8 ORDER BY seq), array_agg(entry::bytea ORDER BY seq),
+                      array_agg(leaf_hash::bytea ORDER BY seq),
+                      array_agg(event_id::uuid ORDER BY seq),
+                      array_agg(stream_id::text ORDER BY seq),
+                      array_agg(stream_version::int8 ORDER BY seq),
+                      array_agg(type::text ORDER BY seq),
+                      array_agg(recorded_at::timestamptz ORDER BY seq),
+                      array_agg(actor_id::text ORDER BY seq),
+                      array_agg(idempotency_key::text ORDER BY seq)
                FROM ledger_entries
                WHERE tenant_id = {tenant} AND seq >= g.start AND seq < least(g.start + 256, {hi})
       ) AS a)
