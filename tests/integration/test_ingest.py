@@ -80,9 +80,23 @@ def publish(broker: NatsAccess, messages: list[tuple[str, bytes]]) -> None:
         nc = await broker.connect()
         js = nc.jetstream()
         for subject, data in messages:
-            await js.publish(subject, data)
+            await _publish_once_the_stream_exists(js, subject, data)
         await nc.close()
     asyncio.run(send())
+
+
+async def _publish_once_the_stream_exists(js, subject: str, data: bytes) -> None:
+    # The consumer fixture's thread creates the stream as it starts; a test that publishes
+    # at once may get there first on a busy machine ("no response from stream").
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await js.publish(subject, data)
+            return
+        except nats.js.errors.NoStreamResponseError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 def dead_letters(broker: NatsAccess) -> list:
