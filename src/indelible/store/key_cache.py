@@ -47,6 +47,9 @@ class KeyCache:
         self._ttl = ttl
         self._remembered: dict[bytes, tuple[Principal, float]] = {}
         self._generation = 0
+        # Held while checking the generation and storing, and while forgetting: otherwise a
+        # revocation heard between the check and the store would be remembered for TTL.
+        self._lock = threading.Lock()
         self._listening = False
         self._alive_at = 0.0  # monotonic time the listening connection last answered
         self._stop = threading.Event()
@@ -85,14 +88,16 @@ class KeyCache:
         generation = self._generation
         with conn_factory() as conn:
             found = authenticate(conn, token)
-        if found is not None and self.listening and generation == self._generation:
-            self._remembered[digest] = (found, time.monotonic() + self._ttl)
+        with self._lock:
+            if found is not None and self.listening and generation == self._generation:
+                self._remembered[digest] = (found, time.monotonic() + self._ttl)
         return found
 
     def forget(self) -> None:
         """Drop every remembered key (a revocation committed)."""
-        self._generation += 1
-        self._remembered.clear()
+        with self._lock:
+            self._generation += 1
+            self._remembered.clear()
 
     def _listen(self) -> None:
         while not self._stop.is_set():
