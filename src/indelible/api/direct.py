@@ -130,11 +130,24 @@ def optional_header(request: Request, name: str, max_length: int) -> tuple[bool,
 
 
 async def decoded(request: Request, decoder: msgspec.json.Decoder) -> Any | None:
-    """The body decoded and validated by `decoder`, or None (the usual path explains)."""
+    """The body decoded and validated by `decoder`, or None (the usual path explains; a
+    body nested past msgspec's recursion limit too: `json.loads` has its own, and that path
+    answers 400 for it, or reads it)."""
     try:
         return decoder.decode(await request.body())
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
+
+
+def nested_within(value: Any, levels: int) -> bool:
+    """Whether JSON `value` nests at most `levels` containers deep. A deeper one is refused
+    by the domain anyway, but the usual path may refuse it first and otherwise (`json.loads`
+    gives up past Python's recursion limit, a depth msgspec reads): it takes that path."""
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return True
+    return levels > 0 and all(nested_within(item, levels - 1) for item in value)
 
 
 def answer(content: Any, status_code: int = 200) -> Response:
