@@ -32,6 +32,7 @@ import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,6 +75,8 @@ async def _offer(handler: Handler, usual: ASGIApp, scope: Scope, receive: Receiv
     try:
         body = await request.body()  # within the guard's limits; cached for the handler
         response = await handler(request)
+    except ClientDisconnect:  # the usual path reads the disconnect again: its 400, to nobody
+        return await usual(scope, receive, send)
     except Exception as e:
         response = await _handled(request, e)
     if response is None:
