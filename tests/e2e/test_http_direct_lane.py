@@ -124,3 +124,38 @@ def test_a_report_is_answered_alike_by_both_lanes_and_a_repeat_is_a_200(service)
     refused = analyst.post("/v1/discrepancies", headers=PLAIN,
                            content=orjson.dumps({**OPEN, "currency": "EUR\n"}))
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.currency"
+
+
+def test_a_deeply_nested_report_is_refused_alike_by_both_lanes(service):
+    """Nesting the domain refuses (past 16 levels) is refused naming the field by both
+    lanes, wherever json.loads, pydantic's serializer or msgspec give up on their own."""
+    analyst = service.key("analyst")
+    for depth, status in [(17, 422), (300, 422), (2000, 400), (5000, 400)]:
+        metadata = b"[" * depth + b"]" * depth
+        answers = []
+        for lane in (PLAIN, USUAL):
+            body = orjson.dumps({**OPEN, "external_ref": uuid.uuid4().hex, "metadata": {}})
+            body = body.replace(b'"metadata":{}', b'"metadata":{"a":' + metadata + b"}")
+            with httpx.Client(base_url=service.base, headers=analyst.headers) as fresh:
+                # a connection of its own: the server closes one after a 500
+                answers.append(fresh.post("/v1/discrepancies", content=body, headers=lane))
+        direct, usual = answers
+        assert usual.status_code == status, (depth, usual.text)
+        _alike(direct, usual)
+        if status == 422:
+            assert usual.json()["errors"][0]["field"].startswith("body.metadata.a")
+
+
+def test_a_report_with_a_float_json_cannot_hold_is_refused_not_stored_as_null(service):
+    """NaN and infinities are JSON to json.loads: the domain refuses them as floats, as any
+    float (pydantic's JSON dump would have made them null)."""
+    analyst = service.key("analyst")
+    for number in (b"NaN", b"1e400", b"-Infinity"):
+        body = orjson.dumps({**OPEN, "external_ref": uuid.uuid4().hex, "metadata": {}})
+        body = body.replace(b'"metadata":{}', b'"metadata":{"a":' + number + b"}")
+        direct, usual = [analyst.post("/v1/discrepancies", content=body, headers=lane)
+                         for lane in (PLAIN, USUAL)]
+        assert usual.status_code == 422, usual.text
+        assert usual.json()["errors"][0] == {"field": "body.metadata.a", "rule": (
+            "floats are not allowed; send amounts as decimal strings")}
+        _alike(direct, usual)

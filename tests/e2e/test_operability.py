@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
+import time
 
 import httpx
 import psycopg
@@ -96,3 +98,36 @@ def test_a_transition_answered_by_the_direct_lane_is_measured_under_its_route(se
     assert ('indelible_http_request_seconds_count{method="POST",'
             'route="/v1/discrepancies/{discrepancy_id}/transitions",status="2xx"}'
             ) in httpx.get(service["metrics"]).text
+
+
+def _transition_counts(service) -> dict[str, float]:
+    """indelible_http_request_seconds_count of the transition route, by status class."""
+    prefix = ('indelible_http_request_seconds_count{method="POST",'
+              'route="/v1/discrepancies/{discrepancy_id}/transitions",status="')
+    counts = {}
+    for line in httpx.get(service["metrics"]).text.splitlines():
+        if line.startswith(prefix):
+            counts[line[len(prefix):len(prefix) + 3]] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_a_client_gone_mid_body_is_a_client_error_whichever_lane_took_it(service):
+    """The usual path answers a body cut short by a disconnect with 400 (FastAPI), not a
+    server error: the direct lane must not log a traceback and count a 5xx for it."""
+    base = httpx.URL(service["base"])
+    before = _transition_counts(service)
+    for content_type in ("application/json", "application/json; charset=utf-8"):
+        opened = _report(service, f"ref-gone-{content_type}")
+        request = (f"POST /v1/discrepancies/{opened.json()['id']}/transitions HTTP/1.1\r\n"
+                   f"Host: {base.host}\r\nAuthorization: Bearer {service['token']}\r\n"
+                   f"Content-Type: {content_type}\r\nContent-Length: 100\r\n\r\n"
+                   '{"to": "ack').encode()
+        with socket.create_connection((base.host, base.port)) as client:
+            client.sendall(request)
+    deadline = time.monotonic() + 30
+    while sum(_transition_counts(service).values()) < sum(before.values()) + 2:
+        assert time.monotonic() < deadline, "the two cut requests were never measured"
+        time.sleep(0.05)
+    after = _transition_counts(service)
+    assert after.get("5xx", 0) == before.get("5xx", 0)
+    assert after["4xx"] == before.get("4xx", 0) + 2

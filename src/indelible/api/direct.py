@@ -32,6 +32,7 @@ import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,6 +75,8 @@ async def _offer(handler: Handler, usual: ASGIApp, scope: Scope, receive: Receiv
     try:
         body = await request.body()  # within the guard's limits; cached for the handler
         response = await handler(request)
+    except ClientDisconnect:  # the usual path reads the disconnect again: its 400, to nobody
+        return await usual(scope, receive, send)
     except Exception as e:
         response = await _handled(request, e)
     if response is None:
@@ -130,11 +133,24 @@ def optional_header(request: Request, name: str, max_length: int) -> tuple[bool,
 
 
 async def decoded(request: Request, decoder: msgspec.json.Decoder) -> Any | None:
-    """The body decoded and validated by `decoder`, or None (the usual path explains)."""
+    """The body decoded and validated by `decoder`, or None (the usual path explains; a
+    body nested past msgspec's recursion limit too: `json.loads` has its own, and that path
+    answers 400 for it, or reads it)."""
     try:
         return decoder.decode(await request.body())
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
+
+
+def nested_within(value: Any, levels: int) -> bool:
+    """Whether JSON `value` nests at most `levels` containers deep. A deeper one is refused
+    by the domain anyway, but the usual path may refuse it first and otherwise (`json.loads`
+    gives up past Python's recursion limit, a depth msgspec reads): it takes that path."""
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return True
+    return levels > 0 and all(nested_within(item, levels - 1) for item in value)
 
 
 def answer(content: Any, status_code: int = 200) -> Response:

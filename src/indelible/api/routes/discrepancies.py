@@ -28,6 +28,7 @@ from indelible.api.problems import (
     invalid_command,
     problem_responses,
 )
+from indelible.domain.validation import MAX_DEPTH
 from indelible.entry import b64, format_time
 from indelible.store import discrepancies as store
 from indelible.store import evidence
@@ -180,7 +181,7 @@ async def _open_directly(request: Request) -> Response | None:
     if who is None or not usual_key or not direct.sent_as_json(request):
         return None
     body = await direct.decoded(request, bodies.OPEN)
-    if body is None:
+    if body is None or not direct.nested_within(body.metadata, MAX_DEPTH):
         return None
     return await _report(request.app.state.indelible, who, request,
                          msgspec.structs.asdict(body), key)
@@ -197,7 +198,10 @@ async def open_discrepancy(body: OpenRequest, who: Worker, state: State, request
     it (200): unchanged when the report is identical, so engines can retry safely; amended
     when kind, amounts or currency differ (a `discrepancy.amended` entry in its history
     names each changed field before and after; severity and status stay)."""
-    return await _report(state, who, request, body.model_dump(mode="json"), key)
+    # The fields as json.loads read them, for the domain to judge: model_dump(mode="json")
+    # would turn NaN and infinities into null (accepting a float the domain refuses) and
+    # fails past 255 levels (a 500 where the domain names the depth).
+    return await _report(state, who, request, dict(body), key)
 
 
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge
