@@ -141,3 +141,8 @@ def test_two_group_commit_appenders_racing_on_one_tenant_keep_one_chain(app_url,
             assert _seen(o) == o.version - 1, o  # decided on the stream's current state
     assert all(sorted(v) == list(range(1, len(v) + 1)) for v in by_stream.values())
     assert verify_log(app_url, tenant, verifier_of(signer), workers=1).ok
+
+
+def test_known_streams_are_refused_inside_an_outer_transaction(conn, tenant):
+    with conn.transaction(), pytest.raises(ValueError, match="outermost"):
+        append_batch(conn, tenant, [command(0)], known=KnownStreams())

@@ -11,7 +11,7 @@ from indelible.entry import Actor
 from indelible.store import discrepancies as store
 from indelible.store import severity_policy
 from indelible.store.appender import Appended, append_batch
-from indelible.store.errors import IdempotencyConflictError
+from indelible.store.errors import IdempotencyConflictError, InvalidEntryError
 
 pytestmark = pytest.mark.storage
 
@@ -175,3 +175,13 @@ def test_a_hand_made_request_key_row_refuses_its_command_alone(conn, registered_
     refused, appended = _append(conn, registered_tenant, victim, mate)
     assert "does not record it" in str(refused) and not isinstance(refused, Appended)
     assert isinstance(appended, Appended)
+
+
+def test_a_request_key_with_a_nul_is_refused_alone(conn, registered_tenant):
+    (opened,) = _append(conn, registered_tenant, _decision(_report(ref="po-9")))
+    d = opened.stream.removeprefix(store.PREFIX)
+    good, bad = _append(conn, registered_tenant, *(
+        store.decision(d, domain.Comment(text="x"), ANALYST, request_key=key,
+                       request_sha256="1" * 64) for key in ("req:fine", "req:nul\x00")))
+    assert isinstance(good, Appended)
+    assert isinstance(bad, InvalidEntryError) and "holds a NUL" in str(bad)

@@ -29,6 +29,7 @@ from uuid import UUID
 
 import orjson
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from indelible.entry import (EntryError, NewEntry, PreparedEntry, b64, decode_entry,
                              encode_prepared, format_time, log_json, prepare_entry,
@@ -196,6 +197,10 @@ def append_batch(conn: psycopg.Connection, tenant: str, commands: Sequence[Comma
     when the locked head is still the one it left, and updated after the commit.
     """
     _check_reads(commands, model)
+    if known is not None and conn.info.transaction_status != TransactionStatus.IDLE:
+        # What `known` remembers is true once this transaction commits; inside an outer
+        # one that may still roll back, it could remember entries that never were.
+        raise ValueError("append_batch with `known` must run its own, outermost transaction")
     try:
         with _CommitWatch(tenant) as watch, conn.transaction():
             items, found = _look_up(conn, tenant, commands, model, known)
@@ -247,7 +252,8 @@ def _look_up(conn: psycopg.Connection, tenant: str, commands: Sequence[Command],
     trip, only after a foreign append)."""
     candidates = known.candidates(tenant) if known is not None else {}
     keys = [k for k in map(_key, commands) if _storable(k)]
-    requests = [c.request_key for c in commands if isinstance(c, Decision) and c.request_key]
+    requests = [c.request_key for c in commands
+                if isinstance(c, Decision) and c.request_key and _storable(c.request_key)]
     wanted = _own_streams(commands)
     probed = [s for s in wanted if s not in candidates]
     with conn.pipeline():
@@ -437,6 +443,9 @@ class _Batch:
         return self.model.evolve(self.states.get(command.stream), change)
 
     def _decide(self, d: Decision, replays: dict, versions: dict, copy) -> Outcome:
+        if d.request_key is not None and not _storable(d.request_key):
+            return InvalidEntryError(f"request key {d.request_key!r} cannot be stored: "
+                                     "not a string, or it holds a NUL")
         if d.request_key is not None and d.request_key in self.answered:
             return _answer(d, self.answered[d.request_key])
         stream, original = d.stream, None
