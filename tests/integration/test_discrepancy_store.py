@@ -273,3 +273,20 @@ def test_a_malformed_row_does_not_fail_its_batch_mates(app_url, conn, registered
     out = append_batch(conn, registered_tenant, [_move(d, "acknowledged"),
                                                  _move(other, "acknowledged")], model=projections())
     assert all(isinstance(o, Appended) for o in out), out
+
+
+def test_a_stream_without_entries_has_no_state_whatever_a_row_claims(owner_url, conn,
+                                                                     registered_tenant):
+    d = _open(conn, registered_tenant, ref="copied")
+    orphan = store.new_id()
+    with psycopg.connect(owner_url, autocommit=True) as owner:  # a row no entry backs
+        owner.execute("INSERT INTO discrepancies SELECT tenant_id, %s, external_ref || '-2', "
+                      "source, kind, currency, expected_amount, actual_amount, difference, "
+                      "severity, status, assignee, detected_at, opened_at, updated_at, version, "
+                      "jsonb_set(state, '{id}', to_jsonb(%s::text)) FROM discrepancies "
+                      "WHERE tenant_id = %s AND id = %s", (orphan, orphan, registered_tenant, d))
+    streams = [store.stream_of(orphan), store.stream_of(store.new_id()), store.stream_of(d)]
+
+    states = _scoped(conn, registered_tenant, store.Discrepancies().load, streams)
+
+    assert list(states) == [store.stream_of(d)]
