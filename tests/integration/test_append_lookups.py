@@ -4,6 +4,7 @@ random), and a key no row can hold fails only its own command, never its batch."
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import psycopg
@@ -12,7 +13,7 @@ from psycopg import sql as sql_text
 
 from indelible import domain
 from indelible.bootstrap import projections
-from indelible.store import discrepancies, lookups
+from indelible.store import discrepancies, escalation, lookups
 from indelible.store.appender import Appended, append_batch
 from indelible.store.errors import InvalidEntryError
 from indelible.store.group_commit import GroupCommitAppender
@@ -97,9 +98,30 @@ def test_loading_discrepancies_probes_each_stream_down_its_index(conn, owner_url
         discrepancies.new_id())]
     params = {"t": registered_tenant, "streams": streams,
               "ids": [discrepancies._row_id(s) for s in streams]}
-    if "%(ids)s" not in sql:
-        del params["ids"]
+    params = {name: value for name, value in params.items() if f"%({name})s" in sql}
 
     plan = _plan(conn, sql, params, lookups.GENERIC_PLANS)
 
     assert all(index in plan for index in indexes) and "Filter" not in plan, plan
+
+
+@pytest.mark.parametrize("sql, indexes", [
+    (escalation._PERIODS, ["ledger_entries_escalation_marks",
+                           "ledger_entries_tenant_id_stream_id_stream_version_key"]),
+    (escalation._WATCH, ["ledger_entries_escalation_marks"]),
+])
+def test_the_escalation_periods_probe_the_marks_index(conn, owner_url, registered_tenant, sql,
+                                                      indexes):
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute("ANALYZE")  # statistics from before this tenant's rows
+    ids = [uuid.UUID(s[len(discrepancies.PREFIX):])
+           for s in _opened(conn, registered_tenant, 2000)[:2]]
+    params = {"t": registered_tenant, "ids": ids, "st": ["open"] * 2, "sv": ["high"] * 2,
+              "starts": list(escalation.STARTS), "pauses": list(escalation.PAUSES),
+              **escalation._rule_arrays(escalation.DEFAULT_RULES)}
+    params = {name: value for name, value in params.items() if f"%({name})s" in sql}
+
+    plan = _plan(conn, sql, params, lookups.GENERIC_PLANS)
+
+    assert all(index in plan for index in indexes), plan
+    assert "ledger_entries_pkey" not in plan and "Seq Scan" not in plan, plan
