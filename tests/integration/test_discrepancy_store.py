@@ -290,3 +290,23 @@ def test_a_stream_without_entries_has_no_state_whatever_a_row_claims(owner_url, 
     states = _scoped(conn, registered_tenant, store.Discrepancies().load, streams)
 
     assert list(states) == [store.stream_of(d)]
+
+
+def test_loaded_states_are_what_folding_each_streams_entries_gives(owner_url, conn,
+                                                                   registered_tenant):
+    kept, moved, edited = (_open(conn, registered_tenant, ref=f"fold-{n}") for n in range(3))
+    append_batch(conn, registered_tenant, [_move(moved, "acknowledged"),
+                                           _move(edited, "acknowledged")], model=projections())
+    with psycopg.connect(owner_url, autocommit=True) as owner:  # an edited row: not trusted
+        owner.execute("UPDATE discrepancies SET state = jsonb_set(state, '{assignee}', "
+                      "'\"mallory\"') WHERE tenant_id = %s AND id = %s",
+                      (registered_tenant, edited))
+    ids = [kept, moved, edited, kept.upper(), store.new_id(), moved]  # a spelling, a new one, twice
+
+    states = _scoped(conn, registered_tenant, store.Discrepancies().load,
+                     [store.stream_of(i) for i in ids])
+
+    folded = {store.stream_of(i): s for i in ids
+              if (s := store.history(conn, registered_tenant, i)[0]) is not None}
+    assert states == folded and len(folded) == 3
+    assert states[store.stream_of(edited)].assignee is None
