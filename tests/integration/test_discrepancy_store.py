@@ -273,3 +273,40 @@ def test_a_malformed_row_does_not_fail_its_batch_mates(app_url, conn, registered
     out = append_batch(conn, registered_tenant, [_move(d, "acknowledged"),
                                                  _move(other, "acknowledged")], model=projections())
     assert all(isinstance(o, Appended) for o in out), out
+
+
+def test_a_stream_without_entries_has_no_state_whatever_a_row_claims(owner_url, conn,
+                                                                     registered_tenant):
+    d = _open(conn, registered_tenant, ref="copied")
+    orphan = store.new_id()
+    with psycopg.connect(owner_url, autocommit=True) as owner:  # a row no entry backs
+        owner.execute("INSERT INTO discrepancies SELECT tenant_id, %s, external_ref || '-2', "
+                      "source, kind, currency, expected_amount, actual_amount, difference, "
+                      "severity, status, assignee, detected_at, opened_at, updated_at, version, "
+                      "jsonb_set(state, '{id}', to_jsonb(%s::text)) FROM discrepancies "
+                      "WHERE tenant_id = %s AND id = %s", (orphan, orphan, registered_tenant, d))
+    streams = [store.stream_of(orphan), store.stream_of(store.new_id()), store.stream_of(d)]
+
+    states = _scoped(conn, registered_tenant, store.Discrepancies().load, streams)
+
+    assert list(states) == [store.stream_of(d)]
+
+
+def test_loaded_states_are_what_folding_each_streams_entries_gives(owner_url, conn,
+                                                                   registered_tenant):
+    kept, moved, edited = (_open(conn, registered_tenant, ref=f"fold-{n}") for n in range(3))
+    append_batch(conn, registered_tenant, [_move(moved, "acknowledged"),
+                                           _move(edited, "acknowledged")], model=projections())
+    with psycopg.connect(owner_url, autocommit=True) as owner:  # an edited row: not trusted
+        owner.execute("UPDATE discrepancies SET state = jsonb_set(state, '{assignee}', "
+                      "'\"mallory\"') WHERE tenant_id = %s AND id = %s",
+                      (registered_tenant, edited))
+    ids = [kept, moved, edited, kept.upper(), store.new_id(), moved]  # a spelling, a new one, twice
+
+    states = _scoped(conn, registered_tenant, store.Discrepancies().load,
+                     [store.stream_of(i) for i in ids])
+
+    folded = {store.stream_of(i): s for i in ids
+              if (s := store.history(conn, registered_tenant, i)[0]) is not None}
+    assert states == folded and len(folded) == 3
+    assert states[store.stream_of(edited)].assignee is None

@@ -19,6 +19,9 @@ equality, which is also what Citus routes by (docs/scale-out.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 
 GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
@@ -61,9 +64,18 @@ def send_versions(conn: psycopg.Connection, tenant: str, streams: list[str]):
     return conn.execute(VERSIONS, {"keys": streams, "t": tenant})
 
 
-def fetch_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
+@contextmanager
+def generic_plans(conn: psycopg.Connection) -> Iterator[None]:
+    """Statements sent inside run with generic plans, in one pipeline with the two SETs
+    (one round trip): for probes with a bound tenant outside the appender's own pipeline
+    (the models' loads, the escalation watch). Fetch their results after the block."""
     with conn.pipeline():
         conn.execute(GENERIC_PLANS)
-        found = send_versions(conn, tenant, streams)
+        yield
         conn.execute(USUAL_PLANS)
+
+
+def fetch_versions(conn: psycopg.Connection, tenant: str, streams: list[str]) -> dict[str, int]:
+    with generic_plans(conn):
+        found = send_versions(conn, tenant, streams)
     return dict(found.fetchall())
