@@ -209,8 +209,11 @@ class WatchedDiscrepancies(Discrepancies):
         # Streams whose period or pause may have changed since the last projection: an
         # entry that begins a period or pauses one, or a status or severity change. Other
         # entries (comments, notify firings) leave the watch row as it is. Marking too
-        # many only costs a probe; the set lives from `evolve` to `project` of one batch
-        # (one appender thread owns a model).
+        # many only costs a probe (the row is recomputed from the entries). `project`
+        # clears the marks of the streams it writes; `load` clears all, but a batch whose
+        # states the appender remembers (KnownStreams) is not loaded, so marks of a refused
+        # decision or a rolled-back batch may wait for a later batch: one probe more, never
+        # a wrong row. One appender thread owns a model.
         self._dirty: set[str] = set()
 
     def load(self, conn, tenant, streams):
