@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 
-from indelible.runtime import free_port
+from indelible.runtime import EmbeddedNats, free_port
 
 from .cli_helpers import cli_env
 from .test_workers import _alive_pids, _wait_for, _workers
@@ -38,3 +38,6 @@ def test_workers_exit_when_their_supervisor_is_killed(tmp_path, owner_url):
             os.kill(pid, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
+        # The killed supervisor's embedded broker lives on, as the next `indelible up` on
+        # this data directory would find it; stop it as that start would.
+        EmbeddedNats(tmp_path / "data" / "nats")._stop_orphan()
