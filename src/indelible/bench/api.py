@@ -35,7 +35,7 @@ from indelible.store.appender import append_batch
 from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.tenants import create_tenant
 
-TARGET_RATE = 3_000  # transitions/s
+TARGET_RATIO = 0.5  # of the bare ledger at the same concurrency (issue 17)
 TARGET_P99 = 25.0  # ms
 WALK = ("acknowledged", "investigating", "resolved")
 
@@ -69,11 +69,11 @@ def run(db: Database, settings: Settings, tenant: str,
                     f"clients, {transitions:,} transitions)", "transitions/s",
                     {"rate": base_rate}, {"rate": ours_rate},
                     f"bare ledger: single appends from {options.clients} threads",
-                    f"POST /v1/discrepancies/{{id}}/transitions, {options.workers} worker(s)", f">= {TARGET_RATE:,}/s",
-                    ours_rate >= TARGET_RATE, details),
+                    f"POST /v1/discrepancies/{{id}}/transitions, {options.workers} worker(s)",
+                    f"ratio ≥ {TARGET_RATIO}", ours_rate >= TARGET_RATIO * base_rate, details),
         Measurement("api_transitions_latency", "HTTP lifecycle transition latency", "ms",
                     base_lat, ours_lat, "one bare ledger append (same concurrency)",
-                    "one transition request, end to end", f"p99 <= {TARGET_P99:g} ms",
+                    "one transition request, end to end", f"p99 ≤ {TARGET_P99:g} ms",
                     ours_lat["p99"] <= TARGET_P99, details),
     ] + (_verifier_ab(db, settings, tenant, token, options) if options.verifier_ab else []), {
         "discrepancies_opened_per_second": round(options.discrepancies / open_seconds)}

@@ -29,8 +29,10 @@ from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.known_streams import KnownStreams
 from indelible.store.logs import read_head
 
-TARGET_RATE = 100_000  # entries/s
-TARGET_RATIO = 0.5  # ours / baseline
+# Ours / raw binary COPY in the same run (issue 17). The first issue's 100,000 entries/s is
+# above what raw COPY itself reaches on 2 cores (benchmarks/README.md), so the ratio decides.
+TARGET_RATIO = 0.5  # group commit
+TARGET_BATCH_RATIO = 0.6  # append_batch
 PRODUCER_SLICE = 100  # commands per submit_batch call
 
 
@@ -74,14 +76,14 @@ def _throughput(db: Database, tenant: str, grouped: list, direct: list, rows: li
             f"producer threads, {len(grouped):,} entries of {entry_bytes:.0f} B)", "entries/s",
             {"rate": base_rate}, {"rate": group_rate}, base_what,
             f"GroupCommitAppender.submit_batch, {commits:,} commits",
-            f"≥ {TARGET_RATE:,} entries/s and ratio ≥ {TARGET_RATIO}",
-            group_rate >= TARGET_RATE and group_rate / base_rate >= TARGET_RATIO,
+            f"ratio ≥ {TARGET_RATIO}", group_rate >= TARGET_RATIO * base_rate,
             {"entries": len(grouped), "commits": commits,
              "mean_batch": round(len(grouped) / commits)}),
         Measurement(
             "append_batch", f"append throughput, append_batch ({len(direct):,} entries)",
             "entries/s", {"rate": base_rate}, {"rate": direct_rate}, base_what,
-            f"append_batch, {options.batch:,} per call", details={"entries": len(direct)}),
+            f"append_batch, {options.batch:,} per call", f"ratio ≥ {TARGET_BATCH_RATIO}",
+            direct_rate >= TARGET_BATCH_RATIO * base_rate, {"entries": len(direct)}),
     ]
 
 
