@@ -15,7 +15,7 @@ from indelible.store.appender import append_batch
 from indelible.store.logs import read_head
 from indelible.store.signing import sign_checkpoint
 
-from .ledger_helpers import command, superuser, verifier_of
+from .ledger_helpers import command, verifier_of
 
 pytestmark = pytest.mark.storage
 
@@ -26,12 +26,6 @@ def log(conn, tenant, signer, kept):
         append_batch(conn, tenant, [command(i) for i in range(start, start + 300)])
         sign_checkpoint(conn, tenant, signer, kept)
     return tenant
-
-
-@pytest.fixture
-def rogue(owner_url):
-    with superuser(owner_url) as conn:
-        yield conn
 
 
 def _follower(conn, tenant, signer, window=50) -> TenantFollower:

@@ -18,7 +18,7 @@ from indelible.store.logs import read_head
 from indelible.store.signing import sign_checkpoint
 from indelible.verifier import verify_log
 
-from .ledger_helpers import command, superuser, truncate_log, verifier_of
+from .ledger_helpers import command, truncate_log, verifier_of
 
 pytestmark = pytest.mark.storage
 
@@ -32,12 +32,6 @@ def log(conn, tenant, signer, kept):
         sign_checkpoint(conn, tenant, signer, kept)
     kept_by_auditor = [c.note for c in all_checkpoints(conn, tenant)]
     return tenant, kept_by_auditor
-
-
-@pytest.fixture
-def rogue(owner_url):
-    with superuser(owner_url) as conn:
-        yield conn
 
 
 def _verify(app_url, tenant, signer, trusted=()):

@@ -16,7 +16,7 @@ from indelible.store.appender import append_batch
 from indelible.store.signing import sign_checkpoint
 from indelible.verifier import verify_log
 
-from .ledger_helpers import command, superuser, verifier_of
+from .ledger_helpers import command, verifier_of
 
 pytestmark = pytest.mark.storage
 
@@ -28,12 +28,6 @@ def log(conn, tenant, signer, kept):
     append_batch(conn, tenant, [command(i, key=f"key-{i}") for i in range(SIZE)])
     sign_checkpoint(conn, tenant, signer, kept)
     return tenant
-
-
-@pytest.fixture
-def rogue(owner_url):
-    with superuser(owner_url) as conn:
-        yield conn
 
 
 def _verify(app_url, tenant, signer, chunk):
