@@ -131,3 +131,22 @@ def test_a_column_narrowed_by_a_rogue_is_read_by_its_values_not_its_bytes(app_ur
     (finding,) = report.findings
     assert (finding.check, finding.seq) == ("column", seq), report.to_text()
     assert "column stream_version is 0" in finding.detail
+
+
+@pytest.mark.parametrize("column, check", [("entry", "entry"), ("event_id", "column")])
+def test_a_column_a_rogue_set_to_null_is_reported_not_raised(app_url, log, rogue, signer,
+                                                             column, check):
+    rogue.execute(f"ALTER TABLE ledger_entries ALTER COLUMN {column} DROP NOT NULL")
+    try:
+        saved = rogue.execute(f"SELECT {column} FROM ledger_entries WHERE tenant_id = %s "
+                              "AND seq = 300", (log,)).fetchone()[0]
+        rogue.execute(f"UPDATE ledger_entries SET {column} = NULL WHERE tenant_id = %s "
+                      "AND seq = 300", (log,))
+        report = _verify(app_url, log, signer, chunk=256)
+    finally:  # the schema as it was, for the tests after this one
+        rogue.execute(f"UPDATE ledger_entries SET {column} = %s WHERE tenant_id = %s "
+                      "AND seq = 300", (saved, log))
+        rogue.execute(f"ALTER TABLE ledger_entries ALTER COLUMN {column} SET NOT NULL")
+    assert not report.ok
+    assert (check, 300) in {(f.check, f.seq) for f in report.findings}, report.to_text()
+    assert "first bad seq: 300" in report.to_text(), report.to_text()

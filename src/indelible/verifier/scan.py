@@ -143,6 +143,11 @@ def _scan_rows(conn, result: ChunkResult, tenant: str, origin: str, lo: int, hi:
             leaves += [MISSING] * (seq - expected)
             gaps += seq - expected
             prev = prev_b64 = None
+        if entry is None:  # NOT NULL dropped by a superuser: no bytes to hash or link
+            findings.append(("entry", "entry bytes are missing (NULL)", seq))
+            append_leaf(MISSING)
+            prev, prev_b64, expected = None, None, seq + 1
+            continue
         digest = sha256(LEAF_PREFIX)
         digest.update(entry)
         leaf = digest.digest()
@@ -201,7 +206,8 @@ def _check_entry(result: ChunkResult, row, origin: str, prev: bytes | None, firs
         result.findings.append(("prev", "prev does not link to the previous entry's leaf hash", seq))
     if log != origin:
         result.findings.append(("entry", f"entry belongs to log {log!r}, not {origin!r}", seq))
-    stored = (seq, row[3].hex(), row[4], row[5], row[6], row[7], row[8], row[9])
+    event_id = row[3].hex() if row[3] is not None else None
+    stored = (seq, event_id, row[4], row[5], row[6], row[7], row[8], row[9])
     if claimed != stored:
         for name, said, column in zip(_COLUMNS, _readable(claimed), _readable(stored)):
             if said != column:
