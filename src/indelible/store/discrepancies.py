@@ -115,7 +115,8 @@ def state_digest(state: domain.Discrepancy) -> str:
 
 def _vouched(stream: str, row_state: dict | None, latest: bytes) -> domain.Discrepancy | None:
     """The row's state if it hashes to what the stream's latest entry recorded, else None."""
-    recorded = orjson.loads(bytes(latest)).get("meta", {}).get("state_sha256")
+    meta = orjson.loads(bytes(latest)).get("meta")  # edited to a non-object: no digest
+    recorded = meta.get("state_sha256") if isinstance(meta, dict) else None
     if row_state is None or recorded is None:
         return None
     try:
