@@ -252,8 +252,8 @@ def _look_up(conn: psycopg.Connection, tenant: str, commands: Sequence[Command],
     trip, only after a foreign append)."""
     candidates = known.candidates(tenant) if known is not None else {}
     keys = [k for k in map(_key, commands) if _storable(k)]
-    requests = [c.request_key for c in commands
-                if isinstance(c, Decision) and c.request_key and _storable(c.request_key)]
+    requests = [c.request_key for c in commands  # "" too: _decide records it like any key
+                if isinstance(c, Decision) and _storable(c.request_key)]
     wanted = _own_streams(commands)
     probed = [s for s in wanted if s not in candidates]
     with conn.pipeline():
