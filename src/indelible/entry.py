@@ -188,6 +188,13 @@ def encode_entry(command: NewEntry, *, origin: str, seq: int, prev: bytes | None
                            at=format_time(at), version=version)
 
 
+def recorded_meta(document: dict) -> dict:
+    """A stored entry's `meta` object; empty when an edit of the database left anything
+    else there (a tampered entry vouches for no digest or key, it does not fail a batch)."""
+    meta = document.get("meta")
+    return meta if isinstance(meta, dict) else {}
+
+
 def decode_entry(entry: bytes) -> dict:
     """Parse stored entry bytes (for reading and verification; never re-encoded)."""
     try:

@@ -10,14 +10,14 @@ import threading
 import pytest
 
 from indelible.proofs import leaf_hash
-from indelible.store.appender import append_batch
+from indelible.store.appender import Appended, append_batch
 from indelible.store.group_commit import GroupCommitAppender
 from indelible.store.errors import (IdempotencyConflictError, InvalidEntryError,
                                     UnknownLogError, VersionConflictError)
 from indelible.store.logs import read_head
 from indelible.verifier import verify_log
 
-from .ledger_helpers import command, verifier_of
+from .ledger_helpers import command, superuser, verifier_of
 
 pytestmark = pytest.mark.storage
 
@@ -146,3 +146,17 @@ def test_several_processes_appending_to_one_tenant_keep_one_chain(app_url, tenan
     report = verify_log(app_url, tenant, verifier_of(signer), workers=1, chunk=256)
     assert report.ok, report.to_text()
     assert report.entries_checked == 1200
+
+
+def test_a_keyed_entry_whose_meta_was_edited_away_refuses_its_repeat_alone(owner_url, conn,
+                                                                          tenant):
+    (first,) = append_batch(conn, tenant, [command(0, key="fact-1")])
+    with superuser(owner_url) as rogue:
+        rogue.execute("UPDATE ledger_entries SET entry = convert_to(jsonb_set(convert_from("
+                      "entry, 'UTF8')::jsonb, '{meta}', 'null')::text, 'UTF8') "
+                      "WHERE tenant_id = %s AND seq = %s", (tenant, first.seq))
+
+    repeat, mate = append_batch(conn, tenant, [command(0, key="fact-1"), command(1)])
+
+    assert "does not record it" in str(repeat) and not isinstance(repeat, Appended)
+    assert isinstance(mate, Appended)

@@ -310,3 +310,28 @@ def test_loaded_states_are_what_folding_each_streams_entries_gives(owner_url, co
               if (s := store.history(conn, registered_tenant, i)[0]) is not None}
     assert states == folded and len(folded) == 3
     assert states[store.stream_of(edited)].assignee is None
+
+
+def test_streams_that_cannot_have_a_row_load_from_their_entries_alone(conn, registered_tenant):
+    d = _open(conn, registered_tenant, ref="spelt")
+    spellings = [store.stream_of(d.upper()), store.stream_of("{" + d + "}"),
+                 store.stream_of(f" {d}"), "disc/not-a-uuid"]
+
+    states = _scoped(conn, registered_tenant, store.Discrepancies().load, spellings)
+
+    assert states == {}  # no entries under those spellings: no state, and no row read
+
+
+def test_a_latest_entry_edited_to_record_no_digest_object_means_a_replay(owner_url, conn,
+                                                                        registered_tenant):
+    d = _open(conn, registered_tenant, ref="meta")
+    with psycopg.connect(owner_url, autocommit=True) as owner:  # as a superuser may
+        owner.execute("SET session_replication_role = replica")
+        owner.execute("UPDATE ledger_entries SET entry = convert_to(jsonb_set(convert_from("
+                      "entry, 'UTF8')::jsonb, '{meta}', 'null')::text, 'UTF8') "
+                      "WHERE tenant_id = %s AND stream_id = %s",
+                      (registered_tenant, store.stream_of(d)))
+
+    states = _scoped(conn, registered_tenant, store.Discrepancies().load, [store.stream_of(d)])
+
+    assert states == {store.stream_of(d): store.history(conn, registered_tenant, d)[0]}

@@ -185,3 +185,17 @@ def test_a_request_key_with_a_nul_is_refused_alone(conn, registered_tenant):
                        request_sha256="1" * 64) for key in ("req:fine", "req:nul\x00")))
     assert isinstance(good, Appended)
     assert isinstance(bad, InvalidEntryError) and "holds a NUL" in str(bad)
+
+
+def test_an_empty_request_key_answers_its_repeat_and_fails_no_batch_mate(conn, registered_tenant):
+    (opened,) = _append(conn, registered_tenant, _decision(_report(ref="po-10")))
+    d = opened.stream.removeprefix(store.PREFIX)
+
+    def comment(text, key):
+        return store.decision(d, domain.Comment(text=text), ANALYST, request_key=key,
+                              request_sha256="1" * 64)
+
+    (first,) = _append(conn, registered_tenant, comment("x", ""))
+    repeat, mate = _append(conn, registered_tenant, comment("x", ""), comment("y", "req:mate"))
+    assert isinstance(first, Appended) and isinstance(mate, Appended)
+    assert isinstance(repeat, Appended) and repeat.seq == first.seq and repeat.replayed

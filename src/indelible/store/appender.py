@@ -33,7 +33,7 @@ from psycopg.pq import TransactionStatus
 
 from indelible.entry import (EntryError, NewEntry, PreparedEntry, b64, decode_entry,
                              encode_prepared, format_time, log_json, prepare_entry,
-                             time_ordered_ids)
+                             recorded_meta, time_ordered_ids)
 from indelible.proofs import leaf_hash
 from indelible.store import lookups
 from indelible.store.copy_rows import COPY_SQL, EntryRows
@@ -252,8 +252,8 @@ def _look_up(conn: psycopg.Connection, tenant: str, commands: Sequence[Command],
     trip, only after a foreign append)."""
     candidates = known.candidates(tenant) if known is not None else {}
     keys = [k for k in map(_key, commands) if _storable(k)]
-    requests = [c.request_key for c in commands
-                if isinstance(c, Decision) and c.request_key and _storable(c.request_key)]
+    requests = [c.request_key for c in commands  # "" too: _decide records it like any key
+                if isinstance(c, Decision) and _storable(c.request_key)]
     wanted = _own_streams(commands)
     probed = [s for s in wanted if s not in candidates]
     with conn.pipeline():
@@ -540,7 +540,7 @@ def _same_command(command: NewEntry, original_command: NewEntry | None, original
 def _records_key(original: Appended, key: str) -> bool:
     """Whether the entry found by the idempotency_key column records that key in its own
     hashed meta: the column is an index, the entry is the evidence."""
-    return orjson.loads(original.entry).get("meta", {}).get("idempotency_key") == key
+    return recorded_meta(orjson.loads(original.entry)).get("idempotency_key") == key
 
 
 def _key_alarm(original: Appended, key: str) -> AppendRefusedError:
@@ -559,7 +559,7 @@ def _as_replay(original: Appended) -> Appended:
 def _answer(d: Decision, original: Appended) -> Outcome:
     """The original entry for the same request again; a refusal for a different one.
     Judged by what the entry itself recorded (hashed evidence), not by the index row."""
-    meta = orjson.loads(original.entry)["meta"]
+    meta = recorded_meta(orjson.loads(original.entry))
     if meta.get("request_key") != d.request_key:
         # Only a hand-made request_keys row does this. Refuse this command alone (its
         # batch-mates go on) and say so loudly: the index contradicts the evidence.

@@ -21,7 +21,8 @@ from psycopg.types.json import Jsonb
 
 from indelible import domain
 from indelible.entry import Actor as EntryActor
-from indelible.entry import NewEntry, b64, decode_entry, format_time, time_ordered_ids
+from indelible.entry import (NewEntry, b64, decode_entry, format_time, recorded_meta,
+                             time_ordered_ids)
 from indelible.proofs import canonical_json
 from indelible.store import lookups, severity_policy
 from indelible.store.appender import Change, Decision
@@ -115,7 +116,7 @@ def state_digest(state: domain.Discrepancy) -> str:
 
 def _vouched(stream: str, row_state: dict | None, latest: bytes) -> domain.Discrepancy | None:
     """The row's state if it hashes to what the stream's latest entry recorded, else None."""
-    recorded = orjson.loads(bytes(latest)).get("meta", {}).get("state_sha256")
+    recorded = recorded_meta(orjson.loads(bytes(latest))).get("state_sha256")
     if row_state is None or recorded is None:
         return None
     try:
