@@ -86,8 +86,10 @@ def _opened(conn, tenant: str, count: int) -> list[str]:
 
 
 @pytest.mark.parametrize("sql, indexes", [
-    (discrepancies._LATEST, ["ledger_entries_tenant_id_stream_id_stream_version_key",
-                             "discrepancies_pkey"]),
+    # The read-model row's probe is not pinned here: with statistics that know only tiny
+    # tenants, PostgreSQL 18 costs a skip scan of discrepancies_by_opened the same as the
+    # primary key (see the next test, and benchmarks/README.md).
+    (discrepancies._LATEST, ["ledger_entries_tenant_id_stream_id_stream_version_key"]),
     (discrepancies._ENTRIES, ["ledger_entries_tenant_id_stream_id_stream_version_key"]),
 ])
 def test_loading_discrepancies_probes_each_stream_down_its_index(conn, owner_url,
@@ -103,6 +105,19 @@ def test_loading_discrepancies_probes_each_stream_down_its_index(conn, owner_url
     plan = _plan(conn, sql, params, lookups.GENERIC_PLANS)
 
     assert all(index in plan for index in indexes) and "Filter" not in plan, plan
+
+
+def test_the_read_model_row_is_probed_by_its_primary_key_once_statistics_know_the_tenant(
+        conn, owner_url, registered_tenant):
+    streams = _opened(conn, registered_tenant, 2000)[:2]
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        owner.execute("ANALYZE")  # statistics that include this tenant's rows
+    params = {"t": registered_tenant, "streams": streams,
+              "ids": [discrepancies._row_id(s) for s in streams]}
+
+    plan = _plan(conn, discrepancies._LATEST, params, lookups.GENERIC_PLANS)
+
+    assert "discrepancies_pkey" in plan and "Filter" not in plan, plan
 
 
 @pytest.mark.parametrize("sql, indexes", [
