@@ -8,7 +8,7 @@ import asyncio
 import psycopg
 import pytest
 
-from indelible.store.errors import AppendRefusedError
+from indelible.store.errors import AppendRefusedError, StoreError
 from indelible.store.group_commit import GroupCommitAppender
 from indelible.usecases.principal import Ledger
 
@@ -92,3 +92,13 @@ def test_a_cancelled_batch_future_appends_nothing_and_the_writer_lives(appender,
     first, cancelled = _while_the_writer_waits(app_url, tenant, appender, cancel_batch)
     assert first.result(30).seq == 0 and cancelled.cancelled()
     assert appender.append(tenant, command(4)).seq == 1
+
+
+def test_an_empty_submission_is_answered_at_once_and_a_closed_appender_refuses_more(app_url,
+                                                                                   tenant):
+    appender = GroupCommitAppender(conninfo=app_url)
+    assert appender.submit_batch(tenant, []).result(0) == []
+    assert appender.submit_many(tenant, []) == []
+    appender.close()
+    with pytest.raises(StoreError, match="closed"):
+        appender.submit_batch(tenant, [command(1)])

@@ -51,6 +51,9 @@ class GroupCommitAppender:
         self._queue: queue.Queue = queue.Queue()
         self._conn: psycopg.Connection | None = None
         self._closed = False
+        # Held by a submit from its closed-check to its put, and by close() while it closes:
+        # a command is queued before the stop signal or refused, never left after it unread.
+        self._closing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="appender", daemon=True)
         self._thread.start()
 
@@ -59,30 +62,33 @@ class GroupCommitAppender:
 
     def submit_many(self, tenant: str, commands: Sequence[Command]) -> list[Future]:
         """Queue commands in order; each future resolves to Appended or its refusal."""
-        if self._closed:
-            raise StoreError("the appender is closed")
         pending = [(command, Future()) for command in commands]
-        self._queue.put((tenant, pending))
+        self._put(tenant, pending)
         return [future for _, future in pending]
 
     def submit_batch(self, tenant: str, commands: Sequence[Command]) -> Future:
         """Queue commands in order; one future resolves to their outcomes, in order: each an
         Appended or the exception its own future would have raised. For many commands this
         is cheaper than submit_many (no Future each) and wakes a waiting event loop once."""
-        if self._closed:
-            raise StoreError("the appender is closed")
         outcomes = _Outcomes(len(commands))
-        self._queue.put((tenant, [(command, _Slot(outcomes, i))
-                                  for i, command in enumerate(commands)]))
+        self._put(tenant, [(command, _Slot(outcomes, i)) for i, command in enumerate(commands)])
         return outcomes.future
+
+    def _put(self, tenant: str, pending: list) -> None:
+        with self._closing:
+            if self._closed:
+                raise StoreError("the appender is closed")
+            if pending:  # nothing to append: no empty transaction
+                self._queue.put((tenant, pending))
 
     def append(self, tenant: str, command: Command, timeout: float | None = 30) -> Appended:
         """Append and wait; raises the command's AppendRefusedError when it is refused."""
         return self.submit(tenant, command).result(timeout)
 
     def close(self) -> None:
-        self._closed = True
-        self._queue.put(None)
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout=30)
         if self._conn is not None:
             self._conn.close()
